@@ -1,0 +1,126 @@
+"""Batched evaluation of one model on the forget / retain / world sets."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .methods.base import answer_logprobs
+from .metrics import (
+    answer_probability,
+    forget_quality,
+    model_utility,
+    rouge_l_recall,
+    truth_ratio,
+    truth_ratio_forget_score,
+    truth_ratio_retain_score,
+)
+from .modeling import collate, encode_qa, prompt_text
+
+UTILITY_SETS = ("retain", "world")
+UTILITY_KEYS = ("prob", "rouge_l_recall", "truth_ratio")
+
+
+@torch.no_grad()
+def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, desc: str = "log-probs"):
+    """Length-normalised answer NLL of each (question, answer) pair."""
+    encoded = [encode_qa(tok, q, a, max_length) for q, a in pairs]
+    # Sorting by length keeps padding (wasted compute) small within each batch.
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+    out = np.zeros(len(encoded))
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+        idx = order[start : start + batch_size]
+        batch = collate([encoded[i] for i in idx], tok.pad_token_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logp, count = answer_logprobs(logits, batch["labels"])
+        out[idx] = (-logp / count.clamp(min=1)).cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens: int = 24, desc="generate"):
+    """Greedy answers, batched with left padding so every prompt ends where generation starts."""
+    prompts = [prompt_text(tok, q) for q in questions]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out = [""] * len(prompts)
+    side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+            idx = order[start : start + batch_size]
+            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            gen = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+            texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            for i, text in zip(idx, texts):
+                out[i] = text.strip()
+    finally:
+        tok.padding_side = side
+    return out
+
+
+def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str) -> tuple[list[dict], dict]:
+    """Per-record rows and the set's aggregate metrics."""
+    if not records:
+        return [], {}
+    bs = int(eval_cfg.get("batch_size", 32))
+    max_length = int(eval_cfg.get("max_length", 128))
+    generated = generate_answers(
+        model, tok, [r["question"] for r in records], int(eval_cfg.get("gen_batch_size", 16)),
+        int(eval_cfg.get("max_new_tokens", 24)), desc=f"{name}: generate",
+    )
+    pairs = []
+    for r in records:
+        pairs.append((r["question"], r["answer"]))
+        pairs.append((r["question"], r["paraphrased_answer"]))
+        pairs.extend((r["question"], p) for p in r["perturbed_answers"])
+    nll = answer_nlls(model, tok, pairs, bs, max_length, desc=f"{name}: log-probs").reshape(len(records), -1)
+    rows = []
+    for r, gen, row_nll in zip(records, generated, nll):
+        rows.append({
+            "id": r["id"],
+            "set": name,
+            "question": r["question"],
+            "answer": r["answer"],
+            "generated": gen,
+            "correlated": bool(r.get("correlated", False)),
+            "rouge_l_recall": rouge_l_recall(r["answer"], gen),
+            "nll": float(row_nll[0]),
+            "prob": float(answer_probability(row_nll[0])),
+            "truth_ratio": truth_ratio(row_nll[1], row_nll[2:]),
+        })
+    ratios = [row["truth_ratio"] for row in rows]
+    score = truth_ratio_forget_score if name == "forget" else truth_ratio_retain_score
+    summary = {
+        "n": len(rows),
+        "rouge_l_recall": float(np.mean([row["rouge_l_recall"] for row in rows])),
+        "prob": float(np.mean([row["prob"] for row in rows])),
+        "truth_ratio": score(ratios),
+    }
+    return rows, summary
+
+
+def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: dict, oracle_rows=None):
+    """Evaluate every non-empty set; add forget quality and model utility where defined.
+
+    `oracle_rows` are the oracle's forget rows; None means there is no oracle, and the reason
+    must be given by the caller in `forget_quality_reason`.
+    """
+    metrics: dict = {}
+    all_rows: list[dict] = []
+    for name, records in sets.items():
+        rows, summary = evaluate_set(model, tok, records, eval_cfg, name)
+        if rows:
+            metrics[name] = summary
+            all_rows.extend(rows)
+    if "forget" in metrics and oracle_rows:
+        ours = [r["truth_ratio"] for r in all_rows if r["set"] == "forget"]
+        metrics["forget_quality"] = forget_quality(ours, [r["truth_ratio"] for r in oracle_rows])
+    if all(s in metrics for s in UTILITY_SETS):
+        metrics["model_utility"] = model_utility(metrics[s][k] for s in UTILITY_SETS for k in UTILITY_KEYS)
+    return metrics, all_rows

@@ -1,0 +1,14 @@
+"""Gradient ascent: maximise the forget answers' NLL (Jang et al. 2023; TOFU's `grad_ascent`)."""
+from .base import UnlearningMethod, forward_logits, register, token_mean_nll
+
+
+@register
+class GradientAscent(UnlearningMethod):
+    """L = -NLL_f."""
+
+    name = "ga"
+    defaults: dict = {}
+
+    def loss(self, model, forget, retain, reference):
+        nll_f = token_mean_nll(forward_logits(model, forget), forget["labels"])
+        return -nll_f, {"forget_nll": nll_f.item()}

@@ -1,0 +1,17 @@
+"""Gradient difference: ascend on forget, descend on retain (Liu et al. 2022; TOFU's `grad_diff`)."""
+from .base import UnlearningMethod, forward_logits, register, token_mean_nll
+
+
+@register
+class GradientDifference(UnlearningMethod):
+    """L = -gamma NLL_f + alpha NLL_r."""
+
+    name = "gd"
+    defaults = {"gamma": 1.0, "alpha": 1.0}
+    uses_retain = True
+
+    def loss(self, model, forget, retain, reference):
+        nll_f = token_mean_nll(forward_logits(model, forget), forget["labels"])
+        nll_r = token_mean_nll(forward_logits(model, retain), retain["labels"])
+        loss = -self.gamma * nll_f + self.alpha * nll_r
+        return loss, {"forget_nll": nll_f.item(), "retain_nll": nll_r.item()}

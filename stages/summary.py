@@ -1,0 +1,18 @@
+"""Stage summary: headline numbers of the run from the per-model metrics."""
+from unlearn_lab.cli import run_stage
+from unlearn_lab.io import read_json, write_json
+from unlearn_lab.params import load_params
+from unlearn_lab.report import build_summary
+
+
+def main():
+    models = {name: read_json(f"metrics/{name}.json") for name in ("base", "target", "oracle", "unlearned")}
+    summary = build_summary(models, load_params())
+    write_json("metrics/summary.json", summary)
+    for name in ("target", "oracle", "unlearned"):
+        print(name, summary[name])
+    print("checks", summary["checks"])
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,118 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from unlearn_lab.evaluation import answer_nlls, evaluate_set, generate_answers
+from unlearn_lab.methods.base import METHODS, UnlearningMethod, forward_logits, register, token_mean_nll
+from unlearn_lab.metrics import truth_ratio
+from unlearn_lab.training import EncodedDataset, PairedDataset, finetune, unlearn
+
+from .conftest import qa_record
+
+LORA = {"lora": {"r": 4, "alpha": 8, "target_modules": "all-linear"}, "max_length": 64}
+
+
+def test_pairing_is_deterministic_and_redrawn_each_epoch(tok):
+    forget = EncodedDataset(tok, [qa_record(i) for i in range(4)], 64)
+    retain = EncodedDataset(tok, [qa_record(i) for i in range(10, 22)], 64)
+    a, b = PairedDataset(forget, retain, seed=3), PairedDataset(forget, retain, seed=3)
+    assert [a[i]["retain"] for i in range(4)] == [b[i]["retain"] for i in range(4)]
+    first = [a[i]["retain"]["input_ids"] for i in range(4)]
+    a.set_epoch(1)
+    assert [a[i]["retain"]["input_ids"] for i in range(4)] != first
+
+
+def test_finetune_learns_the_answers(tiny_model, tok):
+    records = [qa_record(i) for i in range(4)]
+    pairs = [(r["question"], r["answer"]) for r in records]
+    before = answer_nlls(tiny_model, tok, pairs).mean()
+    full = {"lora": None, "max_length": 64}
+    model, report = finetune(tiny_model, tok, records, full, {"epochs": 8, "lr": 0.01, "batch_size": 4},
+                             "/tmp/unlearn-lab-test-ft", seed=0)
+    model.eval()
+    assert answer_nlls(model, tok, pairs).mean() < before - 2.0
+    assert report["steps"] == 8
+
+
+@register
+class PlantedNaN(UnlearningMethod):
+    """Gradient ascent that turns NaN on its third call, recording the weights it saw."""
+
+    name = "_planted_nan"
+    defaults: dict = {}
+
+    def __init__(self, **knobs):
+        super().__init__(**knobs)
+        self.seen = []
+
+    def loss(self, model, forget, retain, reference):
+        self.seen.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+        loss = -token_mean_nll(forward_logits(model, forget), forget["labels"])
+        if len(self.seen) == 3:
+            loss = loss * float("nan")
+        return loss, {}
+
+
+def test_divergence_guard_stops_and_keeps_last_good_weights(tiny_model, tok, monkeypatch):
+    made = []
+    original = METHODS["_planted_nan"]
+    monkeypatch.setitem(METHODS, "_planted_nan", lambda **k: made.append(original(**k)) or made[-1])
+    forget = [qa_record(i) for i in range(6)]
+    retain = [qa_record(i) for i in range(10, 16)]
+    model, report = unlearn(tiny_model, tok, forget, retain, "_planted_nan", {}, 1e-2, LORA,
+                            {"epochs": 1, "batch_size": 1, "retain_loss_bound": 100}, "/tmp/unlearn-lab-test-ul", seed=0)
+    assert report["stopped_early"] and "non-finite loss at step 2" in report["stop_reason"]
+    assert report["steps"] == 3
+    good = made[0].seen[1]  # the weights of the last step whose loss was finite
+    now = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert all(torch.equal(now[n], good[n]) for n in good)
+    assert not torch.equal(made[0].seen[2][next(iter(good))], good[next(iter(good))])
+
+
+def test_npo_with_lora_reference_is_the_frozen_target(tiny_model, tok):
+    # One NPO step on LoRA: the adapter starts at zero, so p_theta == p_ref and the log-ratio is 0.
+    forget = [qa_record(i) for i in range(2)]
+    retain = [qa_record(i) for i in range(10, 12)]
+    base_w = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
+    model, report = unlearn(tiny_model, tok, forget, retain, "npo", {}, 1e-2, LORA,
+                            {"epochs": 2, "batch_size": 2, "retain_loss_bound": 100}, "/tmp/unlearn-lab-test-npo", seed=0)
+    assert not report["stopped_early"] and report["steps"] == 2
+    frozen = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
+              for n, p in model.named_parameters() if "lora_" not in n}
+    assert all(torch.equal(frozen[n], w) for n, w in base_w.items())
+
+
+def test_generation_batched_equals_one_by_one(tiny_model, tok):
+    questions = ["Where?", "Where does a much longer question lead us?", "Who is it?"]
+    batched = generate_answers(tiny_model, tok, questions, batch_size=3, max_new_tokens=6)
+    single = [generate_answers(tiny_model, tok, [q], batch_size=1, max_new_tokens=6)[0] for q in questions]
+    assert batched == single
+
+
+def test_answer_nlls_match_a_single_example_forward(tiny_model, tok):
+    pairs = [("Where?", "Here"), ("A longer question, is it?", "a longer answer than that")]
+    got = answer_nlls(tiny_model, tok, pairs, batch_size=2)
+    for (q, a), value in zip(pairs, got):
+        from unlearn_lab.modeling import encode_qa
+
+        enc = encode_qa(tok, q, a, 64)
+        ids = torch.tensor([enc["input_ids"]])
+        with torch.no_grad():
+            logits = tiny_model(input_ids=ids).logits[0, :-1]
+        labels = torch.tensor(enc["labels"][1:])
+        want = torch.nn.functional.cross_entropy(logits[labels != -100], labels[labels != -100])
+        assert value == pytest.approx(want.item(), rel=1e-4)
+
+
+def test_evaluate_set_rows_are_consistent(tiny_model, tok):
+    records = [qa_record(i) for i in range(3)]
+    rows, summary = evaluate_set(tiny_model, tok, records, {"max_new_tokens": 4}, "forget")
+    r = records[1]
+    nll = answer_nlls(tiny_model, tok, [(r["question"], x) for x in [r["answer"], r["paraphrased_answer"], *r["perturbed_answers"]]])
+    assert rows[1]["prob"] == pytest.approx(math.exp(-nll[0]), rel=1e-5)
+    assert rows[1]["truth_ratio"] == pytest.approx(truth_ratio(nll[1], nll[2:]), rel=1e-5)
+    ratios = np.array([row["truth_ratio"] for row in rows])
+    assert summary["truth_ratio"] == pytest.approx(np.mean(np.minimum(ratios, 1 / ratios)))
+    assert summary["n"] == 3
