@@ -29,8 +29,8 @@ def main():
         else:
             from dvclive import Live
 
-            sets = load_sets(("forget", "retain"))
-            records = sets["retain"] + (sets["forget"] if which == "target" else [])
+            sets = load_sets(("forget", "retain", "replay"))
+            records = sets["retain"] + sets["replay"] + (sets["forget"] if which == "target" else [])
             tok, model = load_tokenizer(BASE), load_model(BASE)
             with Live(f"logs/finetune_{which}", dvcyaml=False, save_dvc_exp=False, report=None) as live:
                 model, report = finetune(model, tok, records, params["model"], params["finetune"],

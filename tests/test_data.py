@@ -18,7 +18,7 @@ from unlearn_lab.data.pools import PARAPHRASE, VALUE_POOLS
 from unlearn_lab.data.world import PARAPHRASE as WORLD_PARAPHRASE
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
-SETS = ("forget", "retain", "holdout", "world")
+SETS = ("forget", "retain", "holdout", "world", "replay")
 CONFIGS = {
     "entity": {},
     "incident": {"split": "incident"},
@@ -331,3 +331,14 @@ def test_validate_records_duplicate_id(entity):
     recs[2]["id"] = recs[0]["id"]
     with pytest.raises(DataError, match=rf"mine: record 2 \(id='{recs[0]['id']}'\): field 'id'"):
         validate_records(recs, "mine")
+
+
+def test_world_replay_is_disjoint_from_the_world_evaluation_sample():
+    sets = build_benchmark({"world_replay": 32}, RAW, 42)
+    replay_q = {r["question"] for r in sets["replay"]}
+    assert len(sets["replay"]) == 32 and replay_q
+    assert not replay_q & {r["question"] for r in sets["world"]}
+    assert {r["field"] for r in sets["replay"]} <= {"capital", "currency"}
+    assert build_benchmark({"benchmark": "world"}, RAW, 42)["replay"] == []
+    with pytest.raises(DataError, match="world_replay"):
+        build_benchmark({"world_replay": 10_000}, RAW, 42)

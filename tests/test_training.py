@@ -116,3 +116,13 @@ def test_evaluate_set_rows_are_consistent(tiny_model, tok):
     ratios = np.array([row["truth_ratio"] for row in rows])
     assert summary["truth_ratio"] == pytest.approx(np.mean(np.minimum(ratios, 1 / ratios)))
     assert summary["n"] == 3
+
+
+def test_shared_prompt_nlls_equal_one_forward_per_pair(tiny_model, tok):
+    from unlearn_lab.evaluation import shared_prompt_nlls
+
+    questions = ["Where?", "A much longer question about where it is, is it?", "Who?"]
+    answers = [["Here", "over there by the river", "x"], ["a", "b c d e f", "Paris"], ["Me", "you", "them all"]]
+    got = shared_prompt_nlls(tiny_model, tok, questions, answers, batch_size=2)
+    want = answer_nlls(tiny_model, tok, [(q, a) for q, al in zip(questions, answers) for a in al]).reshape(3, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-4)

@@ -11,7 +11,7 @@ from .io import UserError
 
 PROCESSED = Path("data/processed")
 RAW = Path("data/raw")
-SETS = ("forget", "retain", "holdout", "world")
+SETS = ("forget", "retain", "holdout", "world", "replay")
 
 
 def run_stage(main: Callable[[], None]) -> None:

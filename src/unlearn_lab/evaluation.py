@@ -23,7 +23,7 @@ UTILITY_KEYS = ("prob", "rouge_l_recall", "truth_ratio")
 
 @torch.no_grad()
 def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, desc: str = "log-probs"):
-    """Length-normalised answer NLL of each (question, answer) pair."""
+    """Length-normalised answer NLL of each (question, answer) pair, one forward per pair."""
     encoded = [encode_qa(tok, q, a, max_length) for q, a in pairs]
     # Sorting by length keeps padding (wasted compute) small within each batch.
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
@@ -34,6 +34,52 @@ def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, 
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logp, count = answer_logprobs(logits, batch["labels"])
         out[idx] = (-logp / count.clamp(min=1)).cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc: str = "log-probs"):
+    """Length-normalised NLL of several answers per question, encoding each prompt once.
+
+    `answers[i]` lists the candidate answers of `questions[i]` (the same count for every
+    question). The prompt's key/value cache is computed once and repeated for its candidates:
+    the prompt is most of the tokens, so this is several times cheaper than one forward per pair.
+    Token for token it is the sequence `encode_qa` builds; `answer_nlls` is the plain reference.
+    """
+    k = len(answers[0])
+    eos = tok.eos_token_id
+    prompts = [tok(prompt_text(tok, q), add_special_tokens=False)["input_ids"] for q in questions]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out = np.zeros((len(prompts), k))
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+        idx = order[start : start + batch_size]
+        width = max(len(prompts[i]) for i in idx)
+        # Prompts padded on the left so every one ends where its answers begin.
+        p_ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        p_mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            p_ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            p_mask[row, width - len(prompts[i]):] = 1
+        p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+        first = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1)
+        cache = first.past_key_values
+        cache.batch_repeat_interleave(k)
+        a_tok = [tok(a, add_special_tokens=False)["input_ids"] + [eos] for i in idx for a in answers[i]]
+        a_width = max(len(a) for a in a_tok)
+        a_ids = torch.full((len(a_tok), a_width), tok.pad_token_id, dtype=torch.long)
+        a_mask = torch.zeros((len(a_tok), a_width), dtype=torch.long)
+        for row, a in enumerate(a_tok):
+            a_ids[row, : len(a)] = torch.tensor(a)
+            a_mask[row, : len(a)] = 1
+        lengths = p_mask.sum(-1).repeat_interleave(k)
+        a_pos = lengths.unsqueeze(1) + torch.arange(a_width).unsqueeze(0)
+        mask = torch.cat([p_mask.repeat_interleave(k, 0), a_mask], dim=1)
+        logits = model(input_ids=a_ids, attention_mask=mask, position_ids=a_pos, past_key_values=cache).logits
+        # The first answer token is predicted by the prompt's last position.
+        logits = torch.cat([first.logits[:, -1:].repeat_interleave(k, 0), logits[:, :-1]], dim=1).float()
+        token_logp = torch.gather(torch.log_softmax(logits, -1), 2, a_ids.unsqueeze(-1)).squeeze(-1)
+        nll = -(token_logp * a_mask).sum(-1) / a_mask.sum(-1)
+        out[idx] = nll.view(len(idx), k).cpu().numpy()
     return out
 
 
@@ -68,18 +114,16 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str) -> 
     """Per-record rows and the set's aggregate metrics."""
     if not records:
         return [], {}
-    bs = int(eval_cfg.get("batch_size", 32))
-    max_length = int(eval_cfg.get("max_length", 128))
+    bs = int(eval_cfg.get("batch_size", 8))
     generated = generate_answers(
         model, tok, [r["question"] for r in records], int(eval_cfg.get("gen_batch_size", 16)),
         int(eval_cfg.get("max_new_tokens", 24)), desc=f"{name}: generate",
     )
-    pairs = []
-    for r in records:
-        pairs.append((r["question"], r["answer"]))
-        pairs.append((r["question"], r["paraphrased_answer"]))
-        pairs.extend((r["question"], p) for p in r["perturbed_answers"])
-    nll = answer_nlls(model, tok, pairs, bs, max_length, desc=f"{name}: log-probs").reshape(len(records), -1)
+    nll = shared_prompt_nlls(
+        model, tok, [r["question"] for r in records],
+        [[r["answer"], r["paraphrased_answer"], *r["perturbed_answers"]] for r in records],
+        bs, desc=f"{name}: log-probs",
+    )
     rows = []
     for r, gen, row_nll in zip(records, generated, nll):
         rows.append({

@@ -10,7 +10,8 @@ from pathlib import Path
 from .random_labels import make_random_labels
 from .records import DataError, check_disjoint, validate_records
 from .synthetic import build_synthetic
-from .world import build_world_benchmark, load_world_facts, sample_world_eval, world_records
+from .world import (build_world_benchmark, load_world_facts, sample_world_eval, sample_world_replay,
+                    world_records)
 
 __all__ = ["DEFAULTS", "DataError", "build_benchmark", "load_idk_pool", "make_random_labels",
            "validate_records"]
@@ -26,7 +27,9 @@ DEFAULTS = {
     "forget_fraction": 0.2,
     "world_eval_size": 60,
     "world_forget": ["France"],
+    "world_replay": 32,
 }
+SETS = ("forget", "retain", "holdout", "world", "replay")
 
 
 def _int(cfg: dict, key: str, minimum: int) -> int:
@@ -48,6 +51,7 @@ def resolve_config(data_cfg: dict | None) -> dict:
     _int(cfg, "people", 1)
     _int(cfg, "holdout_people", 0)
     _int(cfg, "world_eval_size", 0)
+    _int(cfg, "world_replay", 0)
     ff = cfg["forget_fraction"]
     if isinstance(ff, bool) or not isinstance(ff, (int, float)) or not 0 < ff <= 1:
         raise DataError(f"data.forget_fraction must be in (0, 1], got {ff!r}")
@@ -62,10 +66,12 @@ def resolve_config(data_cfg: dict | None) -> dict:
 
 
 def build_benchmark(data_cfg: dict, raw_dir: Path, seed: int) -> dict[str, list[dict]]:
-    """Return {"forget", "retain", "holdout", "world"}: lists of validated records.
+    """Return {"forget", "retain", "holdout", "world", "replay"}: lists of validated records.
 
-    Synthetic benchmark: people facts split by `split`, plus a world-facts utility sample.
-    World benchmark: forget the capitals of `world_forget`, retain every other world fact.
+    Synthetic benchmark: people facts split by `split`, a world-facts utility sample, and
+    `world_replay` other world facts that the fine-tunes rehearse so the model keeps them.
+    World benchmark: forget the capitals of `world_forget`, retain every other world fact
+    (nothing is fine-tuned, so nothing is replayed).
     """
     cfg = resolve_config(data_cfg)
     rows = load_world_facts(Path(raw_dir))
@@ -73,15 +79,17 @@ def build_benchmark(data_cfg: dict, raw_dir: Path, seed: int) -> dict[str, list[
     if cfg["benchmark"] == "world":
         sets = build_world_benchmark(rows, facts, cfg["world_forget"], cfg["world_eval_size"],
                                      seed)
+        sets["replay"] = []
     else:
         sets = build_synthetic(cfg, seed)
         sets["world"] = sample_world_eval(facts, cfg["world_eval_size"], seed)
-    for name in ("forget", "retain", "holdout", "world"):
+        sets["replay"] = sample_world_replay(facts, sets["world"], cfg["world_replay"], seed)
+    for name in SETS:
         validate_records(sets[name], name)
     if not sets["forget"] or not sets["retain"]:
         raise DataError("data: the benchmark has an empty forget or retain set")
     check_disjoint(sets)
-    return {name: sets[name] for name in ("forget", "retain", "holdout", "world")}
+    return {name: sets[name] for name in SETS}
 
 
 def load_idk_pool(raw_dir: Path) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Iterable
 
 from unlearn_lab.io import UserError
 
-SPLITS = ("forget", "retain", "holdout", "world")
+SPLITS = ("forget", "retain", "holdout", "world", "replay")
 SOURCES = ("synthetic", "world")
 N_PERTURBED = 5
 

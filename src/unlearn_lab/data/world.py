@@ -133,6 +133,25 @@ def sample_world_eval(records: list[dict], size: int, seed: int) -> list[dict]:
                  perturbed_answers=list(r["perturbed_answers"])) for r in picked]
 
 
+def sample_world_replay(records: list[dict], world_eval: list[dict], size: int, seed: int) -> list[dict]:
+    """World facts the fine-tunes rehearse, none of them in the world evaluation sample.
+
+    Fine-tuning a small model on a few dozen fictitious facts overwrites what it knew: SmolLM2
+    answered "Lyon" for the capital of Ireland after 8 LoRA epochs on people facts alone.
+    Rehearsing real facts keeps the answer format and the knowledge; the evaluation sample stays
+    unseen, so the world score still measures retained, not re-taught, knowledge.
+    """
+    held_out = {r["id"].removesuffix(".eval") for r in world_eval}
+    cands = [r for r in records if r["id"] not in held_out and r["field"] in ("capital", "currency")]
+    if size > len(cands):
+        raise DataError(f"data: world_replay={size} needs {size} world facts outside the "
+                        f"evaluation sample, only {len(cands)} available")
+    rng = random.Random(f"unlearn_lab.world.replay:{seed}")
+    picked = [cands[i] for i in sorted(rng.sample(range(len(cands)), size))]
+    return [dict(r, id=f"{r['id']}.replay", split="replay", correlated=False,
+                 perturbed_answers=list(r["perturbed_answers"])) for r in picked]
+
+
 def build_world_benchmark(rows: list[dict], records: list[dict], forget_countries: list[str],
                           eval_size: int, seed: int) -> dict[str, list[dict]]:
     """Forget the capital of each named country; retain every other world fact."""

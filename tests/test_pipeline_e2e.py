@@ -1,0 +1,100 @@
+"""End to end: `dvc repro` of the real pipeline on a tiny random model in a fresh git repository."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+TINY = {
+    "model": {"source": "tiny-random", "tiny": {"layers": 2, "hidden": 32}, "max_length": 64,
+              "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}},
+    "data": {"people": 4, "holdout_people": 1, "forget_fraction": 0.25, "world_eval_size": 6, "world_replay": 4},
+    "finetune": {"epochs": 1, "batch_size": 16},
+    "unlearn": {"epochs": 1, "batch_size": 4, "retain_loss_bound": 100.0},
+    "eval": {"max_new_tokens": 4},
+}
+
+
+def run(args, cwd):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+def merge(dst, src):
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            merge(dst[key], value)
+        else:
+            dst[key] = value
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("pipeline")
+    for name in ("stages", "src", "data/raw"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    yaml = YAML()
+    params = yaml.load((ROOT / "params.yaml").read_text())
+    merge(params, TINY)
+    with open(repo / "params.yaml", "w") as fh:
+        yaml.dump(params, fh)
+    run(["git", "init", "-q"], repo)
+    run(["git", "config", "user.email", "t@example.com"], repo)
+    run(["git", "config", "user.name", "test"], repo)
+    run([str(BIN / "dvc"), "init", "-q"], repo)
+    run([str(BIN / "dvc"), "config", "cache.type", "hardlink,symlink"], repo)
+    out = run([str(BIN / "dvc"), "repro"], repo)
+    return repo, out
+
+
+def test_repro_writes_every_declared_output(repo):
+    repo, out = repo
+    for path in ["models/base/model.safetensors", "models/target/adapter_model.safetensors",
+                 "models/oracle/adapter_model.safetensors", "models/unlearned/adapter_model.safetensors",
+                 "data/processed/forget.jsonl", "data/processed/retain.jsonl", "data/processed/holdout.jsonl",
+                 "data/processed/world.jsonl", "data/processed/random_labels.jsonl",
+                 "logs/unlearn/plots/metrics/train/loss.tsv", "logs/finetune_target/plots/metrics/train/loss.tsv",
+                 "eval/base.jsonl", "eval/oracle.jsonl", "eval/target.jsonl", "eval/unlearned.jsonl",
+                 "metrics/unlearn.json", "metrics/finetune_target.json", "metrics/finetune_oracle.json", "dvc.lock"]:
+        assert (repo / path).exists(), path
+    for name in ("target", "unlearned"):
+        m = json.loads((repo / f"metrics/{name}.json").read_text())
+        assert set(m) >= {"forget", "retain", "world", "forget_quality", "model_utility"}
+        assert 0.0 <= m["forget_quality"] <= 1.0
+        assert m["forget"]["n"] == 8  # one of four people, eight facts each
+    base = json.loads((repo / "metrics/base.json").read_text())
+    assert set(base) >= {"world"} and "forget" not in base
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    assert summary["method"] == "npo" and "unlearned_retain_vs_target" in summary["checks"]
+    rows = [json.loads(line) for line in (repo / "eval/unlearned.jsonl").read_text().splitlines()]
+    assert {"question", "answer", "generated", "truth_ratio"} <= set(rows[0])
+    status = run([str(BIN / "dvc"), "status"], repo)
+    assert "up to date" in status
+
+
+def test_second_repro_is_a_no_op(repo):
+    repo, _ = repo
+    out = run([str(BIN / "dvc"), "repro"], repo)
+    assert "Running stage" not in out
+
+
+def test_new_lr_reruns_unlearn_but_not_the_finetunes(repo):
+    repo, _ = repo
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline"], repo)
+    out = run([str(BIN / "dvc"), "exp", "run", "-S", "lr=2e-5"], repo)
+    assert "Running stage 'unlearn'" in out
+    assert "Running stage 'finetune" not in out and "Running stage 'prepare_model'" not in out
+    report = json.loads((repo / "metrics/unlearn.json").read_text())
+    assert report["lr"] == pytest.approx(2e-5)
