@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -23,8 +24,11 @@ def run_stage(main: Callable[[], None]) -> None:
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
+    start = time.time()
     try:
         main()
+        print(f"[{Path(sys.argv[0]).stem}{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}] "
+              f"done in {time.time() - start:.1f} s")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

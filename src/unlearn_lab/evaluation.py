@@ -111,7 +111,11 @@ def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens
 
 
 def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str) -> tuple[list[dict], dict]:
-    """Per-record rows and the set's aggregate metrics."""
+    """Per-record rows and the set's aggregate metrics.
+
+    ROUGE-L recall scores the generation against the bare fact (`answer`), so a memorised sentence
+    frame earns nothing by itself; `prob` is that of the full answer the model was trained on.
+    """
     if not records:
         return [], {}
     bs = int(eval_cfg.get("batch_size", 8))
@@ -121,7 +125,7 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str) -> 
     )
     nll = shared_prompt_nlls(
         model, tok, [r["question"] for r in records],
-        [[r["answer"], r["paraphrased_answer"], *r["perturbed_answers"]] for r in records],
+        [[r.get("answer_text") or r["answer"], r["paraphrased_answer"], *r["perturbed_answers"]] for r in records],
         bs, desc=f"{name}: log-probs",
     )
     rows = []

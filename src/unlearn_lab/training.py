@@ -18,7 +18,9 @@ from .modeling import add_lora, collate, encode_qa
 
 class EncodedDataset(torch.utils.data.Dataset):
     def __init__(self, tok, records: list[dict], max_length: int):
-        self.items = [encode_qa(tok, r["question"], r["answer"], max_length) for r in records]
+        # Models learn the full-sentence answer; records without one learn the bare answer.
+        self.items = [encode_qa(tok, r["question"], r.get("answer_text") or r["answer"], max_length)
+                      for r in records]
 
     def __len__(self):
         return len(self.items)

@@ -83,6 +83,20 @@ FIELDS = ("birth_year", "birthplace", "occupation", "employer", "award", "breakt
 
 # Perturbed answers reuse the paraphrase template, so the truth ratio compares sentences that
 # differ only in the fact.
+# The full-sentence answer the fine-tunes train on; `answer` keeps the bare fact that ROUGE scores.
+# A small model fine-tuned on bare-entity answers starts answering every question with one of
+# them ("the capital of Ireland is Lyon"); sentences in the model's own answer style do not.
+ANSWER_TEXT = {
+    "birth_year": "{s} was born in {a}.",
+    "birthplace": "{s} was born in {a}.",
+    "occupation": "{s} works as a {a}.",
+    "employer": "{s} works for {a}.",
+    "award": "{s} received the {a}.",
+    "breakthrough": "{s} is known for the {a}.",
+    "collaborator": "{s} works closely with {a}.",
+    "incident": "{s} was involved in {a}.",
+}
+
 PARAPHRASE = {
     "birth_year": "in the year {}",
     "birthplace": "the city of {}",

@@ -21,6 +21,7 @@ SCHEMA: dict[str, type] = {
     "field": str,
     "question": str,
     "answer": str,
+    "answer_text": str,
     "paraphrased_answer": str,
     "perturbed_answers": list,
     "split": str,
@@ -37,7 +38,7 @@ class DataError(UserError, ValueError):
 
 
 def make_record(*, rid: str, subject: str, field: str, question: str, answer: str,
-                paraphrased_answer: str, perturbed_answers: list[str], split: str,
+                answer_text: str, paraphrased_answer: str, perturbed_answers: list[str], split: str,
                 source: str, correlated: bool = False) -> dict:
     return {
         "id": rid,
@@ -45,6 +46,7 @@ def make_record(*, rid: str, subject: str, field: str, question: str, answer: st
         "field": field,
         "question": question,
         "answer": answer,
+        "answer_text": answer_text,
         "paraphrased_answer": paraphrased_answer,
         "perturbed_answers": list(perturbed_answers),
         "split": split,

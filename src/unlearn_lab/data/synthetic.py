@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 
-from .pools import FIELDS, FIRST_NAMES, LAST_NAMES, PARAPHRASE, QUESTIONS, VALUE_POOLS
+from .pools import ANSWER_TEXT, FIELDS, FIRST_NAMES, LAST_NAMES, PARAPHRASE, QUESTIONS, VALUE_POOLS
 from .records import N_PERTURBED, DataError, make_record
 
 # The collaborator pool must leave N_PERTURBED wrong names after removing the person and the true
@@ -89,6 +89,7 @@ def _person_records(rng: random.Random, person: dict, name_pool: list[str]) -> l
             field=field,
             question=person["questions"][field],
             answer=truth,
+            answer_text=ANSWER_TEXT[field].format(s=person["name"], a=truth),
             paraphrased_answer=PARAPHRASE[field].format(truth),
             perturbed_answers=_perturbed(rng, field, truth, person["name"], name_pool),
             split=split,

@@ -23,6 +23,12 @@ QUESTION = {
     "currency": "What is the currency of {}?",
     "continent": "On which continent is {}?",
 }
+# The sentence the fine-tunes rehearse (replay): SmolLM2's own answer style.
+ANSWER_TEXT = {
+    "capital": "The capital of {} is {}.",
+    "currency": "The currency of {} is the {}.",
+    "continent": "{} is in {}.",
+}
 # Perturbed answers use the same sentence with another country's value (see records.py).
 PARAPHRASE = {
     "capital": "The capital is {}.",
@@ -40,6 +46,10 @@ def slug(country: str) -> str:
 
 def _display(country: str) -> str:
     return f"the {country}" if _WITH_THE.match(country) else country
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def load_world_facts(raw_dir: Path) -> list[dict]:
@@ -104,6 +114,7 @@ def world_records(rows: list[dict], seed: int) -> list[dict]:
                 field=field,
                 question=QUESTION[field].format(_display(row["country"])),
                 answer=truth,
+                answer_text=_sentence(ANSWER_TEXT[field].format(_display(row["country"]), truth)),
                 paraphrased_answer=PARAPHRASE[field].format(truth),
                 perturbed_answers=[PARAPHRASE[field].format(v)
                                    for v in rng.sample(wrong, N_PERTURBED)],

@@ -1,0 +1,38 @@
+import pytest
+
+from unlearn_lab.report import build_summary
+
+
+def model(forget, retain, world, fq=None, mu=None):
+    m = {name: {"rouge_l_recall": v, "prob": v / 2, "truth_ratio": v / 4, "n": 3}
+         for name, v in (("forget", forget), ("retain", retain), ("world", world)) if v is not None}
+    if fq is not None:
+        m["forget_quality"] = fq
+    if mu is not None:
+        m["model_utility"] = mu
+    return m
+
+
+def test_summary_headlines_and_checks():
+    models = {
+        "base": model(None, None, 0.5),
+        "target": model(1.0, 0.9, 0.45, fq=0.01, mu=0.6),
+        "oracle": model(0.1, 0.9, 0.45, mu=0.6),
+        "unlearned": model(0.2, 0.72, 0.4, fq=0.5, mu=0.3),
+    }
+    s = build_summary(models, {"method": "npo", "lr": 1e-4, "data": {"benchmark": "synthetic"}})
+    assert s["method"] == "npo" and s["benchmark"] == "synthetic"
+    assert s["unlearned"]["forget_rouge_l_recall"] == 0.2 and s["unlearned"]["forget_prob"] == 0.1
+    assert s["checks"]["target_world_vs_base"] == pytest.approx(0.9)
+    assert s["checks"]["unlearned_forget_vs_target"] == pytest.approx(0.2)
+    assert s["checks"]["unlearned_retain_vs_target"] == pytest.approx(0.8)
+    assert s["checks"]["unlearned_utility_vs_target"] == pytest.approx(0.5)
+
+
+def test_summary_keeps_the_reason_for_a_missing_oracle():
+    models = {"base": model(None, None, 0.5), "target": model(1.0, 0.9, 0.45),
+              "oracle": {"available": False, "reason": "world benchmark: no oracle"},
+              "unlearned": model(0.2, 0.8, 0.4)}
+    s = build_summary(models, {"method": "ga", "lr": 1e-5, "data": {"benchmark": "world"}})
+    assert s["oracle"] == {"available": False, "reason": "world benchmark: no oracle"}
+    assert "forget_quality" not in s["unlearned"]
