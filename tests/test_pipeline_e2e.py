@@ -15,7 +15,8 @@ BIN = Path(sys.executable).parent
 TINY = {
     "model": {"source": "tiny-random", "tiny": {"layers": 2, "hidden": 32}, "max_length": 64,
               "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}},
-    "data": {"people": 4, "holdout_people": 1, "forget_fraction": 0.25, "world_eval_size": 6, "world_replay": 4},
+    "data": {"people": 8, "holdout_people": 1, "forget_fraction": 0.125, "world_eval_size": 6,
+             "world_replay": 4, "random_labels_k": 1},
     "finetune": {"epochs": 1, "batch_size": 16},
     "unlearn": {"epochs": 1, "batch_size": 4, "retain_loss_bound": 100.0},
     "eval": {"max_new_tokens": 4},
@@ -54,6 +55,9 @@ def repo(tmp_path_factory):
     run(["git", "config", "user.name", "test"], repo)
     run([str(BIN / "dvc"), "init", "-q"], repo)
     run([str(BIN / "dvc"), "config", "cache.type", "hardlink,symlink"], repo)
+    # DVCLive needs a commit to compare against, as in any cloned repository.
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "project"], repo)
     out = run([str(BIN / "dvc"), "repro"], repo)
     return repo, out
 
@@ -72,7 +76,7 @@ def test_repro_writes_every_declared_output(repo):
         m = json.loads((repo / f"metrics/{name}.json").read_text())
         assert set(m) >= {"forget", "retain", "world", "forget_quality", "model_utility"}
         assert 0.0 <= m["forget_quality"] <= 1.0
-        assert m["forget"]["n"] == 8  # one of four people, eight facts each
+        assert m["forget"]["n"] == 8  # one of eight people, eight facts each
     base = json.loads((repo / "metrics/base.json").read_text())
     assert set(base) >= {"world"} and "forget" not in base
     summary = json.loads((repo / "metrics/summary.json").read_text())
