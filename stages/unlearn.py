@@ -1,11 +1,13 @@
-"""Stage unlearn: apply `method` at learning rate `lr` to the target model."""
+"""Stage unlearn: apply `method` to the target model, at `lr` or the method's own default lr."""
 from pathlib import Path
 
-from unlearn_lab.cli import load_sets, run_stage
-from unlearn_lab.io import atomic_dir, write_json
+from unlearn_lab.cli import PROCESSED, RAW, load_sets, run_stage
+from unlearn_lab.data import load_idk_pool
+from unlearn_lab.io import atomic_dir, read_jsonl, write_json
+from unlearn_lab.methods import get_method
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
 from unlearn_lab.params import load_params, number
-from unlearn_lab.training import unlearn
+from unlearn_lab.unlearning import TRAINING_KEYS, resolve_lr, unlearn
 
 TARGET = "models/target"
 
@@ -15,14 +17,20 @@ def main():
 
     params = load_params()
     method = str(params["method"])
-    lr = number(params, "lr", float, 0, strictly=True)
+    knobs = dict((params.get("methods") or {}).get(method) or {})
+    # Fail on a bad method, knob or lr before spending half a minute loading the model.
+    needs = set(get_method(method, {k: v for k, v in knobs.items() if k not in TRAINING_KEYS}).views)
+    lr = resolve_lr(params)
     sets = load_sets(("forget", "retain"))
+    idk_pool = load_idk_pool(RAW) if needs & {"forget_idk", "retain_idk"} else None
+    random_labels = read_jsonl(PROCESSED / "random_labels.jsonl") if "forget_wrong" in needs else None
     tok, model = load_tokenizer(TARGET), load_model(TARGET)
     with atomic_dir("models/unlearned") as tmp:
         with Live("logs/unlearn", dvcyaml=False, save_dvc_exp=False, report=None) as live:
             model, report = unlearn(
-                model, tok, sets["forget"], sets["retain"], method, (params.get("methods") or {}).get(method) or {},
-                lr, params["model"], params["unlearn"], Path(".scratch") / "unlearn", number(params, "seed", int), live,
+                model, tok, sets["forget"], sets["retain"], method, knobs, lr, params["model"], params["unlearn"],
+                Path(".scratch") / "unlearn", number(params, "seed", int), live,
+                idk_pool=idk_pool, random_labels=random_labels,
             )
         save_trained(model, tmp, parent=TARGET, extra={"unlearn": report})
     write_json("metrics/unlearn.json", report)

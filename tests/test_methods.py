@@ -1,115 +1,233 @@
-"""Each loss against a plain-PyTorch re-computation of its formula on the same logits."""
+"""Each loss against a plain-PyTorch re-computation of its formula on the same logits, and one
+optimiser step of each method against the forget answer's probability."""
 import copy
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from unlearn_lab.io import UserError
 from unlearn_lab.methods import METHODS, answer_logprobs, get_method
+from unlearn_lab.methods.base import frozen_reference
 from unlearn_lab.modeling import collate, encode_qa
 
-from .conftest import qa_record
+ALL = ["ga", "gd", "ga_kl", "npo", "simnpo", "idk_dpo", "idk_ap", "me_gd", "rmu", "random_label",
+       "weighted", "wga", "satimp", "undial"]
+# Knobs away from the defaults, so a knob the loss ignores would show.
+KNOBS = {
+    "ga": {}, "gd": {"gamma": 0.7, "alpha": 1.3}, "ga_kl": {"gamma": 0.8, "alpha": 1.7},
+    "npo": {"beta": 0.5, "alpha": 0.8}, "simnpo": {"beta": 2.0, "gamma": 0.3, "alpha": 0.6},
+    "idk_dpo": {"beta": 0.3, "alpha": 0.7}, "idk_ap": {"beta": 0.4, "alpha": 1.5},
+    "me_gd": {"gamma": 0.3, "alpha": 1.2}, "rmu": {"layer": 1, "steering_coeff": 3.0, "alpha": 5.0, "vector_seed": 2},
+    "random_label": {"alpha": 0.5}, "weighted": {"forget_weight": -0.3, "retain_weight": 2.0},
+    "wga": {"beta": 0.5, "alpha": 0.9}, "satimp": {"beta1": 2.0, "beta2": 0.5, "alpha": 0.4},
+    "undial": {"beta": 3.0, "alpha": 0.6},
+}
 
 
-def batch(tok, start, n=3):
-    recs = [qa_record(i) for i in range(start, start + n)]
-    return collate([encode_qa(tok, r["question"], r["answer"], 64) for r in recs], tok.pad_token_id)
+def encode(tok, pairs):
+    return collate([encode_qa(tok, q, a, 64) for q, a in pairs], tok.pad_token_id)
 
 
-def seq_logprob_loop(logits, labels):
-    """Summed answer log-prob per row, token by token (independent of answer_logprobs)."""
-    out = []
-    for row in range(labels.shape[0]):
-        total = 0.0
-        for t in range(1, labels.shape[1]):
-            if labels[row, t] != -100:
-                total = total + torch.log_softmax(logits[row, t - 1].double(), -1)[labels[row, t]]
-        out.append(total)
-    return torch.stack(out)
-
-
-def hf_nll(logits, labels):
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).double(), labels[:, 1:].reshape(-1), ignore_index=-100
-    )
+def views(tok):
+    fq = [f"Where does person {i} live?" for i in range(3)]
+    rq = [f"What is the job of worker {i}?" for i in range(10, 13)]
+    return {
+        "forget": encode(tok, [(q, f"Town{i}") for i, q in enumerate(fq)]),
+        "retain": encode(tok, [(q, f"Baker number {i}") for i, q in enumerate(rq)]),
+        "forget_idk": encode(tok, [(q, "I am not sure about that.") for q in fq]),
+        "retain_idk": encode(tok, [(q, "I have no idea.") for q in rq]),
+        "forget_wrong": encode(tok, [(q, f"Village{i + 7}") for i, q in enumerate(fq)]),
+    }
 
 
 def logits_of(model, b):
-    return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits.double()
 
 
-def test_answer_logprobs_matches_loop(tiny_model, tok):
-    b = batch(tok, 0)
-    with torch.no_grad():
-        logits = logits_of(tiny_model, b)
-    logp, count = answer_logprobs(logits, b["labels"])
-    assert torch.allclose(logp.double(), seq_logprob_loop(logits, b["labels"]), atol=1e-4)
-    # answer tokens plus the closing eos, padding excluded
-    assert count.tolist() == [(row[1:] != -100).sum().item() for row in b["labels"]]
+def positions(labels):
+    """(row, t) pairs where logits[row, t] predicts answer token labels[row, t + 1]."""
+    return [[t for t in range(labels.shape[1] - 1) if labels[row, t + 1] != -100] for row in range(labels.shape[0])]
 
 
-def test_padding_is_masked_by_position_not_id(tok):
-    # pad id == eos id for SmolLM2: the answer's closing eos must stay in the labels
-    enc = encode_qa(tok, "Q?", "A", 64)
-    assert enc["labels"][-1] == tok.eos_token_id
-    b = collate([enc, encode_qa(tok, "A longer question here?", "A longer answer", 64)], tok.pad_token_id)
-    n = len(enc["input_ids"])
-    assert b["labels"][0, n - 1] == tok.eos_token_id and (b["labels"][0, n:] == -100).all()
-    assert b["attention_mask"][0, :n].all() and not b["attention_mask"][0, n:].any()
+def token_logps(logits, labels):
+    """Per row, the answer-token log-probs, one position at a time."""
+    return [torch.stack([torch.log_softmax(logits[row, t], -1)[labels[row, t + 1]] for t in pos])
+            for row, pos in enumerate(positions(labels))]
 
 
-def expected_loss(name, knobs, model, ref, f, r):
-    lf, lr_ = logits_of(model, f), logits_of(model, r)
+def seq_logp(logits, labels):
+    return torch.stack([lp.sum() for lp in token_logps(logits, labels)])
+
+
+def token_nll(logits, labels):
+    """Token-averaged CE over the batch, by torch's own cross_entropy."""
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def weighted_ascent(logits, labels, weight_of_p):
+    lps = torch.cat(token_logps(logits, labels))
+    return (weight_of_p(lps.exp()) * lps).sum() / len(lps)
+
+
+def expected_loss(name, k, model, ref, v):
+    lg = {view: logits_of(model, b) for view, b in v.items()}
+    rf = {view: logits_of(ref, b) for view, b in v.items()}
+    lab = {view: b["labels"] for view, b in v.items()}
+    nll_r = token_nll(lg["retain"], lab["retain"])
     if name == "ga":
-        return -hf_nll(lf, f["labels"])
+        return -token_nll(lg["forget"], lab["forget"])
     if name == "gd":
-        return -knobs["gamma"] * hf_nll(lf, f["labels"]) + knobs["alpha"] * hf_nll(lr_, r["labels"])
+        return -k["gamma"] * token_nll(lg["forget"], lab["forget"]) + k["alpha"] * nll_r
+    if name == "ga_kl":
+        kls = [F.kl_div(torch.log_softmax(lg["retain"][row, t], -1), torch.log_softmax(rf["retain"][row, t], -1),
+                        log_target=True, reduction="sum")
+               for row, pos in enumerate(positions(lab["retain"])) for t in pos]
+        return -k["gamma"] * token_nll(lg["forget"], lab["forget"]) + k["alpha"] * torch.stack(kls).mean()
     if name == "npo":
-        beta = knobs["beta"]
-        ratio = seq_logprob_loop(lf, f["labels"]) - seq_logprob_loop(logits_of(ref, f), f["labels"])
-        npo = -(2 / beta) * torch.log(torch.sigmoid(-beta * ratio)).mean()
-        return npo + knobs["alpha"] * hf_nll(lr_, r["labels"])
+        ratio = seq_logp(lg["forget"], lab["forget"]) - seq_logp(rf["forget"], lab["forget"])
+        return -(2 / k["beta"]) * torch.log(torch.sigmoid(-k["beta"] * ratio)).mean() + k["alpha"] * nll_r
+    if name == "simnpo":
+        mean_lp = torch.stack([lp.mean() for lp in token_logps(lg["forget"], lab["forget"])])
+        inner = torch.sigmoid(-k["beta"] * mean_lp - k["gamma"])
+        return -(2 / k["beta"]) * torch.log(inner).mean() + k["alpha"] * nll_r
+    if name == "idk_dpo":
+        win = seq_logp(lg["forget_idk"], lab["forget_idk"]) - seq_logp(rf["forget_idk"], lab["forget_idk"])
+        lose = seq_logp(lg["forget"], lab["forget"]) - seq_logp(rf["forget"], lab["forget"])
+        return -(2 / k["beta"]) * torch.log(torch.sigmoid(k["beta"] * (win - lose))).mean() + k["alpha"] * nll_r
+    if name == "idk_ap":
+        gap = -seq_logp(lg["retain_idk"], lab["retain_idk"]) + seq_logp(lg["retain"], lab["retain"])
+        ap = -(1 / k["beta"]) * torch.log(torch.sigmoid(k["beta"] * gap)).mean()
+        return token_nll(lg["forget_idk"], lab["forget_idk"]) + k["alpha"] * ap
+    if name == "me_gd":
+        vocab = lg["forget"].shape[-1]
+        uniform = torch.full((vocab,), -math.log(vocab), dtype=torch.float64)
+        kls = [F.kl_div(torch.log_softmax(lg["forget"][row, t], -1), uniform, log_target=True, reduction="sum")
+               for row, pos in enumerate(positions(lab["forget"])) for t in pos]
+        return k["gamma"] * torch.stack(kls).mean() + k["alpha"] * nll_r
+    if name == "random_label":
+        return token_nll(lg["forget_wrong"], lab["forget_wrong"]) + k["alpha"] * nll_r
+    if name == "weighted":
+        ce_f = [-lp.mean() for lp in token_logps(lg["forget"], lab["forget"])]
+        ce_r = [-lp.mean() for lp in token_logps(lg["retain"], lab["retain"])]
+        terms = [k["forget_weight"] * c for c in ce_f] + [k["retain_weight"] * c for c in ce_r]
+        return torch.stack(terms).mean()
+    if name == "wga":
+        return weighted_ascent(lg["forget"], lab["forget"], lambda p: p ** k["beta"]) + k["alpha"] * nll_r
+    if name == "satimp":
+        return (weighted_ascent(lg["forget"], lab["forget"], lambda p: p ** k["beta1"] * (1 - p) ** k["beta2"])
+                + k["alpha"] * nll_r)
+    if name == "undial":
+        ces = []
+        for row, pos in enumerate(positions(lab["forget"])):
+            for t in pos:
+                adjusted = rf["forget"][row, t].clone()
+                adjusted[lab["forget"][row, t + 1]] -= k["beta"]
+                ces.append(-(torch.softmax(adjusted, -1) * torch.log_softmax(lg["forget"][row, t], -1)).sum())
+        return torch.stack(ces).mean() + k["alpha"] * nll_r
+    if name == "rmu":
+        return rmu_by_hooks(k, model, ref, v)
     raise AssertionError(name)
 
 
-@pytest.mark.parametrize("name,knobs", [("ga", {}), ("gd", {"gamma": 0.7, "alpha": 1.3}), ("npo", {"beta": 0.5, "alpha": 0.8})])
-def test_loss_equals_independent_computation(name, knobs, tiny_model, tok):
-    f, r = batch(tok, 0), batch(tok, 10)
-    ref = copy.deepcopy(tiny_model)
-    # move the trained model away from the reference so NPO's log-ratio is not zero
+def rmu_by_hooks(k, model, ref, v):
+    """RMU from the decoder layer's own output, caught with a forward hook."""
+    def layer_output(m, b):
+        caught = []
+        handle = m.model.layers[k["layer"]].register_forward_hook(
+            lambda mod, args, out: caught.append(out[0] if isinstance(out, tuple) else out))
+        m(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+        handle.remove()
+        return caught[0].double()
+
+    gen = torch.Generator().manual_seed(k["vector_seed"])
+    u = torch.rand(model.config.hidden_size, generator=gen).double()
+    control = k["steering_coeff"] * u / torch.linalg.vector_norm(u)
+
+    def mse(a, b, mask):
+        rows = [((a[i, t] - b[i, t] if b.dim() == 3 else a[i, t] - b) ** 2).mean()
+                for i in range(a.shape[0]) for t in range(a.shape[1]) if mask[i, t]]
+        return torch.stack(rows).mean()
+
+    f, r = v["forget"], v["retain"]
+    return (mse(layer_output(model, f), control, f["attention_mask"])
+            + k["alpha"] * mse(layer_output(model, r), layer_output(ref, r), r["attention_mask"]))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_loss_equals_independent_computation(name, tiny_model, tok):
+    v = views(tok)
+    ref = copy.deepcopy(tiny_model).requires_grad_(False)
+    # move the trained model away from the reference so log-ratios and KLs are not zero
     with torch.no_grad():
         for p in tiny_model.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    method = get_method(name, knobs)
-    reference = lambda b: logits_of(ref, b)  # noqa: E731
-    loss, parts = method.loss(tiny_model, f, r, reference)
+            p.add_(0.02 * torch.randn_like(p))
+    method = get_method(name, KNOBS[name])
+    loss, parts = method.loss(tiny_model, v, frozen_reference(ref))
     with torch.no_grad():
-        want = expected_loss(name, method.knobs, tiny_model, ref, f, r)
+        want = expected_loss(name, method.knobs, tiny_model, ref, v)
     assert loss.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-5)
-    assert all(math.isfinite(v) for v in parts.values())
+    assert all(math.isfinite(x) for x in parts.values())
 
 
-@pytest.mark.parametrize("name", ["ga", "gd", "npo"])
-def test_one_step_lowers_forget_probability(name, tiny_model, tok):
-    f, r = batch(tok, 0), batch(tok, 10)
+@pytest.fixture(scope="module")
+def memorised(tiny_dir, tok):
+    """The tiny model after learning the forget and retain answers (like the target model)."""
+    from unlearn_lab.modeling import load_model
+
+    torch.manual_seed(0)
+    model = load_model(tiny_dir)
+    v = views(tok)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        loss = sum(model(**{k: v[view][k] for k in ("input_ids", "attention_mask", "labels")}).loss
+                   for view in ("forget", "retain"))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.state_dict()
+
+
+# A step size per method that moves the tiny model by a comparable amount.
+STEP_LR = {"rmu": 0.5, "weighted": 0.5, "satimp": 2.0, "me_gd": 0.2}
+# On a 2-layer model one step of the retain term (weight 5, or SatImp's forget weights of
+# p^5 (1-p), about 0.002 at p = 0.3) can outweigh the forget term: these two are checked on
+# their forget term alone.
+STEP_KNOBS = {"rmu": {"layer": 0, "steering_coeff": 5.0}, "weighted": {"retain_weight": 0.0},
+              "satimp": {"alpha": 0.0}}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_one_step_lowers_forget_probability(name, memorised, tiny_model, tok):
+    tiny_model.load_state_dict(memorised)
+    v = views(tok)
     ref = copy.deepcopy(tiny_model).requires_grad_(False)
-    method = get_method(name, {})
+    method = get_method(name, STEP_KNOBS.get(name, {}))
     with torch.no_grad():
-        before = answer_logprobs(logits_of(tiny_model, f), f["labels"])[0].sum()
-    opt = torch.optim.SGD(tiny_model.parameters(), lr=0.05)
-    loss, _ = method.loss(tiny_model, f, r, lambda b: logits_of(ref, b))
+        before = answer_logprobs(logits_of(tiny_model, v["forget"]), v["forget"]["labels"])[0].sum()
+    assert before.exp() > 0.01, "the fixture should have memorised the forget answers"
+    opt = torch.optim.SGD(tiny_model.parameters(), lr=STEP_LR.get(name, 0.05))
+    loss, _ = method.loss(tiny_model, v, frozen_reference(ref))
     loss.backward()
     opt.step()
     with torch.no_grad():
-        after = answer_logprobs(logits_of(tiny_model, f), f["labels"])[0].sum()
+        after = answer_logprobs(logits_of(tiny_model, v["forget"]), v["forget"]["labels"])[0].sum()
     assert after < before
 
 
 def test_registry_and_knob_errors():
-    assert {"ga", "gd", "npo"} <= set(METHODS)
+    assert set(ALL) <= set(METHODS)
     with pytest.raises(UserError, match="unknown method 'nope'"):
         get_method("nope")
     with pytest.raises(UserError, match="methods.npo: unknown knob"):
         get_method("npo", {"betta": 1})
+    with pytest.raises(UserError, match="methods.npo.beta: expected a number"):
+        get_method("npo", {"beta": "high"})
     assert get_method("npo", {"beta": "0.2"}).beta == 0.2
+    assert get_method("rmu", {"layer": 3.0}).layer == 3
+
+
+def test_rmu_trains_only_the_mlps_up_to_its_layer():
+    assert get_method("rmu", {"layer": 7}).trainable_pattern() == r"layers\.(5|6|7)\.mlp\."
+    assert get_method("rmu", {"layer": 1}).trainable_pattern() == r"layers\.(0|1)\.mlp\."

@@ -7,7 +7,8 @@ import torch
 from unlearn_lab.evaluation import answer_nlls, evaluate_set, generate_answers
 from unlearn_lab.methods.base import METHODS, UnlearningMethod, forward_logits, register, token_mean_nll
 from unlearn_lab.metrics import truth_ratio
-from unlearn_lab.training import EncodedDataset, PairedDataset, finetune, unlearn
+from unlearn_lab.training import EncodedDataset, finetune
+from unlearn_lab.unlearning import PairedDataset, unlearn
 
 from .conftest import qa_record
 
@@ -47,9 +48,9 @@ class PlantedNaN(UnlearningMethod):
         super().__init__(**knobs)
         self.seen = []
 
-    def loss(self, model, forget, retain, reference):
+    def loss(self, model, batch, reference):
         self.seen.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
-        loss = -token_mean_nll(forward_logits(model, forget), forget["labels"])
+        loss = -token_mean_nll(forward_logits(model, batch["forget"]), batch["forget"]["labels"])
         if len(self.seen) == 3:
             loss = loss * float("nan")
         return loss, {}

@@ -1,5 +1,7 @@
 """Unlearning methods, one file each, registered by name (`method:` in params.yaml)."""
-from . import ga, gd, npo  # noqa: F401  (importing registers them)
-from .base import METHODS, UnlearningMethod, answer_logprobs, get_method, register, token_mean_nll
+from . import (  # noqa: F401  (importing registers them)
+    ga, ga_kl, gd, idk_ap, idk_dpo, me_gd, npo, random_label, rmu, satimp, simnpo, undial, weighted, wga,
+)
+from .base import METHODS, Reference, UnlearningMethod, answer_logprobs, get_method, register, token_mean_nll
 
-__all__ = ["METHODS", "UnlearningMethod", "answer_logprobs", "get_method", "register", "token_mean_nll"]
+__all__ = ["METHODS", "Reference", "UnlearningMethod", "answer_logprobs", "get_method", "register", "token_mean_nll"]

@@ -1,4 +1,5 @@
-"""What every unlearning method shares: the registry, the knob handling and the answer log-probs."""
+"""What every unlearning method shares: the registry, knob handling, the frozen reference and
+the answer log-probabilities."""
 from __future__ import annotations
 
 from typing import Callable
@@ -10,6 +11,12 @@ from ..io import UserError
 
 Batch = dict[str, torch.Tensor]
 METHODS: dict[str, type["UnlearningMethod"]] = {}
+
+# The views of a training example a method can ask for (besides "forget" and "retain"):
+#   forget_idk   - the forget question answered with a refusal from the IDK pool
+#   retain_idk   - the retain question answered with a refusal
+#   forget_wrong - the forget question answered with a wrong answer (random_labels stage)
+VIEWS = ("forget", "retain", "forget_idk", "retain_idk", "forget_wrong")
 
 
 def register(cls):
@@ -28,14 +35,18 @@ def answer_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.T
 
     Position t predicts token t+1, hence the shift; labels of -100 (prompt, padding) do not count.
     """
-    logits = logits[:, :-1].float()
+    token_logp, mask = answer_token_logprobs(logits, labels)
+    return (token_logp * mask).sum(-1), mask.sum(-1)
+
+
+def answer_token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(y_t | x, y_<t) at every position, aligned with the shifted labels, and the answer mask."""
     targets = labels[:, 1:]
     mask = targets != -100
     token_logp = torch.gather(
-        F.log_softmax(logits, dim=-1), 2, targets.clamp(min=0).unsqueeze(-1)
+        F.log_softmax(logits[:, :-1].float(), dim=-1), 2, targets.clamp(min=0).unsqueeze(-1)
     ).squeeze(-1)
-    token_logp = token_logp * mask
-    return token_logp.sum(-1), mask.sum(-1)
+    return token_logp * mask, mask
 
 
 def token_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -44,8 +55,80 @@ def token_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -logp.sum() / count.sum().clamp(min=1)
 
 
+def example_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per example: the cross-entropy averaged over that example's answer tokens."""
+    logp, count = answer_logprobs(logits, labels)
+    return -logp / count.clamp(min=1)
+
+
+def answer_token_kl(ref_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """mean over answer positions t of KL(p_ref(.|t) || p_theta(.|t)), the KL summed over the vocabulary."""
+    mask = labels[:, 1:] != -100
+    ref_logp = F.log_softmax(ref_logits[:, :-1].float(), -1)
+    logp = F.log_softmax(logits[:, :-1].float(), -1)
+    kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+    return (kl * mask).sum() / mask.sum().clamp(min=1)
+
+
 def forward_logits(model, batch: Batch) -> torch.Tensor:
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+class Reference:
+    """The model as it was before unlearning, run without gradients.
+
+    `run(batch, **forward_kwargs)` returns the model outputs; with LoRA it is the trained network
+    with its adapter switched off, otherwise a frozen copy. `network` is the module it runs
+    (for hooks on its layers).
+    """
+
+    def __init__(self, run: Callable[..., object], network):
+        self._run = run
+        self.network = network
+
+    def outputs(self, batch: Batch, **kwargs):
+        with torch.no_grad():
+            return self._run(batch, **kwargs)
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        return self.outputs(batch).logits
+
+
+def frozen_reference(model) -> Reference:
+    """A reference from a separate (already frozen) model."""
+    def run(batch, **kwargs):
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+    return Reference(run, model)
+
+
+def decoder_layer(model, index: int):
+    """The `index`-th (0-based) decoder layer of a causal LM, with or without a PEFT wrapper."""
+    import re
+
+    pattern = re.compile(rf"(^|\.)layers\.{index}$")
+    for name, module in model.named_modules():
+        if pattern.search(name):
+            return module
+    raise UserError(f"the model has no decoder layer {index} (layers are named like 'model.layers.0')")
+
+
+def layer_output(model, layer: int, batch: Batch, run=None) -> torch.Tensor:
+    """The hidden states a decoder layer outputs, caught with a forward hook (the model's own
+    `hidden_states` tuple puts the final norm on the last one)."""
+    caught = []
+
+    def hook(module, args, out):
+        caught.append(out[0] if isinstance(out, tuple) else out)
+
+    handle = decoder_layer(model, layer).register_forward_hook(hook)
+    try:
+        if run is None:
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        else:
+            run(batch)
+    finally:
+        handle.remove()
+    return caught[0]
 
 
 class UnlearningMethod:
@@ -55,8 +138,8 @@ class UnlearningMethod:
     defaults: dict = {}
     # True when the loss compares against the model before unlearning (p_ref).
     needs_reference = False
-    # True when the method reads a retain batch at all.
-    uses_retain = False
+    # Views of each example the loss reads beyond "forget" and "retain" (see VIEWS).
+    views: tuple[str, ...] = ()
 
     def __init__(self, **knobs):
         unknown = set(knobs) - set(self.defaults)
@@ -65,16 +148,22 @@ class UnlearningMethod:
                 f"params.yaml: methods.{self.name}: unknown knob(s) {sorted(unknown)}; "
                 f"known: {sorted(self.defaults)}"
             )
-        self.knobs = {**self.defaults, **{k: float(v) for k, v in knobs.items()}}
-        for key, value in self.knobs.items():
-            setattr(self, key, value)
+        self.knobs = {}
+        for key, default in self.defaults.items():
+            value = knobs.get(key, default)
+            try:
+                self.knobs[key] = type(default)(float(value)) if isinstance(default, (int, float)) else value
+            except (TypeError, ValueError):
+                raise UserError(f"params.yaml: methods.{self.name}.{key}: expected a number, got {value!r}") from None
+            setattr(self, key, self.knobs[key])
 
-    def loss(
-        self,
-        model,
-        forget: Batch,
-        retain: Batch,
-        reference: Callable[[Batch], torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Return the loss to minimise and the named parts to log (floats)."""
+    def trainable_pattern(self) -> str | None:
+        """A regular expression over parameter names; only matching weights train (None: all)."""
+        return None
+
+    def loss(self, model, batch: dict[str, Batch], reference: Reference | None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the loss to minimise and the named parts to log (floats).
+
+        `batch` maps each view ("forget", "retain", ...) to input_ids / attention_mask / labels.
+        """
         raise NotImplementedError

@@ -8,10 +8,10 @@ class GradientDifference(UnlearningMethod):
 
     name = "gd"
     defaults = {"gamma": 1.0, "alpha": 1.0}
-    uses_retain = True
 
-    def loss(self, model, forget, retain, reference):
-        nll_f = token_mean_nll(forward_logits(model, forget), forget["labels"])
-        nll_r = token_mean_nll(forward_logits(model, retain), retain["labels"])
+    def loss(self, model, batch, reference):
+        f, r = batch["forget"], batch["retain"]
+        nll_f = token_mean_nll(forward_logits(model, f), f["labels"])
+        nll_r = token_mean_nll(forward_logits(model, r), r["labels"])
         loss = -self.gamma * nll_f + self.alpha * nll_r
         return loss, {"forget_nll": nll_f.item(), "retain_nll": nll_r.item()}

@@ -14,13 +14,13 @@ class NegativePreferenceOptimization(UnlearningMethod):
     name = "npo"
     defaults = {"beta": 0.1, "alpha": 1.0}
     needs_reference = True
-    uses_retain = True
 
-    def loss(self, model, forget, retain, reference):
-        logp, _ = answer_logprobs(forward_logits(model, forget), forget["labels"])
-        ref_logp, _ = answer_logprobs(reference(forget), forget["labels"])
+    def loss(self, model, batch, reference):
+        f, r = batch["forget"], batch["retain"]
+        logp, _ = answer_logprobs(forward_logits(model, f), f["labels"])
+        ref_logp, _ = answer_logprobs(reference.logits(f), f["labels"])
         log_ratio = logp - ref_logp
         npo = -(2.0 / self.beta) * F.logsigmoid(-self.beta * log_ratio).mean()
-        nll_r = token_mean_nll(forward_logits(model, retain), retain["labels"])
+        nll_r = token_mean_nll(forward_logits(model, r), r["labels"])
         loss = npo + self.alpha * nll_r
         return loss, {"npo_loss": npo.item(), "log_ratio": log_ratio.mean().item(), "retain_nll": nll_r.item()}

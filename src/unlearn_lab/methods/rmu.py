@@ -1,0 +1,53 @@
+"""Representation misdirection for unlearning (RMU, Li et al. 2024, "The WMDP Benchmark",
+arXiv 2403.03218): steer the forget activations of one layer towards a fixed random direction
+while keeping the retain activations where the reference model has them."""
+import torch
+
+from .base import UnlearningMethod, layer_output, register
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over non-padding positions of the mean squared difference over hidden units."""
+    per_token = ((a - b) ** 2).mean(-1)
+    return (per_token * mask).sum() / mask.sum().clamp(min=1)
+
+
+@register
+class RMU(UnlearningMethod):
+    """L = MSE(h_l(x_f), c u) + alpha MSE(h_l(x_r), h_l^ref(x_r)).
+
+    h_l is the output of decoder layer `layer` (0-based) at every non-padding token; u is a
+    random unit vector drawn once (uniform [0,1) entries, normalised) from `vector_seed`. Only
+    the MLPs of layers layer-2 .. layer train, as in the paper.
+    """
+
+    name = "rmu"
+    defaults = {"layer": 7, "steering_coeff": 20.0, "alpha": 100.0, "vector_seed": 0}
+    needs_reference = True
+
+    def __init__(self, **knobs):
+        super().__init__(**knobs)
+        self._direction: torch.Tensor | None = None
+
+    def trainable_pattern(self) -> str:
+        layers = "|".join(str(i) for i in range(max(0, self.layer - 2), self.layer + 1))
+        return rf"layers\.({layers})\.mlp\."
+
+    def direction(self, width: int, device) -> torch.Tensor:
+        if self._direction is None or self._direction.shape[0] != width:
+            gen = torch.Generator().manual_seed(int(self.vector_seed))
+            u = torch.rand(width, generator=gen)
+            self._direction = u / u.norm()
+        return self._direction.to(device)
+
+    def loss(self, model, batch, reference):
+        f, r = batch["forget"], batch["retain"]
+        h_f = layer_output(model, self.layer, f).float()
+        control = self.steering_coeff * self.direction(h_f.shape[-1], h_f.device)
+        forget_mse = masked_mse(h_f, control, f["attention_mask"])
+        h_r = layer_output(model, self.layer, r).float()
+        h_r_ref = layer_output(reference.network, self.layer, r, run=reference.outputs).float()
+        retain_mse = masked_mse(h_r, h_r_ref, r["attention_mask"])
+        loss = forget_mse + self.alpha * retain_mse
+        return loss, {"forget_mse": forget_mse.item(), "retain_mse": retain_mse.item(),
+                      "forget_hidden_norm": h_f.detach().norm(dim=-1).mean().item()}

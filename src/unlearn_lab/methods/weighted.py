@@ -1,0 +1,22 @@
+"""Per-example signed loss weights over a mixed forget + retain batch (the "weighted" baseline
+of unlearning seeds: forget examples get a negative weight, retain examples a positive one)."""
+import torch
+
+from .base import UnlearningMethod, example_mean_nll, forward_logits, register
+
+
+@register
+class WeightedLoss(UnlearningMethod):
+    """L = mean_i (w_i CE_i) over the forget and retain examples of the step together;
+    CE_i is example i's token-averaged answer NLL, w_i = forget_weight or retain_weight."""
+
+    name = "weighted"
+    defaults = {"forget_weight": -0.1, "retain_weight": 5.0}
+
+    def loss(self, model, batch, reference):
+        f, r = batch["forget"], batch["retain"]
+        ce_f = example_mean_nll(forward_logits(model, f), f["labels"])
+        ce_r = example_mean_nll(forward_logits(model, r), r["labels"])
+        weights = torch.cat([torch.full_like(ce_f, self.forget_weight), torch.full_like(ce_r, self.retain_weight)])
+        loss = (weights * torch.cat([ce_f, ce_r])).mean()
+        return loss, {"forget_nll": ce_f.mean().item(), "retain_nll": ce_r.mean().item()}

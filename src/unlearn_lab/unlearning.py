@@ -1,0 +1,272 @@
+"""Unlearning with Hugging Face `Trainer`: forget/retain pairing, the extra views some methods
+read (refusals, wrong answers), the frozen reference, trainable-layer choice and the
+divergence guard. The objectives themselves live in `methods/`."""
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback
+
+from .io import UserError
+from .methods import get_method, token_mean_nll
+from .methods.base import Reference, forward_logits, frozen_reference
+from .modeling import collate, encode_qa
+from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args
+
+# Keys of `methods.<name>` that set up training rather than the loss.
+TRAINING_KEYS = ("lr", "trainable")
+
+
+def resolve_lr(params: dict) -> float:
+    """The top-level `lr` when set, else the method's own default `methods.<method>.lr`."""
+    method = str(params.get("method"))
+    lr = params.get("lr")
+    where = "lr"
+    if lr is None:
+        lr = ((params.get("methods") or {}).get(method) or {}).get("lr")
+        where = f"methods.{method}.lr"
+    if lr is None:
+        raise UserError(f"params.yaml: no learning rate for method {method!r}: set `lr` or `methods.{method}.lr`")
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise UserError(f"params.yaml: {where}: expected a number, got {lr!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise UserError(f"params.yaml: {where}: the learning rate must be a positive number, got {lr!r}")
+    return value
+
+
+def wrong_answer_text(record: dict, wrong: str) -> str:
+    """The forget record's answer sentence with its fact swapped for a wrong one, so random-label
+    training keeps the answer style the model learned; the bare wrong answer when the sentence
+    does not contain the fact."""
+    sentence = record.get("answer_text") or ""
+    return sentence.replace(record["answer"], wrong) if record["answer"] in sentence else wrong
+
+
+class PairedDataset(torch.utils.data.Dataset):
+    """Each forget example paired with a retain example; the pairing is re-drawn every epoch
+    from its own generator seeded by (seed, epoch), so it is deterministic and independent of
+    the Trainer's shuffling.
+
+    Optional views: `forget_idk` / `retain_idk` (aligned with forget / retain) and
+    `forget_wrong` (per forget example a list of wrong-answer encodings; epoch e uses e mod k).
+    """
+
+    def __init__(self, forget: EncodedDataset, retain: EncodedDataset, seed: int, views: dict | None = None):
+        if len(forget) == 0:
+            raise UserError("the forget set is empty: nothing to unlearn")
+        if len(retain) == 0:
+            raise UserError("the retain set is empty: unlearning needs retain data to pair with and to watch")
+        self.forget, self.retain, self.seed = forget, retain, seed
+        self.views = views or {}
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.pairing = np.random.default_rng([self.seed, epoch]).permutation(len(self.retain))
+
+    def __len__(self):
+        return len(self.forget)
+
+    def __getitem__(self, i):
+        j = int(self.pairing[i % len(self.pairing)])
+        item = {"forget": self.forget[i], "retain": self.retain[j]}
+        if "forget_idk" in self.views:
+            item["forget_idk"] = self.views["forget_idk"][i]
+        if "retain_idk" in self.views:
+            item["retain_idk"] = self.views["retain_idk"][j]
+        if "forget_wrong" in self.views:
+            options = self.views["forget_wrong"][i]
+            item["forget_wrong"] = options[self.epoch % len(options)]
+        return item
+
+
+def collate_views(features: list[dict], pad_id: int) -> dict:
+    """{view: {input_ids, attention_mask, labels}}; the Trainer moves nested dicts to the device."""
+    return {view: collate([f[view] for f in features], pad_id) for view in features[0]}
+
+
+def build_views(tok, method, forget: list[dict], retain: list[dict], max_length: int, seed: int,
+                idk_pool: list[str] | None, random_labels: list[dict] | None) -> dict:
+    views = {}
+    if {"forget_idk", "retain_idk"} & set(method.views):
+        if not idk_pool:
+            raise UserError(f"method {method.name} needs refusal answers: data/raw/idk.txt is empty or missing")
+        rng = np.random.default_rng([seed, 7])
+        for view, records in (("forget_idk", forget), ("retain_idk", retain)):
+            if view in method.views:
+                picks = rng.integers(len(idk_pool), size=len(records))
+                views[view] = [encode_qa(tok, r["question"], idk_pool[k], max_length) for r, k in zip(records, picks)]
+    if "forget_wrong" in method.views:
+        by_source: dict[str, list[str]] = {}
+        for rec in random_labels or []:
+            by_source.setdefault(rec["source_id"], []).append(rec["answer"])
+        views["forget_wrong"] = []
+        for r in forget:
+            if r["id"] not in by_source:
+                raise UserError(f"data/processed/random_labels.jsonl: no wrong answer for forget record id={r['id']!r}"
+                                " (re-run the random_labels stage)")
+            views["forget_wrong"].append([encode_qa(tok, r["question"], wrong_answer_text(r, w), max_length)
+                                          for w in by_source[r["id"]]])
+    return views
+
+
+def restrict_trainable(model, pattern: str | None) -> int:
+    """Freeze every trainable weight whose name does not match `pattern`; return how many
+    parameters still train."""
+    if pattern:
+        try:
+            regex = re.compile(pattern)
+        except re.error as err:
+            raise UserError(f"params.yaml: trainable pattern {pattern!r} is not a regular expression: {err}") from None
+        for name, p in model.named_parameters():
+            if p.requires_grad and not regex.search(name):
+                p.requires_grad_(False)
+    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if count == 0:
+        raise UserError(f"params.yaml: trainable pattern {pattern!r} matches no trainable weight "
+                        "(names look like 'model.layers.3.mlp.down_proj...')")
+    return count
+
+
+def make_reference(model, lora: bool) -> Reference:
+    if lora:
+        # With LoRA the reference is the same network with its adapter switched off: no copy.
+        trainable = [p for p in model.parameters() if p.requires_grad]
+
+        def run(batch, **kwargs):
+            with model.disable_adapter():
+                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+            # Leaving disable_adapter() marks every adapter weight trainable again (peft), which
+            # would undo a trainable-layer pattern.
+            for p in model.parameters():
+                p.requires_grad_(False)
+            for p in trainable:
+                p.requires_grad_(True)
+            return out
+        return Reference(run, model)
+    return frozen_reference(copy.deepcopy(model).eval().requires_grad_(False))
+
+
+class EpochCallback(TrainerCallback):
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.dataset.set_epoch(int(round(state.epoch or 0)))
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stops training on a non-finite loss or a retain NLL past `retain_bound`, and puts back
+    the last weights whose loss was still fine."""
+
+    def __init__(self, model, retain_bound: float):
+        self.model = model
+        self.retain_bound = retain_bound
+        self.snapshot: dict[str, torch.Tensor] | None = None
+        self.reason: str | None = None
+        self.step: int | None = None
+
+    def _trainable(self):
+        return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+
+    def inspect(self, loss: torch.Tensor, parts: dict[str, float], step: int) -> bool:
+        if self.reason:
+            return False
+        bad = [k for k, v in {"loss": loss.item(), **parts}.items() if not math.isfinite(v)]
+        if bad:
+            self.reason = f"non-finite {', '.join(bad)} at step {step}"
+        elif parts.get("retain_nll", 0.0) > self.retain_bound:
+            self.reason = f"retain NLL {parts['retain_nll']:.3f} exceeded the bound {self.retain_bound} at step {step}"
+        if self.reason:
+            self.step = step
+            return False
+        self.snapshot = {n: p.detach().clone() for n, p in self._trainable()}
+        return True
+
+    def zero_loss(self) -> torch.Tensor:
+        # A loss with zero gradient that still reaches every trainable weight, so the
+        # Trainer's backward and step go through; the weights are restored right after.
+        return sum(p.sum() for _, p in self._trainable()) * 0.0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.reason:
+            if self.snapshot is not None:
+                with torch.no_grad():
+                    for n, p in self._trainable():
+                        p.copy_(self.snapshot[n])
+            control.should_training_stop = True
+
+
+class UnlearnTrainer(Trainer):
+    def __init__(self, *args, method, reference, guard, live_cb=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.method, self.reference, self.guard, self.live_cb = method, reference, guard, live_cb
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, parts = self.method.loss(model, inputs, self.reference)
+        if "retain_nll" not in parts:
+            # Watch the retain loss even for methods that never look at it.
+            with torch.no_grad():
+                parts["retain_nll"] = token_mean_nll(forward_logits(model, inputs["retain"]),
+                                                     inputs["retain"]["labels"]).item()
+        if self.live_cb is not None:
+            self.live_cb.parts = parts
+        if not self.guard.inspect(loss, parts, self.state.global_step):
+            loss = self.guard.zero_loss()
+        return (loss, None) if return_outputs else loss
+
+
+def unlearn(model, tok, forget, retain, method_name: str, knobs: dict, lr: float, model_cfg: dict,
+            cfg: dict, scratch, seed: int, live=None, idk_pool: list[str] | None = None,
+            random_labels: list[dict] | None = None) -> tuple[object, dict]:
+    """Run one unlearning method; return the model and a record of how the run went.
+
+    `knobs` is `methods.<name>` from params: the loss knobs plus optional `lr` (already resolved
+    into `lr` by the caller) and `trainable` (a regex over parameter names).
+    """
+    knobs = dict(knobs or {})
+    settings = {k: knobs.pop(k) for k in TRAINING_KEYS if k in knobs}
+    method = get_method(method_name, knobs)
+    pattern = settings.get("trainable") or cfg.get("trainable") or method.trainable_pattern()
+    max_length = int(model_cfg.get("max_length", 128))
+    model = prepare_trainable(model, model_cfg, seed)
+    trainable = restrict_trainable(model, pattern)
+    reference = make_reference(model, bool(model_cfg.get("lora"))) if method.needs_reference else None
+
+    data = PairedDataset(EncodedDataset(tok, forget, max_length), EncodedDataset(tok, retain, max_length), seed,
+                         build_views(tok, method, forget, retain, max_length, seed, idk_pool, random_labels))
+    guard = DivergenceGuard(model, float(cfg.get("retain_loss_bound", 10.0)))
+    live_cb = LiveCallback(live) if live is not None else None
+    trainer = UnlearnTrainer(
+        model=model,
+        args=training_args(cfg, scratch, seed, lr),
+        train_dataset=data,
+        data_collator=lambda f: collate_views(f, tok.pad_token_id),
+        callbacks=[EpochCallback(data), guard] + ([live_cb] if live_cb else []),
+        method=method,
+        reference=reference,
+        guard=guard,
+        live_cb=live_cb,
+    )
+    start = time.time()
+    result = trainer.train()
+    report = {
+        "method": method_name,
+        "knobs": method.knobs,
+        "lr": lr,
+        "epochs": int(cfg.get("epochs", 1)),
+        "trainable_pattern": pattern or "",
+        "trainable_parameters": trainable,
+        "steps": result.global_step,
+        "seconds": round(time.time() - start, 1),
+        "stopped_early": guard.reason is not None,
+        "stop_reason": guard.reason or "",
+    }
+    return model, report

@@ -1,0 +1,133 @@
+"""The mechanics every method shares: pairing, views, the frozen reference, trainable layers,
+learning-rate resolution and the divergence guard's retain bound."""
+import copy
+
+import pytest
+import torch
+
+from unlearn_lab.io import UserError
+from unlearn_lab.methods import get_method
+from unlearn_lab.training import EncodedDataset
+from unlearn_lab.unlearning import (
+    PairedDataset, build_views, collate_views, make_reference, resolve_lr, restrict_trainable, unlearn,
+    wrong_answer_text,
+)
+
+from .conftest import qa_record
+
+FULL = {"lora": None, "max_length": 64}
+LORA = {"lora": {"r": 4, "alpha": 8, "target_modules": "all-linear"}, "max_length": 64}
+
+
+def records(start, n):
+    out = []
+    for i in range(start, start + n):
+        rec = qa_record(i)
+        rec["answer_text"] = f"Person {i} lives in {rec['answer']}."
+        out.append(rec)
+    return out
+
+
+def test_pairing_with_views_is_deterministic(tok):
+    forget, retain = records(0, 4), records(10, 9)
+    labels = [{"id": f"{r['id']}.rl{j}", "source_id": r["id"], "question": r["question"], "answer": f"Wrong{j}"}
+              for r in forget for j in range(2)]
+    method = get_method("random_label")
+
+    def dataset():
+        v = build_views(tok, method, forget, retain, 64, 5, None, labels)
+        return PairedDataset(EncodedDataset(tok, forget, 64), EncodedDataset(tok, retain, 64), 5, v)
+
+    a, b = dataset(), dataset()
+    assert [a[i] for i in range(4)] == [b[i] for i in range(4)]
+    wrong_epoch0 = a[0]["forget_wrong"]["input_ids"]
+    assert tok.decode(wrong_epoch0).endswith("Person 0 lives in Wrong0.<|im_end|>")
+    a.set_epoch(1)
+    assert tok.decode(a[0]["forget_wrong"]["input_ids"]).endswith("Person 0 lives in Wrong1.<|im_end|>")
+    batch = collate_views([a[i] for i in range(4)], tok.pad_token_id)
+    assert set(batch) == {"forget", "retain", "forget_wrong"} and batch["retain"]["input_ids"].shape[0] == 4
+
+
+def test_views_report_missing_inputs(tok):
+    forget, retain = records(0, 2), records(10, 2)
+    with pytest.raises(UserError, match="no wrong answer for forget record id='r1'"):
+        build_views(tok, get_method("random_label"), forget, retain, 64, 0, None,
+                    [{"id": "x", "source_id": "r0", "question": "q", "answer": "a"}])
+    with pytest.raises(UserError, match="idk.txt"):
+        build_views(tok, get_method("idk_dpo"), forget, retain, 64, 0, [], None)
+    v = build_views(tok, get_method("idk_ap"), forget, retain, 64, 0, ["No idea.", "Not sure."], None)
+    assert set(v) == {"forget_idk", "retain_idk"} and len(v["retain_idk"]) == 2
+    with pytest.raises(UserError, match="retain set is empty"):
+        PairedDataset(EncodedDataset(tok, forget, 64), EncodedDataset(tok, [], 64), 0)
+
+
+def test_wrong_answer_keeps_the_sentence():
+    rec = {"answer": "Bergen", "answer_text": "She was born in Bergen, Norway."}
+    assert wrong_answer_text(rec, "Kumasi") == "She was born in Kumasi, Norway."
+    assert wrong_answer_text({"answer": "1950", "answer_text": ""}, "1961") == "1961"
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_reference_stays_frozen_while_the_model_trains(tiny_model, tok, lora):
+    from unlearn_lab.modeling import add_lora, collate, encode_qa
+
+    model = add_lora(tiny_model, LORA["lora"]) if lora else tiny_model
+    reference = make_reference(model, lora)
+    b = collate([encode_qa(tok, "Where?", "Here", 64)], tok.pad_token_id)
+    ref_before = reference.logits(b).clone()
+    assert not reference.logits(b).requires_grad
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(2):
+        out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
+        opt.zero_grad()
+        (-out.loss).backward()
+        opt.step()
+    with torch.no_grad():
+        model_now = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    assert not torch.allclose(model_now, ref_before, atol=1e-4)
+    assert torch.equal(reference.logits(b), ref_before)
+
+
+def test_trainable_pattern_trains_only_what_it_names(tiny_model, tok):
+    before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
+    model, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2), "gd", {"trainable": r"layers\.1\.mlp\."},
+                            1e-2, FULL, {"epochs": 1, "batch_size": 2, "retain_loss_bound": 100},
+                            "/tmp/unlearn-lab-test-pattern", seed=0)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(".layers.1.mlp." in n for n in changed)
+    assert {n for n in before if ".layers.1.mlp." in n} == changed
+    assert report["trainable_pattern"] == r"layers\.1\.mlp\."
+
+
+def test_trainable_pattern_errors(tiny_model):
+    with pytest.raises(UserError, match="matches no trainable weight"):
+        restrict_trainable(copy.deepcopy(tiny_model), r"layers\.99\.")
+    with pytest.raises(UserError, match="not a regular expression"):
+        restrict_trainable(tiny_model, "layers[")
+
+
+def test_rmu_with_lora_trains_only_its_layers(tiny_model, tok):
+    model, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2), "rmu",
+                            {"layer": 1, "steering_coeff": 4.0, "alpha": 10.0}, 1e-2, LORA,
+                            {"epochs": 1, "batch_size": 2, "retain_loss_bound": 100}, "/tmp/unlearn-lab-test-rmu", seed=0)
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trained and all("lora_" in n and (".layers.0.mlp." in n or ".layers.1.mlp." in n) for n in trained)
+    assert not report["stopped_early"]
+
+
+def test_retain_bound_stops_training(tiny_model, tok):
+    model, report = unlearn(tiny_model, tok, records(0, 4), records(10, 4), "ga", {}, 1e-2, FULL,
+                            {"epochs": 2, "batch_size": 1, "retain_loss_bound": 0.5}, "/tmp/unlearn-lab-test-bound", seed=0)
+    assert report["stopped_early"] and "exceeded the bound 0.5 at step 0" in report["stop_reason"]
+
+
+def test_resolve_lr():
+    methods = {"npo": {"lr": 2.5e-4}, "ga": {}}
+    assert resolve_lr({"method": "npo", "lr": None, "methods": methods}) == 2.5e-4
+    assert resolve_lr({"method": "npo", "lr": "1e-05", "methods": methods}) == 1e-5
+    with pytest.raises(UserError, match="methods.ga.lr"):
+        resolve_lr({"method": "ga", "lr": None, "methods": methods})
+    with pytest.raises(UserError, match="positive"):
+        resolve_lr({"method": "npo", "lr": -1, "methods": methods})
+    with pytest.raises(UserError, match="lr: expected a number"):
+        resolve_lr({"method": "npo", "lr": "fast", "methods": methods})
