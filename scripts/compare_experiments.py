@@ -1,0 +1,45 @@
+"""Write metrics/comparison.csv and plots/pareto.png from `dvc exp show --json`.
+
+    python scripts/compare_experiments.py                  # runs `dvc exp show --json`
+    python scripts/compare_experiments.py --input exps.json
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+from unlearn_lab.comparison import best_forgetter, experiment_rows, plot_pareto, reference_points, write_csv
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", help="saved `dvc exp show --json` output (default: run it)")
+    ap.add_argument("--csv", default="metrics/comparison.csv")
+    ap.add_argument("--plot", default="plots/pareto.png")
+    args = ap.parse_args()
+    if args.input:
+        with open(args.input, encoding="utf-8") as fh:
+            data = json.load(fh)
+    else:
+        done = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
+        data = json.loads(done.stdout)
+    rows = experiment_rows(data)
+    if not rows:
+        sys.exit("error: no experiment with unlearning results (run `dvc exp run` first)")
+    refs = reference_points(data)
+    write_csv(rows, args.csv)
+    plot_pareto(rows, refs, args.plot)
+    print(f"{args.csv}: {len(rows)} experiments; {args.plot}")
+    if "target" in refs:
+        best = best_forgetter(rows, refs["target"]["model_utility"])
+        if best:
+            print(f"best forget quality at >= 90% of the target's utility: {best['method']} lr={best['lr']:g} "
+                  f"(forget quality {best['forget_quality']:.3g}, utility {best['model_utility']:.3f})")
+        else:
+            print("no experiment keeps >= 90% of the target's utility")
+
+
+if __name__ == "__main__":
+    main()

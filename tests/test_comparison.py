@@ -1,0 +1,59 @@
+"""Comparison rows from `dvc exp show --json` output, the Pareto front and the best-forgetter pick."""
+import csv
+
+from unlearn_lab.comparison import COLUMNS, best_forgetter, experiment_rows, pareto_front, plot_pareto, reference_points, write_csv
+
+
+def exp_data(method, lr, forget, fq, mu, seconds=10.0):
+    return {
+        "params": {"params.yaml": {"data": {"method": method, "lr": None, "unlearn": {"epochs": 5}}}},
+        "metrics": {
+            "metrics/unlearn.json": {"data": {"method": method, "lr": lr, "epochs": 5, "seconds": seconds,
+                                              "knobs": {"beta": 0.1}, "stop_reason": ""}},
+            "metrics/unlearned.json": {"data": {
+                "forget": {"rouge_l_recall": forget, "truth_ratio": 0.4}, "retain": {"rouge_l_recall": 0.9},
+                "world": {"rouge_l_recall": 0.45}, "forget_quality": fq, "model_utility": mu}},
+            "metrics/target.json": {"data": {"model_utility": 0.7, "forget_quality": 0.003,
+                                             "forget": {"rouge_l_recall": 0.94}}},
+        },
+    }
+
+
+SHOW = [
+    {"rev": "workspace", "name": None, "data": exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66)},
+    {"rev": "abc1234def", "name": "main", "data": exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66),
+     "experiments": [
+         {"name": "exp-ga", "revs": [{"rev": "1111111aaa", "name": "exp-ga", "data": exp_data("ga", 4e-4, 0.1, 0.2, 0.5)}]},
+         {"name": "exp-gd", "revs": [{"rev": "2222222bbb", "name": "exp-gd", "data": exp_data("gd", 5e-4, 0.3, 0.05, 0.68)}]},
+         {"name": "exp-broken", "revs": [{"rev": "3333333ccc", "name": "exp-broken", "error": {"msg": "failed"},
+                                          "data": {"metrics": {}}}]},
+     ]},
+]
+
+
+def test_rows_from_exp_show(tmp_path):
+    rows = experiment_rows(SHOW)
+    assert [r["method"] for r in rows] == ["npo", "ga", "gd"]  # workspace and failed runs left out
+    ga = rows[1]
+    assert (ga["lr"], ga["epochs"], ga["forget_rouge_l"], ga["forget_quality"], ga["model_utility"]) == (4e-4, 5, 0.1, 0.2, 0.5)
+    assert ga["experiment"] == "exp-ga" and ga["rev"] == "1111111" and ga["knobs"] == "beta=0.1"
+    write_csv(rows, tmp_path / "c.csv")
+    with open(tmp_path / "c.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0])[: len(COLUMNS)] == COLUMNS
+    assert table[2]["method"] == "gd" and float(table[2]["forget_quality"]) == 0.05
+
+
+def test_pareto_and_best():
+    rows = experiment_rows(SHOW)
+    front = {r["method"] for r in pareto_front(rows)}
+    assert front == {"ga", "gd"}  # npo is beaten by gd on both axes
+    assert best_forgetter(rows, target_utility=0.7)["method"] == "gd"  # 0.68 >= 0.63; ga's 0.5 is not
+    assert best_forgetter(rows, target_utility=0.9) is None
+    refs = reference_points(SHOW)
+    assert refs["target"]["model_utility"] == 0.7 and "oracle" not in refs
+
+
+def test_pareto_plot_is_written(tmp_path):
+    plot_pareto(experiment_rows(SHOW), reference_points(SHOW), tmp_path / "p.png")
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
