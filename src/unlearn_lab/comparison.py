@@ -50,7 +50,8 @@ def row_of(name: str, rev: str, data: dict) -> dict | None:
 
 def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list[dict]:
     """Every experiment of every baseline commit in `dvc exp show --json` output (the
-    workspace entry is skipped: it repeats HEAD or holds uncommitted results)."""
+    workspace entry is skipped: it repeats HEAD or holds uncommitted results), sorted by
+    method, then learning rate, then experiment name."""
     rows = []
     for entry in exp_show:
         if entry.get("rev") == "workspace":
@@ -65,7 +66,7 @@ def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list
                     row = row_of(rev.get("name") or exp.get("name") or rev["rev"][:7], rev["rev"], rev["data"])
                     if row:
                         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda r: (str(r["method"]), r["lr"] or 0.0, r["experiment"]))
 
 
 def reference_points(exp_show: list[dict]) -> dict[str, dict]:
@@ -110,9 +111,16 @@ def plot_pareto(rows: list[dict], references: dict, path: str | Path) -> None:
     front = sorted(pareto_front(ok), key=lambda r: r["model_utility"])
     fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.scatter([r["model_utility"] for r in ok], [r["forget_quality"] for r in ok], color="tab:blue", zorder=3)
-    for r in ok:
-        ax.annotate(f"{r['method']} {r['lr']:g}", (r["model_utility"], r["forget_quality"]), fontsize=8,
-                    xytext=(4, 3), textcoords="offset points")
+    # Forget quality takes few distinct values (a KS p-value on a small forget set), so many
+    # points share a row: alternate their labels above and below the point.
+    seen: dict[float, int] = {}
+    for r in sorted(ok, key=lambda r: r["model_utility"]):
+        nth = seen.setdefault(round(math.log10(max(r["forget_quality"], 1e-300)), 2), 0)
+        seen[round(math.log10(max(r["forget_quality"], 1e-300)), 2)] = nth + 1
+        above = nth % 2 == 0
+        ax.annotate(r["method"], (r["model_utility"], r["forget_quality"]), fontsize=8, rotation=30 if above else 0,
+                    xytext=(3, 4) if above else (-4, -6), textcoords="offset points",
+                    ha="left" if above else "center", va="bottom" if above else "top")
     if len(front) > 1:
         ax.plot([r["model_utility"] for r in front], [r["forget_quality"] for r in front], color="tab:blue",
                 alpha=0.4, label="Pareto front")
@@ -127,9 +135,12 @@ def plot_pareto(rows: list[dict], references: dict, path: str | Path) -> None:
         ax.axvline(0.9 * references["target"]["model_utility"], color="grey", ls=":", lw=1,
                    label="90% of target utility")
     ax.set_yscale("log")
+    lows = [r["forget_quality"] for r in ok if r["forget_quality"] > 0]
+    if lows:
+        ax.set_ylim(min(lows) / 3, max(lows) * 4)  # room for the labels
     ax.set_xlabel("model utility (higher keeps more)")
     ax.set_ylabel("forget quality, KS p-value vs oracle (log; higher forgets better)")
-    ax.set_title("Unlearning experiments: forget quality vs model utility")
+    ax.set_title("Unlearning experiments: forget quality vs model utility (labels: method)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
