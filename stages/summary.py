@@ -7,7 +7,7 @@ from unlearn_lab.report import build_summary
 
 def main():
     models = {name: read_json(f"metrics/{name}.json") for name in ("base", "target", "oracle", "unlearned")}
-    summary = build_summary(models, load_params())
+    summary = build_summary(models, load_params(), read_json("metrics/unlearn.json"))
     write_json("metrics/summary.json", summary)
     for name in ("target", "oracle", "unlearned"):
         print(name, summary[name])

@@ -36,3 +36,12 @@ def test_summary_keeps_the_reason_for_a_missing_oracle():
     s = build_summary(models, {"method": "ga", "lr": 1e-5, "data": {"benchmark": "world"}})
     assert s["oracle"] == {"available": False, "reason": "world benchmark: no oracle"}
     assert "forget_quality" not in s["unlearned"]
+
+
+def test_summary_reports_the_lr_the_run_used():
+    models = {"base": model(None, None, 0.5), "target": model(1.0, 0.9, 0.45), "oracle": model(0.1, 0.9, 0.45),
+              "unlearned": model(0.2, 0.8, 0.4)}
+    params = {"method": "npo", "lr": None, "data": {"benchmark": "synthetic"}}
+    s = build_summary(models, params, {"method": "npo", "lr": 2.5e-4})
+    assert s["lr"] == 2.5e-4
+    assert build_summary(models, params)["lr"] is None

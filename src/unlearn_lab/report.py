@@ -21,9 +21,13 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def build_summary(models: dict[str, dict], params: dict) -> dict:
-    """Headline metrics per model, and the run's sanity checks as ratios and booleans."""
-    summary = {"method": params.get("method"), "lr": params.get("lr"),
+def build_summary(models: dict[str, dict], params: dict, unlearn_report: dict | None = None) -> dict:
+    """Headline metrics per model, and the run's sanity checks as ratios and booleans.
+
+    The method and learning rate are those the unlearning run used (`lr: null` in params means
+    the method's own default)."""
+    report = unlearn_report or {}
+    summary = {"method": report.get("method", params.get("method")), "lr": report.get("lr", params.get("lr")),
                "benchmark": params.get("data", {}).get("benchmark")}
     for name, metrics in models.items():
         if metrics.get("available", True):
