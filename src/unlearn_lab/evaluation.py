@@ -249,6 +249,11 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: dict, orac
             metrics[f"mia_{attack}_auc"] = auc([r[f"mia_{attack}"] for r in all_rows if r["set"] == "forget"],
                                                [r[f"mia_{attack}"] for r in all_rows if r["set"] == "holdout"])
         oracle_auc = (oracle_metrics or {}).get(f"mia_{PRIVLEAK_ATTACK}_auc")
-        if oracle_metrics is not None and oracle_auc is not None:
+        if oracle_auc is not None and oracle_auc < 1.0:
             metrics["privleak"] = privleak(metrics[f"mia_{PRIVLEAK_ATTACK}_auc"], oracle_auc)
+        elif oracle_metrics is not None:
+            metrics["privleak_reason"] = ("the oracle has no membership-inference AUC" if oracle_auc is None
+                                          else "the oracle's AUC is 1: privacy leakage is undefined")
+    elif "forget" in metrics:
+        metrics["mia_reason"] = "no holdout set: membership inference compares forget with holdout answers"
     return metrics, all_rows

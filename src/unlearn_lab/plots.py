@@ -92,7 +92,8 @@ def metric_bars_plot(metrics: dict[str, dict], path: Path) -> None:
     for model in MODELS:
         if model in metrics:
             m = metrics[model]
-            series[model] = [float((m.get(s, {}) if s else m).get(k, np.nan) or np.nan) for s, k, _ in BARS]
+            values = [(m.get(s, {}) if s else m).get(k) for s, k, _ in BARS]
+            series[model] = [np.nan if v is None else float(v) for v in values]
     _grouped_bars(ax, labels, series)
     ax.set_ylim(0, 1.12)
     ax.tick_params(axis="x", labelsize=8)
