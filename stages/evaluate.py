@@ -4,12 +4,13 @@ from pathlib import Path
 
 from unlearn_lab.cli import load_sets, run_stage
 from unlearn_lab.evaluation import evaluate_model
-from unlearn_lab.io import UserError, read_jsonl, write_json, write_jsonl
+from unlearn_lab.io import UserError, read_json, read_jsonl, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.params import load_params
 
 MODELS = ("base", "oracle", "target", "unlearned")
 ORACLE_ROWS = Path("eval/oracle.jsonl")
+ORACLE_METRICS = Path("metrics/oracle.json")
 
 
 def main():
@@ -24,12 +25,15 @@ def main():
         print(f"{model_dir}: no model to evaluate: {meta['reason']}")
     else:
         # The base model is evaluated for what it already knew (world facts) only.
-        sets = load_sets(("world",) if which == "base" else ("forget", "retain", "world"))
-        oracle_rows = None
+        sets = load_sets(("world",) if which == "base" else ("forget", "retain", "holdout", "world"))
+        oracle_rows = oracle_metrics = None
         if which in ("target", "unlearned"):
             oracle_rows = [r for r in read_jsonl(ORACLE_ROWS) if r["set"] == "forget"]
+            oracle_metrics = read_json(ORACLE_METRICS)
         tok, model = load_tokenizer(model_dir), load_model(model_dir)
-        metrics, rows = evaluate_model(model, tok, sets, params["eval"], oracle_rows)
+        metrics, rows = evaluate_model(model, tok, sets, params["eval"], oracle_rows, oracle_metrics)
+        if which == "oracle" and "mia_mink_auc" in metrics:
+            metrics["privleak"] = 0.0  # the reference of privacy leakage, by definition
         if which != "oracle" and "forget" in sets and "forget_quality" not in metrics:
             metrics["forget_quality_reason"] = "no oracle: " + read_meta("models/oracle").get("reason", "none trained")
             print(f"forget quality not computed: {metrics['forget_quality_reason']}")

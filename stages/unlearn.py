@@ -3,6 +3,7 @@ from pathlib import Path
 
 from unlearn_lab.cli import PROCESSED, RAW, load_sets, run_stage
 from unlearn_lab.data import load_idk_pool
+from unlearn_lab.epoch_eval import EpochEvaluation
 from unlearn_lab.io import atomic_dir, read_jsonl, write_json
 from unlearn_lab.methods import get_method
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
@@ -26,11 +27,18 @@ def main():
     random_labels = read_jsonl(PROCESSED / "random_labels.jsonl") if "forget_wrong" in needs else None
     tok, model = load_tokenizer(TARGET), load_model(TARGET)
     with atomic_dir("models/unlearned") as tmp:
-        with Live("logs/unlearn", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        with Live("logs/unlearn", dvcyaml=False, save_dvc_exp=False, report=None) as live, \
+                Live("logs/unlearn_epochs", dvcyaml=False, save_dvc_exp=False, report=None) as epoch_live:
+            epoch_eval = None
+            if params["unlearn"].get("epoch_eval", True):
+                retain_size = number(params, "unlearn.epoch_eval_retain", int, 0)
+
+                def epoch_eval(m):
+                    return EpochEvaluation(m, tok, sets["forget"], sets["retain"], params["eval"], epoch_live, retain_size)
             model, report = unlearn(
                 model, tok, sets["forget"], sets["retain"], method, knobs, lr, params["model"], params["unlearn"],
                 Path(".scratch") / "unlearn", number(params, "seed", int), live,
-                idk_pool=idk_pool, random_labels=random_labels,
+                idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval,
             )
         save_trained(model, tmp, parent=TARGET, extra={"unlearn": report})
     write_json("metrics/unlearn.json", report)

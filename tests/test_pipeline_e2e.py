@@ -70,11 +70,17 @@ def test_repro_writes_every_declared_output(repo):
                  "data/processed/world.jsonl", "data/processed/random_labels.jsonl",
                  "logs/unlearn/plots/metrics/train/loss.tsv", "logs/finetune_target/plots/metrics/train/loss.tsv",
                  "eval/base.jsonl", "eval/oracle.jsonl", "eval/target.jsonl", "eval/unlearned.jsonl",
+                 "logs/unlearn_epochs/plots/metrics/epoch/forget_rouge_l_recall.tsv",
+                 "plots/metrics.png", "plots/truth_ratio_forget.png", "plots/retain_split.png",
+                 "plots/before_after.png", "plots/before_after.md",
                  "metrics/unlearn.json", "metrics/finetune_target.json", "metrics/finetune_oracle.json", "dvc.lock"]:
         assert (repo / path).exists(), path
     for name in ("target", "unlearned"):
         m = json.loads((repo / f"metrics/{name}.json").read_text())
-        assert set(m) >= {"forget", "retain", "world", "forget_quality", "model_utility"}
+        assert set(m) >= {"forget", "retain", "holdout", "world", "forget_quality", "model_utility", "privleak",
+                          "mia_loss_auc", "mia_zlib_auc", "mia_mink_auc", "mia_minkpp_auc"}
+        assert set(m["forget"]) >= {"rouge_l_recall", "rouge_l_f1", "bleu", "bertscore_f1", "perplexity", "prob",
+                                    "truth_ratio", "exact_memorization", "extraction_strength"}
         assert 0.0 <= m["forget_quality"] <= 1.0
         assert m["forget"]["n"] == 8  # one of eight people, eight facts each
     base = json.loads((repo / "metrics/base.json").read_text())

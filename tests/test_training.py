@@ -127,3 +127,26 @@ def test_shared_prompt_nlls_equal_one_forward_per_pair(tiny_model, tok):
     got = shared_prompt_nlls(tiny_model, tok, questions, answers, batch_size=2)
     want = answer_nlls(tiny_model, tok, [(q, a) for q, al in zip(questions, answers) for a in al]).reshape(3, 3)
     np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_token_stats_match_a_plain_forward(tiny_model, tok):
+    from unlearn_lab.evaluation import shared_prompt_nlls
+    from unlearn_lab.modeling import encode_qa
+
+    questions, answers = ["Where?", "A longer question, is it?"], [["Here", "x"], ["There it is, by the river", "y"]]
+    nll, stats = shared_prompt_nlls(tiny_model, tok, questions, answers, batch_size=2, token_stats=True)
+    for q, (a, _), st, row_nll in zip(questions, answers, stats, nll):
+        enc = encode_qa(tok, q, a, 64)
+        with torch.no_grad():
+            logits = tiny_model(input_ids=torch.tensor([enc["input_ids"]])).logits[0, :-1].double()
+        labels = torch.tensor(enc["labels"][1:])
+        keep = labels != -100
+        lsm = torch.log_softmax(logits[keep], -1)
+        p = lsm.exp()
+        mu = (p * lsm).sum(-1)
+        sigma = (p * (lsm - mu[:, None]) ** 2).sum(-1).sqrt()  # central form, unlike the code's
+        np.testing.assert_allclose(st["logp"], lsm.gather(1, labels[keep][:, None])[:, 0].numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(st["mu"], mu.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(st["sigma"], sigma.numpy(), rtol=1e-3, atol=1e-3)
+        assert (st["correct"] == (lsm.argmax(-1) == labels[keep]).numpy()).all()
+        assert -st["logp"].mean() == pytest.approx(row_nll[0], rel=1e-5)

@@ -131,3 +131,23 @@ def test_resolve_lr():
         resolve_lr({"method": "npo", "lr": -1, "methods": methods})
     with pytest.raises(UserError, match="lr: expected a number"):
         resolve_lr({"method": "npo", "lr": "fast", "methods": methods})
+
+
+def test_epoch_evaluation_runs_before_and_after_each_epoch(tiny_model, tok):
+    from unlearn_lab.epoch_eval import EpochEvaluation
+
+    made = []
+
+    def factory(model):
+        made.append(EpochEvaluation(model, tok, records(0, 2), records(10, 3), {"max_new_tokens": 3}, None,
+                                    retain_size=2))
+        return made[-1]
+
+    unlearn(tiny_model, tok, records(0, 2), records(10, 3), "ga", {}, 1e-3, FULL,
+            {"epochs": 2, "batch_size": 2, "retain_loss_bound": 100}, "/tmp/unlearn-lab-test-epochs", seed=0,
+            epoch_eval=factory)
+    history = made[0].history
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert "train_loss" not in history[0] and "train_loss" in history[1]
+    assert all(0 <= h["forget_rouge_l_recall"] <= 1 and 0 < h["forget_truth_ratio"] <= 1 for h in history)
+    assert len(made[0].retain) == 2

@@ -6,14 +6,27 @@ import torch
 from tqdm.auto import tqdm
 
 from .methods.base import answer_logprobs
+from .io import UserError
 from .metrics import (
+    TRUTH_RATIOS,
     answer_probability,
+    auc,
+    bertscore_f1,
+    bleu,
+    exact_memorization,
+    extraction_strength,
     forget_quality,
+    loss_score,
+    mink_score,
+    minkpp_score,
     model_utility,
+    perplexity,
+    privleak,
+    rouge_l_f1,
     rouge_l_recall,
-    truth_ratio,
     truth_ratio_forget_score,
     truth_ratio_retain_score,
+    zlib_score,
 )
 from .modeling import collate, encode_qa, prompt_text
 
@@ -38,19 +51,25 @@ def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, 
 
 
 @torch.no_grad()
-def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc: str = "log-probs"):
+def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc: str = "log-probs",
+                       token_stats: bool = False):
     """Length-normalised NLL of several answers per question, encoding each prompt once.
 
     `answers[i]` lists the candidate answers of `questions[i]` (the same count for every
     question). The prompt's key/value cache is computed once and repeated for its candidates:
     the prompt is most of the tokens, so this is several times cheaper than one forward per pair.
     Token for token it is the sequence `encode_qa` builds; `answer_nlls` is the plain reference.
+
+    With `token_stats`, also returns per question the first answer's per-token statistics:
+    `logp` (log p(y_t)), `mu` and `sigma` (mean and standard deviation of log p(v) under
+    v ~ p(.|context), for Min-k%++) and `correct` (greedy prediction == y_t).
     """
     k = len(answers[0])
     eos = tok.eos_token_id
     prompts = [tok(prompt_text(tok, q), add_special_tokens=False)["input_ids"] for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out = np.zeros((len(prompts), k))
+    stats: list[dict] = [{} for _ in prompts]
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start : start + batch_size]
         width = max(len(prompts[i]) for i in idx)
@@ -80,7 +99,17 @@ def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc
         token_logp = torch.gather(torch.log_softmax(logits, -1), 2, a_ids.unsqueeze(-1)).squeeze(-1)
         nll = -(token_logp * a_mask).sum(-1) / a_mask.sum(-1)
         out[idx] = nll.view(len(idx), k).cpu().numpy()
-    return out
+        if token_stats:
+            first_rows = torch.arange(len(idx)) * k
+            lsm = torch.log_softmax(logits[first_rows], -1)
+            mu = (lsm.exp() * lsm).sum(-1)
+            sigma = ((lsm.exp() * lsm.square()).sum(-1) - mu.square()).clamp(min=0).sqrt()
+            correct = lsm.argmax(-1) == a_ids[first_rows]
+            for row, i in enumerate(idx):
+                n = int(a_mask[first_rows[row]].sum())
+                stats[i] = {"logp": token_logp[first_rows[row], :n].numpy(), "mu": mu[row, :n].numpy(),
+                            "sigma": sigma[row, :n].numpy(), "correct": correct[row, :n].numpy()}
+    return (out, stats) if token_stats else out
 
 
 @torch.no_grad()
@@ -110,65 +139,121 @@ def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens
     return out
 
 
+def truth_ratio_function(eval_cfg: dict):
+    convention = str(eval_cfg.get("truth_ratio", "tofu"))
+    if convention not in TRUTH_RATIOS:
+        raise UserError(f"params.yaml: eval.truth_ratio: unknown convention {convention!r}; known: {sorted(TRUTH_RATIOS)}")
+    return TRUTH_RATIOS[convention]
+
+
 def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str) -> tuple[list[dict], dict]:
     """Per-record rows and the set's aggregate metrics.
 
     ROUGE-L recall scores the generation against the bare fact (`answer`), so a memorised sentence
-    frame earns nothing by itself; `prob` is that of the full answer the model was trained on.
+    frame earns nothing by itself; ROUGE-L F1, BLEU and BERTScore compare it with the full
+    reference sentence (`answer_text`), and `prob`, perplexity, memorisation and the membership
+    scores are those of that sentence, the text the models were trained on.
     """
     if not records:
         return [], {}
+    ratio_of = truth_ratio_function(eval_cfg)
+    k = float(eval_cfg.get("mink_k", 0.4))
     bs = int(eval_cfg.get("batch_size", 8))
     generated = generate_answers(
         model, tok, [r["question"] for r in records], int(eval_cfg.get("gen_batch_size", 16)),
         int(eval_cfg.get("max_new_tokens", 24)), desc=f"{name}: generate",
     )
-    nll = shared_prompt_nlls(
+    references = [r.get("answer_text") or r["answer"] for r in records]
+    nll, stats = shared_prompt_nlls(
         model, tok, [r["question"] for r in records],
-        [[r.get("answer_text") or r["answer"], r["paraphrased_answer"], *r["perturbed_answers"]] for r in records],
-        bs, desc=f"{name}: log-probs",
+        [[ref, r["paraphrased_answer"], *r["perturbed_answers"]] for r, ref in zip(records, references)],
+        bs, desc=f"{name}: log-probs", token_stats=True,
     )
+    bert = bertscore_f1(references, generated)
     rows = []
-    for r, gen, row_nll in zip(records, generated, nll):
+    for r, ref, gen, row_nll, st, bs_f1 in zip(records, references, generated, nll, stats, bert):
         rows.append({
             "id": r["id"],
             "set": name,
             "question": r["question"],
             "answer": r["answer"],
+            "reference": ref,
             "generated": gen,
             "correlated": bool(r.get("correlated", False)),
             "rouge_l_recall": rouge_l_recall(r["answer"], gen),
+            "rouge_l_f1": rouge_l_f1(ref, gen),
+            "bleu": bleu(ref, gen),
+            "bertscore_f1": bs_f1,
             "nll": float(row_nll[0]),
+            "n_tokens": int(len(st["logp"])),
             "prob": float(answer_probability(row_nll[0])),
-            "truth_ratio": truth_ratio(row_nll[1], row_nll[2:]),
+            "truth_ratio": ratio_of(row_nll[1], row_nll[2:]),
+            "exact_memorization": exact_memorization(st["correct"]),
+            "extraction_strength": extraction_strength(st["correct"]),
+            "mia_loss": loss_score(st["logp"]),
+            "mia_zlib": zlib_score(st["logp"], ref),
+            "mia_mink": mink_score(st["logp"], k),
+            "mia_minkpp": minkpp_score(st["logp"], st["mu"], st["sigma"], k),
         })
-    ratios = [row["truth_ratio"] for row in rows]
+    return rows, summarize_set(rows, name)
+
+
+SET_MEANS = ("rouge_l_recall", "rouge_l_f1", "bleu", "bertscore_f1", "prob", "exact_memorization",
+             "extraction_strength")
+
+
+def summarize_set(rows: list[dict], name: str) -> dict:
+    """Means over the set's rows, corpus perplexity, and the truth-ratio aggregate (the forget
+    form on forget facts, the retain form elsewhere)."""
     score = truth_ratio_forget_score if name == "forget" else truth_ratio_retain_score
-    summary = {
-        "n": len(rows),
-        "rouge_l_recall": float(np.mean([row["rouge_l_recall"] for row in rows])),
-        "prob": float(np.mean([row["prob"] for row in rows])),
-        "truth_ratio": score(ratios),
-    }
-    return rows, summary
+    summary = {"n": len(rows)}
+    summary.update({key: float(np.mean([row[key] for row in rows])) for key in SET_MEANS})
+    # exp(mean token NLL over the set): weight each row's mean NLL by its token count
+    summary["perplexity"] = perplexity(np.repeat([row["nll"] for row in rows], [row["n_tokens"] for row in rows]))
+    summary["truth_ratio"] = score([row["truth_ratio"] for row in rows])
+    return summary
 
 
-def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: dict, oracle_rows=None):
-    """Evaluate every non-empty set; add forget quality and model utility where defined.
+MIA_ATTACKS = ("loss", "zlib", "mink", "minkpp")
+# MUSE reports privacy leakage from the Min-k% attack.
+PRIVLEAK_ATTACK = "mink"
 
-    `oracle_rows` are the oracle's forget rows; None means there is no oracle, and the reason
-    must be given by the caller in `forget_quality_reason`.
+
+def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: dict, oracle_rows=None,
+                   oracle_metrics: dict | None = None):
+    """Evaluate every non-empty set; add forget quality, model utility, the retain split,
+    membership inference (forget vs holdout) and privacy leakage where defined.
+
+    `oracle_rows` are the oracle's forget rows and `oracle_metrics` its metrics; None means there
+    is no oracle, and the reason must be given by the caller in `forget_quality_reason`.
     """
-    metrics: dict = {}
+    metrics: dict = {"truth_ratio_convention": str(eval_cfg.get("truth_ratio", "tofu"))}
     all_rows: list[dict] = []
     for name, records in sets.items():
         rows, summary = evaluate_set(model, tok, records, eval_cfg, name)
         if rows:
             metrics[name] = summary
             all_rows.extend(rows)
+            if name == "retain":
+                for part, flag in (("retain_correlated", True), ("retain_other", False)):
+                    chosen = [row for row in rows if row["correlated"] == flag]
+                    if chosen:
+                        metrics[part] = summarize_set(chosen, part)
     if "forget" in metrics and oracle_rows:
         ours = [r["truth_ratio"] for r in all_rows if r["set"] == "forget"]
         metrics["forget_quality"] = forget_quality(ours, [r["truth_ratio"] for r in oracle_rows])
     if all(s in metrics for s in UTILITY_SETS):
         metrics["model_utility"] = model_utility(metrics[s][k] for s in UTILITY_SETS for k in UTILITY_KEYS)
+    if "forget" in metrics and "holdout" in metrics:
+        for attack in MIA_ATTACKS:
+            metrics[f"mia_{attack}_auc"] = auc([r[f"mia_{attack}"] for r in all_rows if r["set"] == "forget"],
+                                               [r[f"mia_{attack}"] for r in all_rows if r["set"] == "holdout"])
+        oracle_auc = (oracle_metrics or {}).get(f"mia_{PRIVLEAK_ATTACK}_auc")
+        if oracle_auc is not None and oracle_auc < 1.0:
+            metrics["privleak"] = privleak(metrics[f"mia_{PRIVLEAK_ATTACK}_auc"], oracle_auc)
+        elif oracle_metrics is not None:
+            metrics["privleak_reason"] = ("the oracle has no membership-inference AUC" if oracle_auc is None
+                                          else "the oracle's AUC is 1: privacy leakage is undefined")
+    elif "forget" in metrics:
+        metrics["mia_reason"] = "no holdout set: membership inference compares forget with holdout answers"
     return metrics, all_rows

@@ -1,7 +1,7 @@
 """The headline numbers of one run (metrics/summary.json)."""
 from __future__ import annotations
 
-HEADLINE = ("forget_quality", "model_utility")
+HEADLINE = ("forget_quality", "model_utility", "privleak", "mia_loss_auc", "mia_minkpp_auc")
 
 
 def _headline(metrics: dict) -> dict:
@@ -11,6 +11,8 @@ def _headline(metrics: dict) -> dict:
             out[f"{name}_rouge_l_recall"] = metrics[name]["rouge_l_recall"]
             out[f"{name}_prob"] = metrics[name]["prob"]
             out[f"{name}_truth_ratio"] = metrics[name]["truth_ratio"]
+    if "forget" in metrics and "exact_memorization" in metrics["forget"]:
+        out["forget_exact_memorization"] = metrics["forget"]["exact_memorization"]
     out.update({k: metrics[k] for k in HEADLINE if k in metrics})
     return out
 

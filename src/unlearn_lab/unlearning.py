@@ -225,11 +225,12 @@ class UnlearnTrainer(Trainer):
 
 def unlearn(model, tok, forget, retain, method_name: str, knobs: dict, lr: float, model_cfg: dict,
             cfg: dict, scratch, seed: int, live=None, idk_pool: list[str] | None = None,
-            random_labels: list[dict] | None = None) -> tuple[object, dict]:
+            random_labels: list[dict] | None = None, epoch_eval=None) -> tuple[object, dict]:
     """Run one unlearning method; return the model and a record of how the run went.
 
     `knobs` is `methods.<name>` from params: the loss knobs plus optional `lr` (already resolved
-    into `lr` by the caller) and `trainable` (a regex over parameter names).
+    into `lr` by the caller) and `trainable` (a regex over parameter names). `epoch_eval`, when
+    given, is called with the model and returns a callback that evaluates between epochs.
     """
     knobs = dict(knobs or {})
     settings = {k: knobs.pop(k) for k in TRAINING_KEYS if k in knobs}
@@ -244,12 +245,13 @@ def unlearn(model, tok, forget, retain, method_name: str, knobs: dict, lr: float
                          build_views(tok, method, forget, retain, max_length, seed, idk_pool, random_labels))
     guard = DivergenceGuard(model, float(cfg.get("retain_loss_bound", 10.0)))
     live_cb = LiveCallback(live) if live is not None else None
+    epoch_cb = epoch_eval(model) if epoch_eval else None
     trainer = UnlearnTrainer(
         model=model,
         args=training_args(cfg, scratch, seed, lr),
         train_dataset=data,
         data_collator=lambda f: collate_views(f, tok.pad_token_id),
-        callbacks=[EpochCallback(data), guard] + ([live_cb] if live_cb else []),
+        callbacks=[EpochCallback(data), guard] + [cb for cb in (live_cb, epoch_cb) if cb is not None],
         method=method,
         reference=reference,
         guard=guard,

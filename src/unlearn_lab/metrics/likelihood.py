@@ -19,6 +19,25 @@ def truth_ratio(nll_paraphrased: float, nll_perturbed) -> float:
     return float(np.exp(float(nll_paraphrased) - float(np.mean(nll_perturbed))))
 
 
+def truth_ratio_mean_prob(nll_paraphrased: float, nll_perturbed) -> float:
+    """R = mean_i prob(perturbed_i) / prob(paraphrased), prob = exp(-length-normalised NLL): the
+    arithmetic mean of the wrong answers' probabilities over the right one's (the "mean wrong
+    over correct" convention of some seeds). By the AM-GM inequality it is >= TOFU's ratio."""
+    wrong = np.exp(-np.asarray(nll_perturbed, dtype=float))
+    return float(wrong.mean() / np.exp(-float(nll_paraphrased)))
+
+
+TRUTH_RATIOS = {"tofu": truth_ratio, "mean_prob": truth_ratio_mean_prob}
+
+
+def perplexity(token_nlls) -> float:
+    """exp(sum of token NLLs / number of tokens) over every answer token of a set (corpus-level)."""
+    v = np.asarray(token_nlls, dtype=float)
+    if v.size == 0:
+        raise ValueError("perplexity needs at least one token")
+    return float(np.exp(v.mean()))
+
+
 def truth_ratio_forget_score(ratios) -> float:
     """mean_i min(R_i, 1/R_i): 1 when right and wrong answers are equally likely (TOFU, forget)."""
     r = np.asarray(ratios, dtype=float)

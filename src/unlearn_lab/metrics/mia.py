@@ -1,0 +1,61 @@
+"""Membership inference on forget (trained on) against holdout (never seen) answers, and MUSE's
+privacy leakage. Every score is oriented so that higher means "more likely a member"."""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+from scipy import stats
+
+
+def auc(member_scores, nonmember_scores) -> float:
+    """ROC AUC = P(score(member) > score(non-member)) + 0.5 P(tie), by the Mann-Whitney U
+    statistic: U / (n_members n_nonmembers). 1.0: perfectly separable; 0.5: no signal."""
+    m = np.asarray(member_scores, dtype=float)
+    n = np.asarray(nonmember_scores, dtype=float)
+    if len(m) == 0 or len(n) == 0:
+        raise ValueError("auc needs at least one member and one non-member score")
+    ranks = stats.rankdata(np.concatenate([m, n]))
+    u = ranks[: len(m)].sum() - len(m) * (len(m) + 1) / 2
+    return float(u / (len(m) * len(n)))
+
+
+def loss_score(token_logp) -> float:
+    """LOSS attack (Yeom et al. 2018): score = mean_t log p(y_t), minus the answer's mean NLL."""
+    return float(np.mean(token_logp))
+
+
+def zlib_score(token_logp, text: str) -> float:
+    """zlib attack (Carlini et al. 2021): score = -(mean NLL) / zlib entropy, the entropy being
+    the length in bytes of the zlib-compressed UTF-8 text; it discounts answers that are simply
+    easy to predict."""
+    return float(np.mean(token_logp)) / len(zlib.compress(text.encode("utf-8")))
+
+
+def _lowest_mean(values, k: float) -> float:
+    v = np.sort(np.asarray(values, dtype=float))
+    return float(v[: max(1, int(np.ceil(k * len(v))))].mean())
+
+
+def mink_score(token_logp, k: float = 0.4) -> float:
+    """Min-k% Prob (Shi et al. 2024): the mean of the lowest k fraction of the answer's token
+    log-probabilities (at least one token)."""
+    return _lowest_mean(token_logp, k)
+
+
+def minkpp_score(token_logp, token_mu, token_sigma, k: float = 0.4) -> float:
+    """Min-k%++ (Zhang et al. 2024): per token z_t = (log p(y_t) - mu_t) / sigma_t, mu_t and
+    sigma_t the mean and standard deviation of log p(v) under v ~ p(.|context); the score is
+    the mean of the lowest k fraction of z_t."""
+    z = (np.asarray(token_logp, float) - np.asarray(token_mu, float)) / np.maximum(np.asarray(token_sigma, float), 1e-12)
+    return _lowest_mean(z, k)
+
+
+def privleak(auc_model: float, auc_oracle: float) -> float:
+    """PrivLeak (MUSE, Shi et al. 2024) = ((1 - AUC) - (1 - AUC_oracle)) / (1 - AUC_oracle) x 100,
+    AUC being ours (members score higher). 0: leaks like a model that never saw the forget set;
+    near -100: the forget set is plainly recognisable (under-unlearned); positive: over-unlearned."""
+    base = 1.0 - auc_oracle
+    if base <= 0:
+        raise ValueError("privleak is undefined when the oracle's AUC is 1")
+    return float(((1.0 - auc_model) - base) / base * 100.0)
