@@ -57,7 +57,8 @@ def _bert_scorer():
 def bertscore_f1(references: list[str], generated: list[str], batch_size: int = 32) -> list[float]:
     """BERTScore F1 (Zhang et al. 2020): greedy cosine matching of contextual token embeddings,
     F1 of the precision (each generated token to its best reference token) and recall (the
-    other way), with all-MiniLM-L6-v2 layer 6, no idf weighting, no baseline rescaling."""
+    other way), with all-MiniLM-L6-v2 layer 6, no idf weighting, no baseline rescaling. As in
+    the `bert-score` package, [CLS] and [SEP] can be matched but are not averaged."""
     if not references:
         return []
     _, _, f1 = _bert_scorer().score([g if g.strip() else "." for g in generated], list(references),
