@@ -1,6 +1,7 @@
 """Write metrics/comparison.csv and plots/pareto.png from `dvc exp show --json`.
 
-    python scripts/compare_experiments.py                  # runs `dvc exp show --json`
+    python scripts/compare_experiments.py                  # runs `dvc exp show --json` (experiments on HEAD)
+    python scripts/compare_experiments.py --all-commits    # experiments on every commit
     python scripts/compare_experiments.py --input exps.json
 """
 import argparse
@@ -14,6 +15,8 @@ from unlearn_lab.comparison import best_forgetter, experiment_rows, plot_pareto,
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", help="saved `dvc exp show --json` output (default: run it)")
+    ap.add_argument("--all-commits", action="store_true",
+                    help="experiments of every commit (`dvc exp show -A`), not only those based on HEAD")
     ap.add_argument("--csv", default="metrics/comparison.csv")
     ap.add_argument("--plot", default="plots/pareto.png")
     args = ap.parse_args()
@@ -21,7 +24,8 @@ def main():
         with open(args.input, encoding="utf-8") as fh:
             data = json.load(fh)
     else:
-        done = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
+        cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if args.all_commits else [])
+        done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
         data = json.loads(done.stdout)
