@@ -64,7 +64,7 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]]):
                 ax.annotate(f"{v:.2f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom",
                             fontsize=7, xytext=(0, 1), textcoords="offset points")
     ax.set_xticks(x, groups)
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="upper center", ncol=len(series), frameon=False)
 
 
 def retain_split_plot(metrics: dict[str, dict], path: Path) -> None:
@@ -76,8 +76,8 @@ def retain_split_plot(metrics: dict[str, dict], path: Path) -> None:
         groups = ["retain_correlated", "retain_other"]
         series = {m: [metrics[m].get(g, {}).get(key, np.nan) for g in groups] for m in MODELS if m in metrics}
         _grouped_bars(ax, ["correlated", "other"], series)
-        ax.set_ylim(0, 1.1)
-        ax.set_title(f"retain {key.replace('_', ' ')}")
+        ax.set_ylim(0, 1.22)
+        ax.set_title({"rouge_l_recall": "ROUGE-L recall", "prob": "answer probability"}[key])
     fig.suptitle("Retain facts correlated with the forget set vs the others")
     fig.tight_layout()
     _save(fig, path)
@@ -95,7 +95,7 @@ def metric_bars_plot(metrics: dict[str, dict], path: Path) -> None:
             values = [(m.get(s, {}) if s else m).get(k) for s, k, _ in BARS]
             series[model] = [np.nan if v is None else float(v) for v in values]
     _grouped_bars(ax, labels, series)
-    ax.set_ylim(0, 1.12)
+    ax.set_ylim(0, 1.2)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Target (knows everything), oracle (never saw the forget set), unlearned")
     ax.grid(axis="y", alpha=0.3)
@@ -141,12 +141,14 @@ def before_after_plot(table: list[dict], path: Path) -> None:
     import textwrap
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(15, 0.9 + 0.62 * len(table)))
+    # 12 inches at 100 dpi: as wide as the other figures, so `dvc plots show` needs no scrolling
+    fig, ax = plt.subplots(figsize=(12, 0.9 + 0.62 * len(table)))
     ax.axis("off")
     cols = ["set", "question", "fact", *MODELS]
-    cells = [[r["set"], *(textwrap.fill(r[k], 34) for k in ("question", "answer", *MODELS))] for r in table]
+    cells = [[r["set"], textwrap.fill(r["question"], 30), textwrap.fill(r["answer"], 16),
+              *(textwrap.fill(r[k], 28) for k in MODELS)] for r in table]
     tab = ax.table(cellText=cells, colLabels=cols, loc="center", cellLoc="left",
-                   colWidths=[0.06, 0.22, 0.1, 0.2, 0.2, 0.2])
+                   colWidths=[0.06, 0.22, 0.12, 0.2, 0.2, 0.2])
     tab.auto_set_font_size(False)
     tab.set_fontsize(8)
     tab.scale(1, 2.6)
@@ -156,5 +158,71 @@ def before_after_plot(table: list[dict], path: Path) -> None:
         elif table[row - 1]["set"] == "forget":
             cell.set_facecolor("#fdecea")
     ax.set_title("Greedy answers before (target) and after unlearning; forget rows shaded", fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def read_live_series(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every DVCLive metric of a run as (steps, values), keyed by its path under plots/metrics."""
+    out = {}
+    root = Path(run_dir) / "plots" / "metrics"
+    for tsv in sorted(root.rglob("*.tsv")):
+        data = np.genfromtxt(tsv, delimiter="\t", names=True)
+        data = np.atleast_1d(data)
+        names = data.dtype.names
+        out[str(tsv.relative_to(root).with_suffix(""))] = (data[names[0]], data[names[-1]])
+    return out
+
+
+def training_curves_plot(runs: dict[str, Path], path: Path) -> None:
+    """Per-step training loss of each run (fine-tunes and unlearning), and the unlearning
+    method's own loss parts; the same curves as the DVCLive plots, drawn without JavaScript."""
+    plt = _plt()
+    series = {name: read_live_series(d) for name, d in runs.items()}
+    unlearn = series.get("unlearn", {})
+    parts = [k for k in unlearn
+             if k.startswith("train/") and k not in ("train/loss", "train/learning_rate", "train/grad_norm")]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for name, s in series.items():
+        if "train/loss" in s and name != "unlearn":
+            axes[0].plot(*s["train/loss"], label=f"{name} loss")
+    axes[0].set_title("fine-tuning loss per step")
+    axes[0].set_xlabel("step")
+    axes[0].set_yscale("log")
+    if "train/loss" in unlearn:
+        axes[1].plot(*unlearn["train/loss"], label="loss", color="black", lw=2)
+    for key in parts:
+        axes[1].plot(*unlearn[key], label=key.split("/", 1)[1], lw=1)
+    axes[1].set_title("unlearning: loss and its parts per step")
+    axes[1].set_xlabel("step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def epoch_curves_plot(run_dir: Path, path: Path) -> None:
+    """Forget / retain ROUGE-L recall and the forget truth-ratio score before and after each
+    unlearning epoch, with the epoch's mean loss."""
+    plt = _plt()
+    s = read_live_series(run_dir)
+    fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(12, 4))
+    for key, label, color in (("epoch/forget_rouge_l_recall", "forget ROUGE-L recall", "tab:red"),
+                              ("epoch/retain_rouge_l_recall", "retain ROUGE-L recall", "tab:green"),
+                              ("epoch/forget_truth_ratio", "forget truth-ratio score", "tab:purple")):
+        if key in s:
+            ax.plot(*s[key], marker="o", label=label, color=color)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("epoch (0: before unlearning)")
+    ax.set_title("forgetting and keeping, epoch by epoch")
+    if "epoch/train_loss" in s:
+        ax_loss.plot(*s["epoch/train_loss"], marker="o", color="black")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_title("mean unlearning loss of the epoch")
+    for a in (ax, ax_loss):
+        a.grid(alpha=0.3)
+        a.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
