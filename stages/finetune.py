@@ -26,6 +26,8 @@ def main():
                     {"kind": "none", "reason": "world benchmark: no oracle (the base model saw every world fact)"})
             write_json(Path(tmp) / META, meta)
             report = {"trained": False, "reason": meta["reason"]}
+            # The training-curve folder is a declared output: say why it has no curves.
+            write_json(f"logs/finetune_{which}/metrics.json", report)
         else:
             from dvclive import Live
 

@@ -38,9 +38,7 @@ def merge(dst, src):
             dst[key] = value
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("pipeline")
+def make_repo(repo, extra=None):
     for name in ("stages", "src", "data/raw"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
@@ -48,6 +46,7 @@ def repo(tmp_path_factory):
     yaml = YAML()
     params = yaml.load((ROOT / "params.yaml").read_text())
     merge(params, TINY)
+    merge(params, extra or {})
     with open(repo / "params.yaml", "w") as fh:
         yaml.dump(params, fh)
     run(["git", "init", "-q"], repo)
@@ -60,6 +59,21 @@ def repo(tmp_path_factory):
     run(["git", "commit", "-qm", "project"], repo)
     out = run([str(BIN / "dvc"), "repro"], repo)
     return repo, out
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return make_repo(tmp_path_factory.mktemp("pipeline"))
+
+
+def test_world_benchmark_runs_end_to_end(tmp_path):
+    repo, _ = make_repo(tmp_path, {"data": {"benchmark": "world"}})
+    m = json.loads((repo / "metrics/unlearned.json").read_text())
+    assert "no oracle" in m["forget_quality_reason"] and "no holdout" in m["mia_reason"]
+    assert "forget_quality" not in m and "privleak" not in m
+    table = (repo / "plots/before_after.md").read_text()
+    assert "| forget | What is the capital of France? | Paris |" in table
+    assert json.loads((repo / "logs/finetune_target/metrics.json").read_text())["trained"] is False
 
 
 def test_repro_writes_every_declared_output(repo):
