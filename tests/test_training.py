@@ -150,3 +150,13 @@ def test_token_stats_match_a_plain_forward(tiny_model, tok):
         np.testing.assert_allclose(st["sigma"], sigma.numpy(), rtol=1e-3, atol=1e-3)
         assert (st["correct"] == (lsm.argmax(-1) == labels[keep]).numpy()).all()
         assert -st["logp"].mean() == pytest.approx(row_nll[0], rel=1e-5)
+
+
+def test_saved_adapter_config_does_not_depend_on_the_hash_seed(tiny_model, tmp_path):
+    """PEFT stores target_modules as a set; the saved file must list them in one fixed order."""
+    from unlearn_lab.modeling import add_lora, save_trained
+
+    save_trained(add_lora(tiny_model, LORA["lora"]), tmp_path / "a", parent="base")
+    text = (tmp_path / "a" / "adapter_config.json").read_text()
+    modules = __import__("json").loads(text)["target_modules"]
+    assert modules == sorted(modules) and len(modules) > 1

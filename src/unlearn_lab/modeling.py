@@ -182,11 +182,25 @@ def save_trained(model, out_dir: str | Path, parent: str, extra: dict | None = N
     out_dir = Path(out_dir)
     if isinstance(model, PeftModel):
         model.save_pretrained(out_dir, safe_serialization=True)
+        _sort_adapter_config(out_dir / "adapter_config.json")
         kind = "lora"
     else:
         model.save_pretrained(out_dir, safe_serialization=True)
         kind = "full"
     write_json(out_dir / META, {"kind": kind, "parent": str(parent), **(extra or {})})
+
+
+def _sort_adapter_config(path: Path) -> None:
+    # PEFT keeps target_modules as a set and writes it in hash order, which changes with
+    # PYTHONHASHSEED: the same training would give a different file, and DVC a different hash.
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        config = json.load(fh)
+    for key, value in config.items():
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            config[key] = sorted(value)
+    write_json(path, config)
 
 
 def add_lora(model, lora_cfg: dict):
