@@ -2,16 +2,18 @@
 from unlearn_lab.cli import run_stage
 from unlearn_lab.io import read_json, write_json
 from unlearn_lab.params import load_params
-from unlearn_lab.report import build_summary
+from unlearn_lab.report import build_summary, robustness_headline
 
 
 def main():
     models = {name: read_json(f"metrics/{name}.json") for name in ("base", "target", "oracle", "unlearned")}
-    summary = build_summary(models, load_params(), read_json("metrics/unlearn.json"))
+    robustness = robustness_headline(*(read_json(f"metrics/{name}.json") for name in ("quantize", "relearn", "represent")))
+    summary = build_summary(models, load_params(), read_json("metrics/unlearn.json"), robustness)
     write_json("metrics/summary.json", summary)
     for name in ("target", "oracle", "unlearned"):
         print(name, summary[name])
     print("checks", summary["checks"])
+    print("robustness", robustness)
 
 
 if __name__ == "__main__":

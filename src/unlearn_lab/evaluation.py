@@ -50,6 +50,46 @@ def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, 
     return out
 
 
+def prompt_cached_forwards(model, tok, questions, answers, batch_size: int, desc: str, **forward_kwargs):
+    """Yield, batch by batch, the forward pass of every candidate answer after its question's
+    prompt, with each prompt's key/value cache computed once and repeated for its candidates.
+
+    Yields (question indices, prompt-forward output, answer ids, answer mask, answer-forward
+    output); answer rows are question-major (k candidates per question). Prompts are padded on
+    the left so every one ends where its answers begin; answers end with eos.
+    """
+    k = len(answers[0])
+    eos = tok.eos_token_id
+    prompts = [tok(prompt_text(tok, q), add_special_tokens=False)["input_ids"] for q in questions]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+        idx = order[start : start + batch_size]
+        width = max(len(prompts[i]) for i in idx)
+        p_ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        p_mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            p_ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            p_mask[row, width - len(prompts[i]):] = 1
+        p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+        first = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1,
+                      **forward_kwargs)
+        cache = first.past_key_values
+        cache.batch_repeat_interleave(k)
+        a_tok = [tok(a, add_special_tokens=False)["input_ids"] + [eos] for i in idx for a in answers[i]]
+        a_width = max(len(a) for a in a_tok)
+        a_ids = torch.full((len(a_tok), a_width), tok.pad_token_id, dtype=torch.long)
+        a_mask = torch.zeros((len(a_tok), a_width), dtype=torch.long)
+        for row, a in enumerate(a_tok):
+            a_ids[row, : len(a)] = torch.tensor(a)
+            a_mask[row, : len(a)] = 1
+        lengths = p_mask.sum(-1).repeat_interleave(k)
+        a_pos = lengths.unsqueeze(1) + torch.arange(a_width).unsqueeze(0)
+        mask = torch.cat([p_mask.repeat_interleave(k, 0), a_mask], dim=1)
+        second = model(input_ids=a_ids, attention_mask=mask, position_ids=a_pos, past_key_values=cache,
+                       **forward_kwargs)
+        yield idx, first, a_ids, a_mask, second
+
+
 @torch.no_grad()
 def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc: str = "log-probs",
                        token_stats: bool = False):
@@ -65,37 +105,11 @@ def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc
     v ~ p(.|context), for Min-k%++) and `correct` (greedy prediction == y_t).
     """
     k = len(answers[0])
-    eos = tok.eos_token_id
-    prompts = [tok(prompt_text(tok, q), add_special_tokens=False)["input_ids"] for q in questions]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out = np.zeros((len(prompts), k))
-    stats: list[dict] = [{} for _ in prompts]
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
-        idx = order[start : start + batch_size]
-        width = max(len(prompts[i]) for i in idx)
-        # Prompts padded on the left so every one ends where its answers begin.
-        p_ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-        p_mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            p_ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-            p_mask[row, width - len(prompts[i]):] = 1
-        p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
-        first = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1)
-        cache = first.past_key_values
-        cache.batch_repeat_interleave(k)
-        a_tok = [tok(a, add_special_tokens=False)["input_ids"] + [eos] for i in idx for a in answers[i]]
-        a_width = max(len(a) for a in a_tok)
-        a_ids = torch.full((len(a_tok), a_width), tok.pad_token_id, dtype=torch.long)
-        a_mask = torch.zeros((len(a_tok), a_width), dtype=torch.long)
-        for row, a in enumerate(a_tok):
-            a_ids[row, : len(a)] = torch.tensor(a)
-            a_mask[row, : len(a)] = 1
-        lengths = p_mask.sum(-1).repeat_interleave(k)
-        a_pos = lengths.unsqueeze(1) + torch.arange(a_width).unsqueeze(0)
-        mask = torch.cat([p_mask.repeat_interleave(k, 0), a_mask], dim=1)
-        logits = model(input_ids=a_ids, attention_mask=mask, position_ids=a_pos, past_key_values=cache).logits
+    out = np.zeros((len(questions), k))
+    stats: list[dict] = [{} for _ in questions]
+    for idx, first, a_ids, a_mask, second in prompt_cached_forwards(model, tok, questions, answers, batch_size, desc):
         # The first answer token is predicted by the prompt's last position.
-        logits = torch.cat([first.logits[:, -1:].repeat_interleave(k, 0), logits[:, :-1]], dim=1).float()
+        logits = torch.cat([first.logits[:, -1:].repeat_interleave(k, 0), second.logits[:, :-1]], dim=1).float()
         token_logp = torch.gather(torch.log_softmax(logits, -1), 2, a_ids.unsqueeze(-1)).squeeze(-1)
         nll = -(token_logp * a_mask).sum(-1) / a_mask.sum(-1)
         out[idx] = nll.view(len(idx), k).cpu().numpy()
@@ -146,13 +160,15 @@ def truth_ratio_function(eval_cfg: dict):
     return TRUTH_RATIOS[convention]
 
 
-def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str) -> tuple[list[dict], dict]:
+def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str,
+                 bertscore: bool = True) -> tuple[list[dict], dict]:
     """Per-record rows and the set's aggregate metrics.
 
     ROUGE-L recall scores the generation against the bare fact (`answer`), so a memorised sentence
     frame earns nothing by itself; ROUGE-L F1, BLEU and BERTScore compare it with the full
     reference sentence (`answer_text`), and `prob`, perplexity, memorisation and the membership
-    scores are those of that sentence, the text the models were trained on.
+    scores are those of that sentence, the text the models were trained on. `bertscore=False`
+    leaves BERTScore out (the robustness stages re-evaluate many model variants).
     """
     if not records:
         return [], {}
@@ -169,7 +185,7 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str) -> 
         [[ref, r["paraphrased_answer"], *r["perturbed_answers"]] for r, ref in zip(records, references)],
         bs, desc=f"{name}: log-probs", token_stats=True,
     )
-    bert = bertscore_f1(references, generated)
+    bert = bertscore_f1(references, generated) if bertscore else [None] * len(records)
     rows = []
     for r, ref, gen, row_nll, st, bs_f1 in zip(records, references, generated, nll, stats, bert):
         rows.append({
@@ -183,7 +199,7 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str) -> 
             "rouge_l_recall": rouge_l_recall(r["answer"], gen),
             "rouge_l_f1": rouge_l_f1(ref, gen),
             "bleu": bleu(ref, gen),
-            "bertscore_f1": bs_f1,
+            **({"bertscore_f1": bs_f1} if bertscore else {}),
             "nll": float(row_nll[0]),
             "n_tokens": int(len(st["logp"])),
             "prob": float(answer_probability(row_nll[0])),
@@ -207,7 +223,7 @@ def summarize_set(rows: list[dict], name: str) -> dict:
     form on forget facts, the retain form elsewhere)."""
     score = truth_ratio_forget_score if name == "forget" else truth_ratio_retain_score
     summary = {"n": len(rows)}
-    summary.update({key: float(np.mean([row[key] for row in rows])) for key in SET_MEANS})
+    summary.update({key: float(np.mean([row[key] for row in rows])) for key in SET_MEANS if key in rows[0]})
     # exp(mean token NLL over the set): weight each row's mean NLL by its token count
     summary["perplexity"] = perplexity(np.repeat([row["nll"] for row in rows], [row["n_tokens"] for row in rows]))
     summary["truth_ratio"] = score([row["truth_ratio"] for row in rows])

@@ -21,7 +21,27 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def build_summary(models: dict[str, dict], params: dict, unlearn_report: dict | None = None) -> dict:
+def robustness_headline(quantize: dict | None, relearn: dict | None, represent: dict | None) -> dict:
+    """Does the forgetting hold: the forget ROUGE-L fraction recovered by int4 round-to-nearest
+    quantization and by relearning, and the best layer's probe accuracy on forget answers.
+    A value that is undefined comes with a `*_reason`."""
+    out = {}
+    for key, block, source in (("quant_int4_recovered", (quantize or {}).get("int4"), "quantize int4"),
+                               ("relearn_recovered", (relearn or {}).get("relearned"), "relearn")):
+        if block is None:
+            out[f"{key}_reason"] = f"{source} was not run"
+        elif "recovered" in block:
+            out[key] = block["recovered"]
+        else:
+            out[f"{key}_reason"] = block.get("recovered_reason", "not computed")
+    if represent and "probe_forget_accuracy_max" in represent:
+        out["probe_forget_accuracy_max"] = represent["probe_forget_accuracy_max"]
+        out["probe_chance"] = represent.get("probe_chance")
+    return out
+
+
+def build_summary(models: dict[str, dict], params: dict, unlearn_report: dict | None = None,
+                  robustness: dict | None = None) -> dict:
     """Headline metrics per model, and the run's sanity checks as ratios and booleans.
 
     The method and learning rate are those the unlearning run used (`lr: null` in params means
@@ -44,4 +64,5 @@ def build_summary(models: dict[str, dict], params: dict, unlearn_report: dict | 
     if "model_utility" in t and "model_utility" in u:
         checks["unlearned_utility_vs_target"] = _ratio(u["model_utility"], t["model_utility"])
     summary["checks"] = checks
+    summary.update(robustness or {})
     return summary

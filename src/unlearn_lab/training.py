@@ -54,6 +54,8 @@ def training_args(cfg: dict, scratch: str | Path, seed: int, lr: float) -> Train
     return TrainingArguments(
         output_dir=str(scratch),
         num_train_epochs=epochs,
+        # A fixed step budget (the relearning attack) overrides epochs.
+        max_steps=int(cfg.get("max_steps", -1)),
         per_device_train_batch_size=batch,
         learning_rate=lr,
         lr_scheduler_type=str(cfg.get("scheduler", "constant")),

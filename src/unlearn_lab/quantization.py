@@ -1,0 +1,163 @@
+"""Weight quantization of a model, to check whether unlearning survives a low-bit export.
+
+Unlearning that only moves weights by less than a quantization step is undone by rounding:
+Zhang et al. (2024, arXiv 2410.16454) found that 4-bit quantization brought an unlearned model's
+knowledge of the forget set from 21% back to 83%. Two back ends:
+
+- `rtn`: round-to-nearest per group of `group_size` consecutive input weights of every linear
+  layer, simulated in float ("fake quantization": quantize, then de-quantize), so it runs
+  anywhere. `symmetric` uses a scale of max|w| / (2^(b-1) - 1) and no zero point; `asymmetric`
+  maps [min, max] onto 0 .. 2^b - 1 with an integer zero point.
+- `bnb`: bitsandbytes LLM.int8() and 4-bit NF4 / FP4, which need a CUDA device.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .io import UserError
+
+# Embeddings and the output head stay in full precision, as in GPTQ / AWQ / bitsandbytes exports.
+DEFAULT_SKIP = r"(^|\.)(lm_head|embed_tokens)$"
+
+
+def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool = True):
+    """Round-to-nearest quantization of a 2-D weight, per group of `group_size` input columns.
+
+    Returns (dequantized weight, scale per group). Symmetric: s = max|w| / (2^(b-1) - 1),
+    q = clamp(round(w / s), -(2^(b-1) - 1), 2^(b-1) - 1), w' = s q; every error is at most s / 2.
+    Asymmetric: s = (max - min) / (2^b - 1), z = round(-min / s), q = clamp(round(w / s) + z, 0,
+    2^b - 1), w' = s (q - z); rounding z can push one end of the range out by up to s / 2, so the
+    error is at most s. `group_size` <= 0 means one group per output row.
+    """
+    if bits < 2 or bits > 16:
+        raise UserError(f"params.yaml: quantize bits must be between 2 and 16, got {bits}")
+    rows, cols = weight.shape
+    size = cols if group_size <= 0 else group_size
+    if cols % size:
+        raise UserError(f"quantize.group_size {size} does not divide a layer's input width {cols}")
+    w = weight.detach().float().reshape(rows, cols // size, size)
+    if symmetric:
+        top = 2 ** (bits - 1) - 1
+        scale = w.abs().amax(-1, keepdim=True).clamp(min=1e-12) / top
+        q = torch.clamp(torch.round(w / scale), -top, top)
+        deq = q * scale
+    else:
+        top = 2**bits - 1
+        low, high = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
+        scale = ((high - low) / top).clamp(min=1e-12)
+        zero = torch.round(-low / scale)
+        q = torch.clamp(torch.round(w / scale) + zero, 0, top)
+        deq = (q - zero) * scale
+    return deq.reshape(rows, cols).to(weight.dtype), scale.squeeze(-1)
+
+
+@torch.no_grad()
+def quantize_linear_weights(model, bits: int, group_size: int, symmetric: bool = True,
+                            skip: str = DEFAULT_SKIP) -> int:
+    """Replace every nn.Linear weight (except names matching `skip`) by its RTN version, in place.
+    Returns the number of layers quantized."""
+    pattern = re.compile(skip)
+    count = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and not pattern.search(name):
+            module.weight.copy_(rtn_quantize(module.weight, bits, group_size, symmetric)[0])
+            count += 1
+    if count == 0:
+        raise UserError("quantize: no linear layer matched; nothing was quantized")
+    return count
+
+
+BNB_SCHEMES = {"bnb_int8": {"load_in_8bit": True},
+               "bnb_nf4": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"},
+               "bnb_fp4": {"load_in_4bit": True, "bnb_4bit_quant_type": "fp4"}}
+
+
+def bnb_unavailable_reason() -> str | None:
+    if not torch.cuda.is_available():
+        return "bitsandbytes quantization needs a CUDA device; none is present"
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return "bitsandbytes is not installed (pip install bitsandbytes)"
+    return None
+
+
+def bnb_quantized(model, scheme: str):
+    """Reload `model`'s weights through bitsandbytes (`bnb_int8`, `bnb_nf4` or `bnb_fp4`).
+
+    bitsandbytes quantizes while loading, so the merged float model is written to a scratch
+    folder and read back with a BitsAndBytesConfig; compute runs in bfloat16."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    reason = bnb_unavailable_reason()
+    if reason:
+        raise UserError(reason)
+    config = BitsAndBytesConfig(**BNB_SCHEMES[scheme], bnb_4bit_compute_dtype=torch.bfloat16)
+    with tempfile.TemporaryDirectory(prefix="unlearn-lab-bnb-") as tmp:
+        model.save_pretrained(Path(tmp), safe_serialization=True)
+        quantized = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=config, device_map="cuda:0")
+    quantized.eval()
+    return quantized
+
+
+def scheme_names(cfg: dict) -> tuple[list[str], str | None]:
+    """The schemes a quantize config asks for: `int<b>` round-to-nearest per entry of `bits`,
+    and the bitsandbytes ones when `bnb` is true, or `auto` and a CUDA device is present.
+    Returns (schemes, reason bitsandbytes was skipped or None)."""
+    bits = cfg.get("bits") or []
+    if not isinstance(bits, list) or not all(isinstance(b, int) and not isinstance(b, bool) for b in bits):
+        raise UserError(f"params.yaml: quantize.bits must be a list of integers, got {bits!r}")
+    schemes = [f"int{b}" for b in bits]
+    mode = cfg.get("bnb", "auto")
+    if mode not in ("auto", True, False):
+        raise UserError(f"params.yaml: quantize.bnb must be auto, true or false, got {mode!r}")
+    reason = bnb_unavailable_reason() if mode is not False else "quantize.bnb is false"
+    if mode is True and reason:
+        raise UserError(f"params.yaml: quantize.bnb is true but {reason}")
+    if reason is None:
+        schemes += list(BNB_SCHEMES)
+    return schemes, reason
+
+
+def quantized_model(loader, model_name: str, scheme: str, cfg: dict):
+    model = loader(model_name)
+    if scheme in BNB_SCHEMES:
+        return bnb_quantized(model, scheme)
+    quantize_linear_weights(model, int(scheme[3:]), int(cfg.get("group_size", 64)),
+                            bool(cfg.get("symmetric", True)), str(cfg.get("skip") or DEFAULT_SKIP))
+    return model
+
+
+def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: dict, eval_cfg: dict):
+    """Score every (model, scheme) variant on `sets`; the unlearned ones also get the recovered
+    fraction against the full-precision target and unlearned scores (from their `eval_rows`).
+
+    `loader(name)` returns a fresh full-precision model. Keys: `<scheme>` for the unlearned model,
+    `target_<scheme>` for the target."""
+    from .robustness import add_recovery, baseline_scores, score_sets
+
+    schemes, reason = scheme_names(cfg)
+    models = list(cfg.get("models") or ["unlearned", "target"])
+    if "unlearned" not in models or not set(models) <= {"unlearned", "target"}:
+        raise UserError(f"params.yaml: quantize.models must be [unlearned] or [unlearned, target], got {models}")
+    full = {m: baseline_scores(eval_rows[m], sets, f"eval/{m}.jsonl") for m in ("target", "unlearned")}
+    result: dict = {"schemes": schemes, "group_size": int(cfg.get("group_size", 64)),
+                    "symmetric": bool(cfg.get("symmetric", True)), "full_precision": full,
+                    "n": {name: len(records) for name, records in sets.items()}}
+    if reason:
+        result["bnb_reason"] = reason
+    all_rows = []
+    for model_name in models:
+        for scheme in schemes:
+            model = quantized_model(loader, model_name, scheme, cfg)
+            label = scheme if model_name == "unlearned" else f"{model_name}_{scheme}"
+            scores, rows = score_sets(model, tok, sets, eval_cfg, label)
+            del model
+            result[label] = add_recovery(scores, full["unlearned"], full["target"]) if model_name == "unlearned" \
+                else scores
+            all_rows.extend(rows)
+    return result, all_rows

@@ -1,0 +1,58 @@
+"""Relearning attack: a few fine-tuning steps on the unlearned model, then the forget metrics again.
+
+Forgetting that a handful of steps on related text restores was suppressed, not removed (Lynch et
+al. 2024, arXiv 2402.16835; Hu et al. 2024, arXiv 2406.13356). Two kinds of attack data:
+- `forget`: every other forget fact; the attack is scored on the forget facts it did not see,
+  which only come back if the model still holds them;
+- `retain_correlated` / `retain`: retain facts (those correlated with the forget set, or any),
+  which tests whether ordinary fine-tuning undoes unlearning.
+"""
+from __future__ import annotations
+
+from .io import UserError
+from .training import finetune
+
+DATA_CHOICES = ("auto", "forget", "retain_correlated", "retain")
+
+
+def resolve_data(data: str, forget: list[dict], retain: list[dict]) -> str:
+    """`auto`: half the forget set when it has 2 facts or more, else the correlated retain facts
+    (the world benchmark forgets one capital), else any retain facts."""
+    if data != "auto":
+        return data
+    if len(forget) >= 2:
+        return "forget"
+    return "retain_correlated" if any(r.get("correlated") for r in retain) else "retain"
+
+
+def relearn_split(forget: list[dict], retain: list[dict], data: str, examples: int) -> tuple[list[dict], list[dict]]:
+    """(attack records, forget records to score) for a resolved `data` choice. Deterministic."""
+    if data == "forget":
+        attack, scored = forget[0::2], forget[1::2]
+        if not scored:
+            raise UserError("relearn.data 'forget' needs at least 2 forget facts (one to train, one to score)")
+    elif data == "retain_correlated":
+        attack, scored = [r for r in retain if r.get("correlated")], forget
+        if not attack:
+            raise UserError("relearn.data 'retain_correlated': the retain set has no correlated facts; "
+                            "use 'retain' or 'forget'")
+    elif data == "retain":
+        attack, scored = list(retain), forget
+    else:
+        raise UserError(f"params.yaml: relearn.data must be one of {', '.join(DATA_CHOICES)}, got {data!r}")
+    if examples > 0:
+        attack = attack[:examples]
+    return attack, scored
+
+
+def relearn(model, tok, attack: list[dict], model_cfg: dict, cfg: dict, scratch, seed: int, live=None):
+    """Fine-tune `model` (the unlearned weights, merged) on `attack` for `cfg['steps']` steps with
+    a fresh LoRA adapter when `model_cfg['lora']` is set; returns (model, report)."""
+    steps = int(cfg.get("steps", 10))
+    if steps <= 0:
+        raise UserError(f"params.yaml: relearn.steps must be positive, got {steps}")
+    train_cfg = {"lr": float(cfg.get("lr", 1e-3)), "batch_size": int(cfg.get("batch_size", 4)),
+                 "max_steps": steps, "epochs": 1, "scheduler": "constant"}
+    model, report = finetune(model, tok, attack, model_cfg, train_cfg, scratch, seed, live)
+    model.eval()
+    return model, {**report, "lr": train_cfg["lr"]}

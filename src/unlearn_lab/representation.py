@@ -1,0 +1,161 @@
+"""Is the knowledge still inside? Per-layer hidden states of unlearned, target and oracle models,
+their drift, and a linear probe that tries to read a forgotten answer back out.
+
+Hidden states are mean-pooled over the answer tokens of the chat-formatted question + answer,
+not over the whole sequence: the shared system prompt is most of the tokens and would make every
+pooled vector alike, and the answer positions are where a model recalls (and unlearning acts).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .evaluation import prompt_cached_forwards
+from .metrics import mean_cosine, mean_drift_norm, mean_logit_drift_norm
+
+
+@torch.no_grad()
+def pooled_answer_states(model, tok, questions: list[str], answers: list[list[str]], batch_size: int = 8,
+                         desc: str = "hidden states") -> np.ndarray:
+    """Mean over answer tokens (eos included) of every layer's hidden state.
+
+    Returns an array (questions, candidates, layers + 1, hidden); layer 0 is the embedding
+    output and the last layer is after the final norm, as Hugging Face returns them."""
+    k = len(answers[0])
+    out = None
+    for idx, _first, _ids, a_mask, second in prompt_cached_forwards(
+            model, tok, questions, answers, batch_size, desc, output_hidden_states=True):
+        states = torch.stack(second.hidden_states, dim=1).float()  # (rows, layers+1, width, hidden)
+        weights = a_mask.float() / a_mask.sum(-1, keepdim=True)
+        pooled = torch.einsum("rlth,rt->rlh", states, weights).numpy()
+        if out is None:
+            out = np.zeros((len(questions), k, pooled.shape[1], pooled.shape[2]), dtype=np.float32)
+        out[idx] = pooled.reshape(len(idx), k, *pooled.shape[1:])
+    return out
+
+
+def layer_drift(a: np.ndarray, b: np.ndarray, head: np.ndarray | None = None) -> dict[str, list[float]]:
+    """Per layer, between two models' pooled states (prompts, layers, hidden): mean cosine
+    similarity, mean |dh| and (given the output matrix) mean |W_head dh|."""
+    layers = range(a.shape[1])
+    out = {"cosine": [mean_cosine(a[:, i], b[:, i]) for i in layers],
+           "drift_norm": [mean_drift_norm(a[:, i], b[:, i]) for i in layers]}
+    if head is not None:
+        out["logit_drift_norm"] = [mean_logit_drift_norm(a[:, i], b[:, i], head) for i in layers]
+    return out
+
+
+def candidate_choice_accuracy(scores: np.ndarray) -> float:
+    """Fraction of questions whose true candidate (column 0) scores strictly highest among its
+    candidates; chance is 1 / candidates."""
+    return float(np.mean(scores[:, 0] > scores[:, 1:].max(axis=1)))
+
+
+def probe_layer(train: np.ndarray, test: np.ndarray, seed: int = 0, c: float = 1.0) -> dict[str, float]:
+    """Train a linear probe on one layer's pooled states and test it on other questions.
+
+    `train` and `test` are (questions, candidates, hidden) with the true answer in column 0 and
+    wrong answers after it. The probe is an L2 logistic regression on standardised features,
+    true vs wrong, with balanced class weights; it is scored by `candidate_choice_accuracy` on
+    `test`: can it pick each question's true answer from its candidates?
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    q, k, h = train.shape
+    x = train.reshape(q * k, h)
+    y = np.tile(np.r_[1, np.zeros(k - 1)], q)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000,
+                                                               random_state=seed))
+    probe.fit(x, y)
+    tq, tk, _ = test.shape
+    scores = probe.decision_function(test.reshape(tq * tk, h)).reshape(tq, tk)
+    train_scores = probe.decision_function(x).reshape(q, k)
+    return {"accuracy": candidate_choice_accuracy(scores), "train_accuracy": candidate_choice_accuracy(train_scores)}
+
+
+def probe_all_layers(retain_states: np.ndarray, forget_states: np.ndarray, seed: int = 0,
+                     c: float = 1.0) -> dict[str, list[float]]:
+    """Per layer: a probe trained on the even-numbered retain questions, scored on the odd ones
+    (`retain_accuracy`: does the probe work where the knowledge is intact?) and on the forget
+    questions (`forget_accuracy`: can it still read the forgotten answers?).
+
+    States are (questions, candidates, layers, hidden), true answer first."""
+    train, held_out = retain_states[0::2], retain_states[1::2]
+    out: dict[str, list[float]] = {"retain_accuracy": [], "forget_accuracy": []}
+    for layer in range(retain_states.shape[2]):
+        out["retain_accuracy"].append(probe_layer(train[:, :, layer], held_out[:, :, layer], seed, c)["accuracy"])
+        out["forget_accuracy"].append(probe_layer(train[:, :, layer], forget_states[:, :, layer], seed, c)["accuracy"])
+    return out
+
+
+def probe_candidates(record: dict) -> list[str]:
+    """The true answer and the wrong ones in the same phrasing (TOFU's paraphrased / perturbed
+    answers), so a probe cannot tell them apart by their form."""
+    return [record["paraphrased_answer"], *record["perturbed_answers"]]
+
+
+def represent_model(model, tok, forget: list[dict], retain: list[dict], batch_size: int, name: str) -> dict:
+    """Pooled states of one model: the reference sentence (for drift) and the probe candidates."""
+    out = {}
+    for set_name, records in (("forget", forget), ("retain", retain)):
+        answers = [[r.get("answer_text") or r["answer"], *probe_candidates(r)] for r in records]
+        states = pooled_answer_states(model, tok, [r["question"] for r in records], answers, batch_size,
+                                      desc=f"{name}: {set_name} states")
+        out[set_name] = {"sentence": states[:, 0], "candidates": states[:, 1:]}
+    return out
+
+
+def analyse(states: dict[str, dict], head: np.ndarray, seed: int = 0, c: float = 1.0) -> dict:
+    """The represent stage's metrics from `represent_model` output per model name.
+
+    Drift of unlearned against target and against oracle (when there is one), per set; a probe
+    per model and layer; and the headline maxima over layers."""
+    result: dict = {"layers": int(states["unlearned"]["forget"]["sentence"].shape[1])}
+    for other in ("target", "oracle"):
+        if other in states:
+            result[f"unlearned_vs_{other}"] = {
+                s: layer_drift(states["unlearned"][s]["sentence"], states[other][s]["sentence"], head)
+                for s in ("forget", "retain")}
+    result["probe"] = {name: probe_all_layers(st["retain"]["candidates"], st["forget"]["candidates"], seed, c)
+                       for name, st in states.items()}
+    for name, probe in result["probe"].items():
+        result[f"probe_{name}_forget_accuracy_max"] = max(probe["forget_accuracy"])
+        result[f"probe_{name}_forget_accuracy_best_layer"] = int(np.argmax(probe["forget_accuracy"]))
+    result["probe_chance"] = 1.0 / states["unlearned"]["forget"]["candidates"].shape[1]
+    return result
+
+
+def layer_table(result: dict):
+    """One row per layer: drift (unlearned vs target, and vs oracle), and every probe accuracy."""
+    import pandas as pd
+
+    table = {"layer": list(range(result["layers"]))}
+    for other in ("target", "oracle"):
+        prefix = "" if other == "target" else "oracle_"
+        for set_name, drift in result.get(f"unlearned_vs_{other}", {}).items():
+            for key, values in drift.items():
+                table[f"{prefix}{set_name}_{key}"] = values
+    for model, probe in result["probe"].items():
+        for key, values in probe.items():
+            table[f"probe_{model}_{key}"] = values
+    table["probe_chance"] = [result["probe_chance"]] * result["layers"]
+    return pd.DataFrame(table)
+
+
+def scalar_metrics(result: dict) -> dict:
+    """The per-layer curves summarised for `dvc metrics`: probe maxima, the largest drift and
+    the lowest cosine over layers, per set."""
+    out = {k: v for k, v in result.items() if not isinstance(v, dict)}
+    for other in ("target", "oracle"):
+        for set_name, drift in result.get(f"unlearned_vs_{other}", {}).items():
+            block = out.setdefault(f"unlearned_vs_{other}", {}).setdefault(set_name, {})
+            block["cosine_min"] = min(drift["cosine"])
+            block["drift_norm_max"] = max(drift["drift_norm"])
+            if "logit_drift_norm" in drift:
+                block["logit_drift_norm_max"] = max(drift["logit_drift_norm"])
+    for model, probe in result["probe"].items():
+        out[f"probe_{model}_retain_accuracy_max"] = max(probe["retain_accuracy"])
+    out["probe_forget_accuracy_max"] = out["probe_unlearned_forget_accuracy_max"]
+    return out

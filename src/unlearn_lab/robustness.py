@@ -1,0 +1,59 @@
+"""Shared pieces of the robustness stages (quantize, relearn): re-scoring a model variant on
+forget and retain facts, full-precision baselines from the evaluate stage's rows, and the
+"knowledge recovered" figure."""
+from __future__ import annotations
+
+from .evaluation import evaluate_set, summarize_set
+from .io import UserError
+from .metrics import knowledge_recovered
+
+SCORES = ("rouge_l_recall", "prob", "truth_ratio")
+# The recovered fraction does not care which way a score points: it is 1 when the score is back
+# at the target's, whether that is higher (ROUGE-L, probability) or lower (forget truth-ratio score).
+RECOVERY_SCORES = {"rouge_l_recall": "recovered", "prob": "recovered_prob", "truth_ratio": "recovered_truth_ratio"}
+
+
+def subset(records: list[dict], size: int) -> list[dict]:
+    """The first `size` records (all when size <= 0), correlated ones first: they are the facts
+    most at risk when the forget set's neighbours are disturbed."""
+    ordered = sorted(records, key=lambda r: not r.get("correlated", False))
+    return ordered if size <= 0 else ordered[:size]
+
+
+def score_sets(model, tok, sets: dict[str, list[dict]], eval_cfg: dict, label: str) -> tuple[dict, list[dict]]:
+    """Flat scores `<set>_<score>` of `model` on each set (BERTScore left out), and the rows."""
+    scores, all_rows = {}, []
+    for name, records in sets.items():
+        rows, summary = evaluate_set(model, tok, records, eval_cfg, name, bertscore=False)
+        for key in SCORES:
+            scores[f"{name}_{key}"] = summary[key]
+        all_rows.extend({**row, "variant": label} for row in rows)
+    return scores, all_rows
+
+
+def baseline_scores(rows: list[dict], sets: dict[str, list[dict]], source: str) -> dict:
+    """The same flat scores for a full-precision model from its evaluate-stage rows, restricted
+    to exactly the records in `sets` (a subset needs its own means)."""
+    out = {}
+    for name, records in sets.items():
+        by_id = {r["id"]: r for r in rows if r["set"] == name}
+        missing = [r["id"] for r in records if r["id"] not in by_id]
+        if missing:
+            raise UserError(f"{source}: no {name} row for record id {missing[0]!r}; re-run its evaluate stage")
+        summary = summarize_set([by_id[r["id"]] for r in records], name)
+        for key in SCORES:
+            out[f"{name}_{key}"] = summary[key]
+    return out
+
+
+def add_recovery(scores: dict, unlearned: dict, target: dict, set_name: str = "forget") -> dict:
+    """Add `recovered*` keys (see `knowledge_recovered`) for the forget scores, or a reason."""
+    out = dict(scores)
+    for key, name in RECOVERY_SCORES.items():
+        full = f"{set_name}_{key}"
+        value = knowledge_recovered(scores[full], unlearned[full], target[full])
+        if value is None:
+            out[f"{name}_reason"] = f"target and unlearned {full} are equal: nothing was forgotten"
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,88 @@
+"""Figures of the robustness stages: forget scores after quantization and after relearning, and
+the per-layer drift and probe accuracy of the representation analysis."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .plots import COLORS, _grouped_bars, _plt, _save
+
+
+def quantize_plot(result: dict, path: Path) -> None:
+    """Forget and retain ROUGE-L recall of target and unlearned at full precision and after each
+    quantization scheme, with the unlearned model's recovered fraction in the title of each."""
+    plt = _plt()
+    schemes = [s for s in result["schemes"] if s in result]
+    groups = ["full", *schemes]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, set_name in zip(axes, ("forget", "retain")):
+        key = f"{set_name}_rouge_l_recall"
+        series = {}
+        for model in ("target", "unlearned"):
+            full = result["full_precision"][model][key]
+            quant = [result.get(s if model == "unlearned" else f"target_{s}", {}).get(key, np.nan) for s in schemes]
+            series[model] = [full, *quant]
+        _grouped_bars(ax, groups, series)
+        ax.set_ylim(0, 1.22)
+        ax.set_title(f"{set_name} ROUGE-L recall")
+        ax.grid(axis="y", alpha=0.3)
+    recovered = ", ".join(f"{s}: {result[s]['recovered']:.2f}" for s in schemes if "recovered" in result[s])
+    fig.suptitle("Does quantization bring the forgotten facts back?"
+                 + (f"  (recovered fraction of forget ROUGE-L, {recovered})" if recovered else ""))
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def relearn_plot(result: dict, path: Path) -> None:
+    """Forget scores on the scored facts: target, unlearned, and unlearned after relearning."""
+    plt = _plt()
+    keys = [("forget_rouge_l_recall", "ROUGE-L recall"), ("forget_prob", "answer probability"),
+            ("forget_truth_ratio", "truth-ratio score")]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    series = {"target": [result["target"][k] for k, _ in keys],
+              "unlearned": [result["unlearned"][k] for k, _ in keys],
+              "relearned": [result["relearned"][k] for k, _ in keys]}
+    COLORS.setdefault("relearned", "tab:orange")
+    _grouped_bars(ax, [label for _, label in keys], series)
+    ax.set_ylim(0, 1.22)
+    ax.grid(axis="y", alpha=0.3)
+    rec = result["relearned"].get("recovered")
+    ax.set_title(f"Relearning: {result['steps']} steps on {result['attack_examples']} {result['data']} facts, "
+                 f"scored on {result['scored']} forget facts"
+                 + (f"; recovered {rec:.2f}" if rec is not None else ""), fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def represent_plot(layers: dict[str, list[float]], path: Path) -> None:
+    """Per layer: drift of the unlearned model from the target on forget and retain answers
+    (|dh| and 1 - cosine), and the probe's forget accuracy for each model."""
+    plt = _plt()
+    x = np.arange(len(layers["layer"]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for set_name, style in (("forget", "-"), ("retain", "--")):
+        if f"{set_name}_drift_norm" in layers:
+            axes[0].plot(x, layers[f"{set_name}_drift_norm"], style, color="tab:blue", label=f"{set_name} |dh|")
+            axes[1].plot(x, 1 - np.asarray(layers[f"{set_name}_cosine"]), style, color="tab:blue",
+                         label=f"{set_name} 1 - cos")
+    axes[0].set_title("unlearned vs target: |dh| per layer")
+    axes[1].set_title("unlearned vs target: 1 - cosine per layer")
+    axes[1].set_yscale("symlog", linthresh=1e-4)
+    for model in ("target", "oracle", "unlearned"):
+        key = f"probe_{model}_forget_accuracy"
+        if key in layers:
+            axes[2].plot(x, layers[key], color=COLORS[model], label=f"{model} (forget)")
+    if "probe_unlearned_retain_accuracy" in layers:
+        axes[2].plot(x, layers["probe_unlearned_retain_accuracy"], ":", color=COLORS["unlearned"],
+                     label="unlearned (held-out retain)")
+    if "probe_chance" in layers:
+        axes[2].axhline(layers["probe_chance"][0], color="grey", lw=1, label="chance")
+    axes[2].set_ylim(0, 1.05)
+    axes[2].set_title("linear probe: picks the true answer")
+    for ax in axes:
+        ax.set_xlabel("layer (0: embeddings)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
