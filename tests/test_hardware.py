@@ -93,3 +93,37 @@ def test_only_rank_zero_writes(monkeypatch):
     monkeypatch.setenv("RANK", "3")
     assert not hardware.is_main_process()
     assert hardware.any_process(True) and not hardware.any_process(False)  # not distributed: the flag itself
+
+
+def load_bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
+    spec = importlib.util.spec_from_file_location("bench_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_flops_and_mfu_arithmetic():
+    bench = load_bench()
+    # 1M parameters, 1000 trained tokens (6 FLOPs each per parameter) and 500 reference tokens (2):
+    # 6e9 + 1e9 = 7e9 FLOPs; in 10 ms that is 7e11 FLOP/s, 7e11 / 989e12 of an H100.
+    assert bench.training_flops(1_000_000, 1000, 500) == 7e9
+    assert bench.inference_flops(1_000_000, 1000) == 2e9
+    assert bench.mfu(7e9, 0.01, 989.0) == pytest.approx(7.0779e-4, rel=1e-4)
+    assert bench.peak_tflops_of("NVIDIA H100 80GB HBM3") == 989.0
+    assert bench.peak_tflops_of("NVIDIA H100 PCIe") == 756.0
+    assert bench.peak_tflops_of("NVIDIA A100-SXM4-80GB") == 312.0
+    assert bench.peak_tflops_of("AMD EPYC") is None
+
+
+def test_bench_architectures_have_the_published_sizes():
+    bench = load_bench()
+    with torch.device("meta"):
+        smol = bench.build_model("smollm2-135m", small=False)
+        qwen = bench.build_model("qwen2.5-1.5b", small=False)
+    # SmolLM2-135M has 134.5M parameters, Qwen2.5-1.5B 1.54B (tied embeddings counted once).
+    assert bench.count_params(smol) == pytest.approx(134.5e6, rel=0.005)
+    assert bench.count_params(qwen) == pytest.approx(1.544e9, rel=0.005)
