@@ -343,10 +343,11 @@ def main(argv=None):
         rows.extend(in_child(eval_run, opts))
     for row in rows:
         row["mfu"] = mfu(row["flops"], row["seconds"], peak) if peak else None
-    print(f"\n| phase | params | precision | tokens/s | MFU | peak memory |\n|---|---|---|---|---|---|")
+    print(f"\n| phase | params | precision | tokens/s | model TFLOP/s | MFU | peak memory |\n|---|---|---|---|---|---|---|")
     for row in rows:
         extra = f", {row['questions_per_s']:.1f} questions/s" if "questions_per_s" in row else ""
         print(f"| {row['phase']} | {row['params'] / 1e6:.1f}M | {row['precision']} | {row['tokens_per_s']:,.0f}{extra} | "
+              f"{row['flops'] / row['seconds'] / 1e12:.4f} | "
               f"{'%.2f%%' % (100 * row['mfu']) if row['mfu'] is not None else '-'} | "
               f"{fmt_bytes(row['peak_memory_bytes'])} ({row['memory_kind']}) |")
     train = {r["method"]: r for r in rows if "method" in r}
