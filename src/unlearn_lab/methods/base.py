@@ -139,6 +139,9 @@ class Reference:
 def frozen_reference(model) -> Reference:
     """A reference from a separate (already frozen) model."""
     def run(batch, **kwargs):
+        # The copy is made before the Trainer moves the trained model to the GPU: follow the batch.
+        if next(model.parameters()).device != batch["input_ids"].device:
+            model.to(batch["input_ids"].device)
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
     return Reference(run, model)
 
