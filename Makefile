@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test methods compare clean-scratch
+.PHONY: install repro test methods sweep compare clean-scratch
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,22 @@ test: install
 METHODS ?= ga gd ga_kl simnpo idk_dpo idk_ap me_gd rmu random_label weighted wga satimp undial
 methods: install
 	for m in $(METHODS); do $(BIN)/dvc exp run -S method=$$m || exit 1; done
+	$(MAKE) compare
+
+# A grid for a GPU machine: every method x learning rate x epoch count below, queued as DVC
+# experiments, run one at a time (`--run-all` waits for the queue; a second job would share the
+# GPU), then the comparison table and Pareto plot. `null` is the method's own tuned lr.
+# Override on the command line: make sweep SWEEP_METHODS="npo simnpo" SWEEP_LRS="null 1e-5"
+SWEEP_METHODS ?= ga gd npo
+SWEEP_LRS ?= null 1e-4 5e-4
+SWEEP_EPOCHS ?= 5
+sweep: install
+	for m in $(SWEEP_METHODS); do for lr in $(SWEEP_LRS); do for e in $(SWEEP_EPOCHS); do \
+		$(BIN)/dvc exp run --queue -S method=$$m -S lr=$$lr -S unlearn.epochs=$$e || exit 1; \
+	done; done; done
+	$(BIN)/dvc exp run --run-all --jobs 1
+	# Failed experiments show here; the comparison below leaves them out.
+	$(BIN)/dvc queue status
 	$(MAKE) compare
 
 compare: install

@@ -15,6 +15,7 @@ import numpy as np
 from unlearn_lab.cli import PROCESSED, RAW, load_sets
 from unlearn_lab.data import load_idk_pool
 from unlearn_lab.evaluation import generate_answers
+from unlearn_lab.hardware import eval_batch_size
 from unlearn_lab.io import read_jsonl
 from unlearn_lab.metrics import rouge_l_recall
 from unlearn_lab.modeling import load_model, load_tokenizer
@@ -23,7 +24,7 @@ from unlearn_lab.unlearning import unlearn
 
 
 def rouge(model, tok, records, cfg):
-    gens = generate_answers(model, tok, [r["question"] for r in records], int(cfg["gen_batch_size"]),
+    gens = generate_answers(model, tok, [r["question"] for r in records], eval_batch_size(cfg, "gen_batch_size"),
                             int(cfg["max_new_tokens"]))
     return float(np.mean([rouge_l_recall(r["answer"], g) for r, g in zip(records, gens)]))
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from unlearn_lab.cli import load_sets, run_stage
 from unlearn_lab.evaluation import evaluate_model
+from unlearn_lab.hardware import device
 from unlearn_lab.io import UserError, read_json, read_jsonl, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.params import load_params
@@ -30,7 +31,8 @@ def main():
         if which in ("target", "unlearned"):
             oracle_rows = [r for r in read_jsonl(ORACLE_ROWS) if r["set"] == "forget"]
             oracle_metrics = read_json(ORACLE_METRICS)
-        tok, model = load_tokenizer(model_dir), load_model(model_dir)
+        # On a GPU machine the evaluation runs there (the weights stay fp32).
+        tok, model = load_tokenizer(model_dir), load_model(model_dir).to(device())
         metrics, rows = evaluate_model(model, tok, sets, params["eval"], oracle_rows, oracle_metrics)
         if which == "oracle" and "mia_mink_auc" in metrics:
             metrics["privleak"] = 0.0  # the reference of privacy leakage, by definition

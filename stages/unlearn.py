@@ -1,9 +1,11 @@
 """Stage unlearn: apply `method` to the target model, at `lr` or the method's own default lr."""
+from contextlib import nullcontext
 from pathlib import Path
 
 from unlearn_lab.cli import PROCESSED, RAW, load_sets, run_stage
 from unlearn_lab.data import load_idk_pool
 from unlearn_lab.epoch_eval import EpochEvaluation
+from unlearn_lab import hardware
 from unlearn_lab.io import atomic_dir, read_jsonl, write_json
 from unlearn_lab.methods import get_method
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
@@ -25,22 +27,32 @@ def main():
     sets = load_sets(("forget", "retain"))
     idk_pool = load_idk_pool(RAW) if needs & {"forget_idk", "retain_idk"} else None
     random_labels = read_jsonl(PROCESSED / "random_labels.jsonl") if "forget_wrong" in needs else None
-    tok, model = load_tokenizer(TARGET), load_model(TARGET)
-    with atomic_dir("models/unlearned") as tmp:
-        with Live("logs/unlearn", dvcyaml=False, save_dvc_exp=False, report=None) as live, \
-                Live("logs/unlearn_epochs", dvcyaml=False, save_dvc_exp=False, report=None) as epoch_live:
+    hw = params.get("hardware") or {}
+    tok, model = load_tokenizer(TARGET), load_model(TARGET, attn_implementation=hardware.resolve(hw).attn_implementation)
+    # Under `accelerate launch` every process trains; only rank 0 writes, logs and evaluates.
+    writer = hardware.is_main_process()
+
+    def live_run(folder):
+        return Live(folder, dvcyaml=False, save_dvc_exp=False, report=None) if writer else nullcontext()
+
+    with (atomic_dir("models/unlearned") if writer else nullcontext()) as tmp:
+        with live_run("logs/unlearn") as live, live_run("logs/unlearn_epochs") as epoch_live:
             epoch_eval = None
-            if params["unlearn"].get("epoch_eval", True):
+            if writer and params["unlearn"].get("epoch_eval", True):
                 retain_size = number(params, "unlearn.epoch_eval_retain", int, 0)
 
                 def epoch_eval(m):
                     return EpochEvaluation(m, tok, sets["forget"], sets["retain"], params["eval"], epoch_live, retain_size)
             model, report = unlearn(
-                model, tok, sets["forget"], sets["retain"], method, knobs, lr, params["model"], params["unlearn"],
+                model, tok, sets["forget"], sets["retain"], method, knobs, lr, params["model"],
+                {**params["unlearn"], "hardware": hw},
                 Path(".scratch") / "unlearn", number(params, "seed", int), live,
                 idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval,
             )
-        save_trained(model, tmp, parent=TARGET, extra={"unlearn": report})
+        if writer:
+            save_trained(model, tmp, parent=TARGET, extra={"unlearn": report})
+    if not writer:
+        return
     write_json("metrics/unlearn.json", report)
     if report["stopped_early"]:
         print(f"unlearning stopped early: {report['stop_reason']} (the last good weights were kept)")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from unlearn_lab.io import UserError
 from unlearn_lab.methods import METHODS, answer_logprobs, get_method
-from unlearn_lab.methods.base import frozen_reference
+from unlearn_lab.methods.base import forward_logits, frozen_reference, fused_views
 from unlearn_lab.modeling import collate, encode_qa
 
 ALL = ["ga", "gd", "ga_kl", "npo", "simnpo", "idk_dpo", "idk_ap", "me_gd", "rmu", "random_label",
@@ -235,3 +235,48 @@ def test_registry_and_knob_errors():
 def test_rmu_trains_only_the_mlps_up_to_its_layer():
     assert get_method("rmu", {"layer": 7}).trainable_pattern() == r"layers\.(5|6|7)\.mlp\."
     assert get_method("rmu", {"layer": 1}).trainable_pattern() == r"layers\.(0|1)\.mlp\."
+
+
+FUSABLE = [name for name in ALL if get_method(name, KNOBS[name]).forward_views]
+
+
+def test_fused_forward_returns_each_views_own_logits(tiny_model, tok):
+    v = views(tok)
+    assert v["forget"]["input_ids"].shape[1] != v["retain"]["input_ids"].shape[1], "the views should need padding"
+    with torch.no_grad():
+        alone = {name: logits_of(tiny_model, v[name]) for name in ("forget", "retain")}
+        with fused_views(tiny_model, v, ("forget", "retain")):
+            together = {name: forward_logits(tiny_model, v[name]).double() for name in ("forget", "retain")}
+    for name in alone:
+        assert together[name].shape == alone[name].shape
+        torch.testing.assert_close(together[name], alone[name], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", FUSABLE)
+def test_fused_views_leave_loss_and_gradient_unchanged(name, tiny_model, tok):
+    v = views(tok)
+    ref = copy.deepcopy(tiny_model).requires_grad_(False)
+    with torch.no_grad():
+        for p in tiny_model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    method = get_method(name, KNOBS[name])
+
+    def loss_and_grads():
+        tiny_model.zero_grad()
+        loss, parts = method.loss(tiny_model, v, frozen_reference(ref))
+        loss.backward()
+        return loss.item(), parts, {n: p.grad.clone() for n, p in tiny_model.named_parameters()}
+
+    separate = loss_and_grads()
+    calls = []
+    hook = tiny_model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        with fused_views(tiny_model, v, method.forward_views):
+            fused = loss_and_grads()
+    finally:
+        hook.remove()
+    assert len(calls) == 1, "every view the loss runs should come from the one padded forward"
+    assert fused[0] == pytest.approx(separate[0], abs=1e-5)
+    assert fused[1] == pytest.approx(separate[1], abs=1e-5)
+    for n, grad in separate[2].items():
+        torch.testing.assert_close(fused[2][n], grad, atol=1e-5, rtol=1e-4)

@@ -151,3 +151,28 @@ def test_epoch_evaluation_runs_before_and_after_each_epoch(tiny_model, tok):
     assert "train_loss" not in history[0] and "train_loss" in history[1]
     assert all(0 <= h["forget_rouge_l_recall"] <= 1 and 0 < h["forget_truth_ratio"] <= 1 for h in history)
     assert len(made[0].retain) == 2
+
+
+@pytest.mark.parametrize("fuse", [False, True])
+def test_fused_views_run_one_forward_per_step_in_the_trainer(tiny_model, tok, monkeypatch, fuse):
+    import unlearn_lab.unlearning as unlearning
+
+    grouped = []
+
+    class RecordingSampler(unlearning.LengthGroupedSampler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            grouped.append(self.lengths)
+
+    monkeypatch.setattr(unlearning, "LengthGroupedSampler", RecordingSampler)
+    calls = []
+    tiny_model.register_forward_hook(lambda *args: calls.append(1))
+    cfg = {"epochs": 1, "batch_size": 2, "retain_loss_bound": 100,
+           "hardware": {"fuse_views": fuse, "group_by_length": True}}
+    # gd logs its own retain NLL, so the trainer adds no watching forward: one step, one or two forwards.
+    _, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2), "gd", {}, 1e-2, FULL, cfg,
+                        "/tmp/unlearn-lab-test-fuse", seed=0)
+    assert report["steps"] == 1
+    assert len(calls) == (1 if fuse else 2)
+    forget_lengths = [len(e["input_ids"]) for e in EncodedDataset(tok, records(0, 2), 64).items]
+    assert grouped == [forget_lengths]

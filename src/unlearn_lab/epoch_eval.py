@@ -6,6 +6,7 @@ import math
 import numpy as np
 from transformers import TrainerCallback
 
+from .hardware import eval_batch_size
 from .evaluation import generate_answers, shared_prompt_nlls, truth_ratio_function
 from .metrics import rouge_l_recall, truth_ratio_forget_score
 
@@ -25,7 +26,7 @@ class EpochEvaluation(TrainerCallback):
 
     def _rouge(self, records) -> float:
         gens = generate_answers(self.model, self.tok, [r["question"] for r in records],
-                                int(self.cfg.get("gen_batch_size", 16)), int(self.cfg.get("max_new_tokens", 24)),
+                                eval_batch_size(self.cfg, "gen_batch_size"), int(self.cfg.get("max_new_tokens", 24)),
                                 desc="epoch eval")
         return float(np.mean([rouge_l_recall(r["answer"], g) for r, g in zip(records, gens)]))
 
@@ -35,7 +36,7 @@ class EpochEvaluation(TrainerCallback):
         ratio_of = truth_ratio_function(self.cfg)
         nll = shared_prompt_nlls(self.model, self.tok, [r["question"] for r in self.forget],
                                  [[r["paraphrased_answer"], *r["perturbed_answers"]] for r in self.forget],
-                                 int(self.cfg.get("batch_size", 8)), desc="epoch eval")
+                                 eval_batch_size(self.cfg, "batch_size"), desc="epoch eval")
         row = {
             "epoch": epoch,
             "forget_rouge_l_recall": self._rouge(self.forget),

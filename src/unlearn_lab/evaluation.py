@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .hardware import eval_batch_size, model_device
 from .methods.base import answer_logprobs
 from .io import UserError
 from .metrics import (
@@ -41,9 +42,10 @@ def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, 
     # Sorting by length keeps padding (wasted compute) small within each batch.
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     out = np.zeros(len(encoded))
+    dev = model_device(model)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start : start + batch_size]
-        batch = collate([encoded[i] for i in idx], tok.pad_token_id)
+        batch = {k: v.to(dev) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         logp, count = answer_logprobs(logits, batch["labels"])
         out[idx] = (-logp / count.clamp(min=1)).cpu().numpy()
@@ -62,6 +64,7 @@ def prompt_cached_forwards(model, tok, questions, answers, batch_size: int, desc
     eos = tok.eos_token_id
     prompts = [tok(prompt_text(tok, q), add_special_tokens=False)["input_ids"] for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    dev = model_device(model)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start : start + batch_size]
         width = max(len(prompts[i]) for i in idx)
@@ -71,6 +74,8 @@ def prompt_cached_forwards(model, tok, questions, answers, batch_size: int, desc
             p_ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
             p_mask[row, width - len(prompts[i]):] = 1
         p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+        # Built on the CPU, run where the model is.
+        p_ids, p_mask, p_pos = p_ids.to(dev), p_mask.to(dev), p_pos.to(dev)
         first = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1,
                       **forward_kwargs)
         cache = first.past_key_values
@@ -82,8 +87,9 @@ def prompt_cached_forwards(model, tok, questions, answers, batch_size: int, desc
         for row, a in enumerate(a_tok):
             a_ids[row, : len(a)] = torch.tensor(a)
             a_mask[row, : len(a)] = 1
+        a_ids, a_mask = a_ids.to(dev), a_mask.to(dev)
         lengths = p_mask.sum(-1).repeat_interleave(k)
-        a_pos = lengths.unsqueeze(1) + torch.arange(a_width).unsqueeze(0)
+        a_pos = lengths.unsqueeze(1) + torch.arange(a_width, device=dev).unsqueeze(0)
         mask = torch.cat([p_mask.repeat_interleave(k, 0), a_mask], dim=1)
         second = model(input_ids=a_ids, attention_mask=mask, position_ids=a_pos, past_key_values=cache,
                        **forward_kwargs)
@@ -107,6 +113,7 @@ def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc
     k = len(answers[0])
     out = np.zeros((len(questions), k))
     stats: list[dict] = [{} for _ in questions]
+    dev = model_device(model)
     for idx, first, a_ids, a_mask, second in prompt_cached_forwards(model, tok, questions, answers, batch_size, desc):
         # The first answer token is predicted by the prompt's last position.
         logits = torch.cat([first.logits[:, -1:].repeat_interleave(k, 0), second.logits[:, :-1]], dim=1).float()
@@ -114,14 +121,16 @@ def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc
         nll = -(token_logp * a_mask).sum(-1) / a_mask.sum(-1)
         out[idx] = nll.view(len(idx), k).cpu().numpy()
         if token_stats:
-            first_rows = torch.arange(len(idx)) * k
+            first_rows = torch.arange(len(idx), device=dev) * k
             lsm = torch.log_softmax(logits[first_rows], -1)
             mu = (lsm.exp() * lsm).sum(-1)
-            sigma = ((lsm.exp() * lsm.square()).sum(-1) - mu.square()).clamp(min=0).sqrt()
-            correct = lsm.argmax(-1) == a_ids[first_rows]
+            sigma = ((lsm.exp() * lsm.square()).sum(-1) - mu.square()).clamp(min=0).sqrt().cpu()
+            mu = mu.cpu()
+            correct = (lsm.argmax(-1) == a_ids[first_rows]).cpu()
+            first_logp, first_len = token_logp[first_rows].cpu(), a_mask[first_rows].sum(-1).cpu()
             for row, i in enumerate(idx):
-                n = int(a_mask[first_rows[row]].sum())
-                stats[i] = {"logp": token_logp[first_rows[row], :n].numpy(), "mu": mu[row, :n].numpy(),
+                n = int(first_len[row])
+                stats[i] = {"logp": first_logp[row, :n].numpy(), "mu": mu[row, :n].numpy(),
                             "sigma": sigma[row, :n].numpy(), "correct": correct[row, :n].numpy()}
     return (out, stats) if token_stats else out
 
@@ -134,10 +143,11 @@ def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens
     out = [""] * len(prompts)
     side = tok.padding_side
     tok.padding_side = "left"
+    dev = model_device(model)
     try:
         for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
             idx = order[start : start + batch_size]
-            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
             gen = model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,
@@ -145,7 +155,7 @@ def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens
                 pad_token_id=tok.pad_token_id,
                 eos_token_id=tok.eos_token_id,
             )
-            texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :].cpu(), skip_special_tokens=True)
             for i, text in zip(idx, texts):
                 out[i] = text.strip()
     finally:
@@ -174,9 +184,9 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str,
         return [], {}
     ratio_of = truth_ratio_function(eval_cfg)
     k = float(eval_cfg.get("mink_k", 0.4))
-    bs = int(eval_cfg.get("batch_size", 8))
+    bs = eval_batch_size(eval_cfg, "batch_size")
     generated = generate_answers(
-        model, tok, [r["question"] for r in records], int(eval_cfg.get("gen_batch_size", 16)),
+        model, tok, [r["question"] for r in records], eval_batch_size(eval_cfg, "gen_batch_size"),
         int(eval_cfg.get("max_new_tokens", 24)), desc=f"{name}: generate",
     )
     references = [r.get("answer_text") or r["answer"] for r in records]

@@ -152,20 +152,26 @@ def load_tokenizer(model_dir: str | Path):
     return _finish_tokenizer(AutoTokenizer.from_pretrained(base_dir_of(model_dir)))
 
 
-def load_model(model_dir: str | Path, dtype=torch.float32):
-    """Load the weights a model directory stands for, with every LoRA in its chain merged."""
+def load_model(model_dir: str | Path, dtype=torch.float32, attn_implementation: str | None = None):
+    """Load the weights a model directory stands for, with every LoRA in its chain merged.
+
+    `attn_implementation` (params' `hardware.attn_implementation`: sdpa, eager,
+    flash_attention_2 ...) picks the attention kernel; None keeps transformers' default, which
+    is sdpa for Llama and Qwen2 with the installed version.
+    """
     from transformers import AutoModelForCausalLM
 
     meta = read_meta(model_dir)
     kind = meta["kind"]
     if kind in ("base", "full"):
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, **extra)
     elif kind == "alias":
-        model = load_model(meta["parent"], dtype)
+        model = load_model(meta["parent"], dtype, attn_implementation)
     elif kind == "lora":
         from peft import PeftModel
 
-        parent = load_model(meta["parent"], dtype)
+        parent = load_model(meta["parent"], dtype, attn_implementation)
         model = PeftModel.from_pretrained(parent, model_dir).merge_and_unload()
     elif kind == "none":
         raise UserError(f"{model_dir} holds no model: {meta.get('reason', 'no reason recorded')}")

@@ -27,7 +27,7 @@ def pooled_answer_states(model, tok, questions: list[str], answers: list[list[st
             model, tok, questions, answers, batch_size, desc, output_hidden_states=True):
         states = torch.stack(second.hidden_states, dim=1).float()  # (rows, layers+1, width, hidden)
         weights = a_mask.float() / a_mask.sum(-1, keepdim=True)
-        pooled = torch.einsum("rlth,rt->rlh", states, weights).numpy()
+        pooled = torch.einsum("rlth,rt->rlh", states, weights).cpu().numpy()
         if out is None:
             out = np.zeros((len(questions), k, pooled.shape[1], pooled.shape[2]), dtype=np.float32)
         out[idx] = pooled.reshape(len(idx), k, *pooled.shape[1:])

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
+from . import hardware
 from .io import UserError
 from .modeling import add_lora, collate, encode_qa
 
@@ -46,6 +47,8 @@ class LiveCallback(TrainerCallback):
 
 
 def training_args(cfg: dict, scratch: str | Path, seed: int, lr: float) -> TrainingArguments:
+    """Trainer settings from a stage's params block; its `hardware` entry (params.yaml's
+    `hardware:` block, put there by the stage) picks precision, optimizer and the like."""
     epochs, batch = int(cfg.get("epochs", 1)), int(cfg.get("batch_size", 8))
     if lr <= 0 or not math.isfinite(lr):
         raise UserError(f"params.yaml: learning rate must be a positive number, got {lr}")
@@ -67,10 +70,10 @@ def training_args(cfg: dict, scratch: str | Path, seed: int, lr: float) -> Train
         report_to=[],
         seed=seed,
         data_seed=seed,
-        use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=False,
+        **hardware.trainer_kwargs(cfg.get("hardware")),
     )
 
 

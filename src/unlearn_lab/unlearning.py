@@ -11,10 +11,12 @@ import time
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from . import hardware
 from .io import UserError
 from .methods import get_method, token_mean_nll
-from .methods.base import Reference, forward_logits, frozen_reference
+from .methods.base import Reference, forward_logits, frozen_reference, fused_views
 from .modeling import collate, encode_qa
 from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args
 
@@ -73,6 +75,11 @@ class PairedDataset(torch.utils.data.Dataset):
 
     def __len__(self):
         return len(self.forget)
+
+    def lengths(self) -> list[int]:
+        """Per example the forget encoding's length, for length-grouped batches (the retain
+        partner changes every epoch, so only the forget side can be grouped)."""
+        return [len(self.forget[i]["input_ids"]) for i in range(len(self.forget))]
 
     def __getitem__(self, i):
         j = int(self.pairing[i % len(self.pairing)])
@@ -184,6 +191,8 @@ class DivergenceGuard(TrainerCallback):
             self.reason = f"non-finite {', '.join(bad)} at step {step}"
         elif parts.get("retain_nll", 0.0) > self.retain_bound:
             self.reason = f"retain NLL {parts['retain_nll']:.3f} exceeded the bound {self.retain_bound} at step {step}"
+        if hardware.any_process(self.reason is not None) and not self.reason:
+            self.reason = f"another process of the distributed run diverged at step {step}"
         if self.reason:
             self.step = step
             return False
@@ -205,12 +214,23 @@ class DivergenceGuard(TrainerCallback):
 
 
 class UnlearnTrainer(Trainer):
-    def __init__(self, *args, method, reference, guard, live_cb=None, **kwargs):
+    def __init__(self, *args, method, reference, guard, live_cb=None, fuse_views=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.method, self.reference, self.guard, self.live_cb = method, reference, guard, live_cb
+        self.fuse_views = fuse_views
+
+    def _get_train_sampler(self, train_dataset=None):
+        # The Trainer's length-grouped sampler reads `input_ids` of flat examples; ours are
+        # nested per view, so hand it the lengths.
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and isinstance(dataset, PairedDataset):
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=dataset.lengths())
+        return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, parts = self.method.loss(model, inputs, self.reference)
+        with fused_views(model, inputs, self.method.forward_views if self.fuse_views else ()):
+            loss, parts = self.method.loss(model, inputs, self.reference)
         if "retain_nll" not in parts:
             # Watch the retain loss even for methods that never look at it.
             with torch.no_grad():
@@ -256,6 +276,7 @@ def unlearn(model, tok, forget, retain, method_name: str, knobs: dict, lr: float
         reference=reference,
         guard=guard,
         live_cb=live_cb,
+        fuse_views=hardware.resolve(cfg.get("hardware")).fuse_views,
     )
     start = time.time()
     result = trainer.train()

@@ -12,6 +12,7 @@ class GradientAscentKL(UnlearningMethod):
 
     name = "ga_kl"
     defaults = {"gamma": 1.0, "alpha": 1.0}
+    forward_views = ("forget", "retain")
     needs_reference = True
 
     def loss(self, model, batch, reference):

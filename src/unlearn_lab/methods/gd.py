@@ -8,6 +8,7 @@ class GradientDifference(UnlearningMethod):
 
     name = "gd"
     defaults = {"gamma": 1.0, "alpha": 1.0}
+    forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):
         f, r = batch["forget"], batch["retain"]

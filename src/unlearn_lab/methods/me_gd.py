@@ -17,6 +17,7 @@ class MaxEntropyGD(UnlearningMethod):
 
     name = "me_gd"
     defaults = {"gamma": 0.1, "alpha": 1.0}
+    forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):
         f, r = batch["forget"], batch["retain"]

@@ -11,6 +11,11 @@ class RandomLabel(UnlearningMethod):
     defaults = {"alpha": 0.0}
     views = ("forget_wrong",)
 
+    def __init__(self, **knobs):
+        super().__init__(**knobs)
+        # the retain view is run only when its term counts
+        self.forward_views = ("forget_wrong", "retain") if self.alpha else ()
+
     def loss(self, model, batch, reference):
         wrong, r = batch["forget_wrong"], batch["retain"]
         nll_wrong = token_mean_nll(forward_logits(model, wrong), wrong["labels"])

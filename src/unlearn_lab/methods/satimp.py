@@ -10,6 +10,7 @@ class SatImp(UnlearningMethod):
 
     name = "satimp"
     defaults = {"beta1": 5.0, "beta2": 1.0, "alpha": 0.1}
+    forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):
         f, r = batch["forget"], batch["retain"]

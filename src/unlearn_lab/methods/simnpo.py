@@ -10,6 +10,7 @@ class SimNPO(UnlearningMethod):
 
     name = "simnpo"
     defaults = {"beta": 2.5, "gamma": 0.0, "alpha": 1.0}
+    forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):
         f, r = batch["forget"], batch["retain"]

@@ -12,6 +12,7 @@ class Undial(UnlearningMethod):
 
     name = "undial"
     defaults = {"beta": 10.0, "alpha": 1.0}
+    forward_views = ("forget", "retain")
     needs_reference = True
 
     def loss(self, model, batch, reference):

@@ -17,6 +17,7 @@ class WeightedLoss(UnlearningMethod):
 
     name = "weighted"
     defaults = {"forget_weight": -1.0, "retain_weight": 2.0}
+    forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):
         f, r = batch["forget"], batch["retain"]

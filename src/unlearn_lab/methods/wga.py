@@ -11,6 +11,7 @@ class WeightedGradientAscent(UnlearningMethod):
 
     name = "wga"
     defaults = {"beta": 1.0, "alpha": 1.0}
+    forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):
         f, r = batch["forget"], batch["retain"]

@@ -1,0 +1,129 @@
+"""Machine-dependent settings: what "auto" becomes on a CPU (what runs always used) and on a
+CUDA GPU (faked here), and the errors for bad values."""
+import pytest
+import torch
+from transformers import TrainingArguments
+
+from unlearn_lab import hardware
+from unlearn_lab.io import UserError
+from unlearn_lab.training import training_args
+
+
+@pytest.fixture()
+def fake_cuda(monkeypatch):
+    """A CUDA GPU as far as hardware.py can tell; `bf16` says whether it has bf16."""
+    def install(bf16: bool):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    return install
+
+
+def test_auto_on_cpu_is_what_cpu_runs_always_used(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    hw = hardware.resolve({})
+    assert (hw.precision, hw.fuse_views, hw.group_by_length, hw.torch_compile) == ("fp32", False, False, False)
+    assert hw.attn_implementation == "sdpa"
+    # The Trainer's own default optimizer on this torch, i.e. what training_args gave before.
+    plain = TrainingArguments(output_dir="/tmp/unlearn-lab-test-hw", use_cpu=True)
+    args = training_args({"hardware": {"precision": "auto", "optim": "auto"}}, "/tmp/unlearn-lab-test-hw", 0, 1e-3)
+    assert args.optim == plain.optim
+    assert (args.bf16, args.fp16, args.use_cpu, args.torch_compile) == (False, False, True, False)
+    assert args.train_sampling_strategy == plain.train_sampling_strategy
+
+
+def test_auto_on_an_old_torch_cpu_is_plain_adamw(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch, "__version__", "2.4.1+cpu")
+    assert hardware.resolve({}).optim == "adamw_torch"
+
+
+def test_auto_on_a_bf16_gpu(fake_cuda):
+    fake_cuda(bf16=True)
+    hw = hardware.resolve({"precision": "auto", "optim": "auto", "fuse_views": "auto"})
+    assert (hw.precision, hw.optim, hw.fuse_views) == ("bf16", "adamw_torch_fused", True)
+    kwargs = hardware.trainer_kwargs({})
+    assert (kwargs["bf16"], kwargs["fp16"], kwargs["use_cpu"], kwargs["optim"]) == (True, False, False, "adamw_torch_fused")
+    assert "train_sampling_strategy" not in kwargs
+
+
+def test_auto_on_a_gpu_without_bf16_takes_fp16(fake_cuda):
+    fake_cuda(bf16=False)
+    kwargs = hardware.trainer_kwargs({})
+    assert (kwargs["bf16"], kwargs["fp16"]) == (False, True)
+
+
+def test_explicit_values_win_over_auto(fake_cuda):
+    fake_cuda(bf16=True)
+    hw = hardware.resolve({"precision": "fp32", "optim": "adamw_torch", "fuse_views": False,
+                           "group_by_length": True, "torch_compile": True, "attn_implementation": "eager"})
+    assert (hw.precision, hw.optim, hw.fuse_views, hw.group_by_length, hw.torch_compile, hw.attn_implementation) == \
+        ("fp32", "adamw_torch", False, True, True, "eager")
+    assert hardware.trainer_kwargs({"group_by_length": True})["train_sampling_strategy"] == "group_by_length"
+
+
+def test_bad_values_are_user_errors(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="hardware.precision: expected one of"):
+        hardware.resolve({"precision": "half"})
+    with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
+        hardware.resolve({"precision": "fp16"})
+    with pytest.raises(UserError, match="hardware.torch_compile: expected true, false or auto"):
+        hardware.resolve({"torch_compile": "yes"})
+    with pytest.raises(UserError, match="eval.gen_batch_size: expected a number or auto"):
+        hardware.eval_batch_size({"gen_batch_size": "big"}, "gen_batch_size")
+    with pytest.raises(UserError, match="eval.batch_size: must be positive"):
+        hardware.eval_batch_size({"batch_size": 0}, "batch_size")
+
+
+def test_eval_batch_sizes(monkeypatch, fake_cuda):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = {"batch_size": "auto", "gen_batch_size": "auto"}
+    assert (hardware.eval_batch_size(cfg, "batch_size"), hardware.eval_batch_size(cfg, "gen_batch_size")) == (8, 16)
+    assert hardware.eval_batch_size({"gen_batch_size": 5}, "gen_batch_size") == 5
+    assert hardware.eval_batch_size({}, "gen_batch_size") == 16
+    fake_cuda(bf16=True)
+    assert (hardware.eval_batch_size(cfg, "batch_size"), hardware.eval_batch_size(cfg, "gen_batch_size")) == (32, 64)
+
+
+def test_only_rank_zero_writes(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    assert hardware.is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert hardware.is_main_process()
+    monkeypatch.setenv("RANK", "3")
+    assert not hardware.is_main_process()
+    assert hardware.any_process(True) and not hardware.any_process(False)  # not distributed: the flag itself
+
+
+def load_bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
+    spec = importlib.util.spec_from_file_location("bench_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_flops_and_mfu_arithmetic():
+    bench = load_bench()
+    # 1M parameters, 1000 trained tokens (6 FLOPs each per parameter) and 500 reference tokens (2):
+    # 6e9 + 1e9 = 7e9 FLOPs; in 10 ms that is 7e11 FLOP/s, 7e11 / 989e12 of an H100.
+    assert bench.training_flops(1_000_000, 1000, 500) == 7e9
+    assert bench.inference_flops(1_000_000, 1000) == 2e9
+    assert bench.mfu(7e9, 0.01, 989.0) == pytest.approx(7.0779e-4, rel=1e-4)
+    assert bench.peak_tflops_of("NVIDIA H100 80GB HBM3") == 989.0
+    assert bench.peak_tflops_of("NVIDIA H100 PCIe") == 756.0
+    assert bench.peak_tflops_of("NVIDIA A100-SXM4-80GB") == 312.0
+    assert bench.peak_tflops_of("AMD EPYC") is None
+
+
+def test_bench_architectures_have_the_published_sizes():
+    bench = load_bench()
+    with torch.device("meta"):
+        smol = bench.build_model("smollm2-135m", small=False)
+        qwen = bench.build_model("qwen2.5-1.5b", small=False)
+    # SmolLM2-135M has 134.5M parameters, Qwen2.5-1.5B 1.54B (tied embeddings counted once).
+    assert bench.count_params(smol) == pytest.approx(134.5e6, rel=0.005)
+    assert bench.count_params(qwen) == pytest.approx(1.544e9, rel=0.005)
