@@ -4,11 +4,12 @@ from pathlib import Path
 from unlearn_lab.cli import PROCESSED, RAW, load_sets, run_stage
 from unlearn_lab.data import load_idk_pool
 from unlearn_lab.epoch_eval import EpochEvaluation
-from unlearn_lab.io import atomic_dir, read_jsonl, write_json
+from unlearn_lab.io import read_jsonl, staged_outputs, write_json
 from unlearn_lab.methods import get_method
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
 from unlearn_lab.params import load_params, number
 from unlearn_lab.unlearning import TRAINING_KEYS, resolve_lr, unlearn
+from unlearn_lab.validation import validate_params
 
 TARGET = "models/target"
 
@@ -17,6 +18,7 @@ def main():
     from dvclive import Live
 
     params = load_params()
+    validate_params(params)
     method = str(params["method"])
     knobs = dict((params.get("methods") or {}).get(method) or {})
     # Fail on a bad method, knob or lr before spending half a minute loading the model.
@@ -26,9 +28,11 @@ def main():
     idk_pool = load_idk_pool(RAW) if needs & {"forget_idk", "retain_idk"} else None
     random_labels = read_jsonl(PROCESSED / "random_labels.jsonl") if "forget_wrong" in needs else None
     tok, model = load_tokenizer(TARGET), load_model(TARGET)
-    with atomic_dir("models/unlearned") as tmp:
-        with Live("logs/unlearn", dvcyaml=False, save_dvc_exp=False, report=None) as live, \
-                Live("logs/unlearn_epochs", dvcyaml=False, save_dvc_exp=False, report=None) as epoch_live:
+    # Model, curves and metrics replace the previous run's together, and only when it finished.
+    model_dir, log_dir, epoch_dir, metrics_file = "models/unlearned", "logs/unlearn", "logs/unlearn_epochs", "metrics/unlearn.json"
+    with staged_outputs(files=[metrics_file], dirs=[model_dir, log_dir, epoch_dir]) as out:
+        with Live(str(out[log_dir]), dvcyaml=False, save_dvc_exp=False, report=None) as live, \
+                Live(str(out[epoch_dir]), dvcyaml=False, save_dvc_exp=False, report=None) as epoch_live:
             epoch_eval = None
             if params["unlearn"].get("epoch_eval", True):
                 retain_size = number(params, "unlearn.epoch_eval_retain", int, 0)
@@ -40,8 +44,8 @@ def main():
                 Path(".scratch") / "unlearn", number(params, "seed", int), live,
                 idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval,
             )
-        save_trained(model, tmp, parent=TARGET, extra={"unlearn": report})
-    write_json("metrics/unlearn.json", report)
+        save_trained(model, out[model_dir], parent=TARGET, extra={"unlearn": report})
+        write_json(out[metrics_file], report)
     if report["stopped_early"]:
         print(f"unlearning stopped early: {report['stop_reason']} (the last good weights were kept)")
     print(f"models/unlearned: {method} lr={lr} steps={report['steps']} in {report['seconds']} s")
