@@ -128,7 +128,8 @@ def resumable_checkpoint(scratch: Path, fingerprint: str) -> str | None:
     return str(max(done, key=lambda c: int(c.name.split("-")[-1])))
 
 
-def finetune(model, tok, records, model_cfg: dict, cfg: dict, scratch, seed: int, live=None) -> dict:
+def finetune(model, tok, records, model_cfg: dict, cfg: dict, scratch, seed: int, live=None,
+             callbacks: tuple = ()) -> dict:
     """Supervised fine-tuning on (question, answer) records, loss on answer tokens only.
 
     With `cfg["checkpoint"]` (default true) the Trainer saves a checkpoint each epoch in
@@ -142,7 +143,7 @@ def finetune(model, tok, records, model_cfg: dict, cfg: dict, scratch, seed: int
         resume = resumable_checkpoint(scratch, run_fingerprint(model, records, model_cfg, cfg, seed))
     model = prepare_trainable(model, model_cfg, seed)
     data = EncodedDataset(tok, records, int(model_cfg.get("max_length", 128)))
-    callbacks = [LiveCallback(live)] if live is not None else []
+    callbacks = ([LiveCallback(live)] if live is not None else []) + list(callbacks)
     trainer = Trainer(
         model=model,
         args=training_args(cfg, scratch, seed, float(cfg.get("lr", 1e-3)), checkpoint),
