@@ -130,7 +130,7 @@ def test_too_few_answers_for_perturbed_ones(tmp_path):
     retain = write(tmp_path / "r.jsonl", jsonl([{"question": "B?", "answer": "b"}]))
     with pytest.raises(DataError) as err:
         build({"forget": forget, "retain": retain})
-    assert str(err.value).startswith(f"{forget}:1: field 'perturbed_answers': found only 1 wrong answers, need 5")
+    assert str(err.value).startswith(f"{forget}:1: field 'perturbed_answers': found 1 wrong answer(s), need 5")
 
 
 def test_missing_file_is_named(tmp_path):
@@ -166,8 +166,8 @@ def test_shipped_params_are_valid():
 @pytest.mark.parametrize("dotted, value, expected", [
     ("method", "gradient_ascent", "params.yaml: method: unknown method 'gradient_ascent'; known: ga, ga_kl, gd, "
      "idk_ap, idk_dpo, me_gd, npo, random_label, rmu, satimp, simnpo, undial, weighted, wga"),
-    ("model.source", "embeded", "params.yaml: model.source 'embeded' is neither embedded nor tiny-random, an "
-     "existing local folder, nor a hub id like owner/name"),
+    ("model.source", "embeded", "params.yaml: model.source 'embeded' is not embedded, tiny-random, an "
+     "existing local folder, or a hub id like owner/name"),
     ("model.source", "./no/such/folder", "params.yaml: model.source: local folder './no/such/folder' does not "
      "exist (or is not a folder)"),
     ("lr", -0.001, "params.yaml: lr: the learning rate must be a positive number, got -0.001"),

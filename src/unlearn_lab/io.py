@@ -42,15 +42,27 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> None:
     write_text_atomic(path, jsonl_text(records))
 
 
+def _open_input(path: Path):
+    """Open a stage input; a missing one is the user's to fix (a stage not run), not a crash."""
+    try:
+        return open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found (run the stage that writes it first, e.g. `dvc repro`)") from None
+
+
 def read_json(path: str | Path):
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    path = Path(path)
+    with _open_input(path) as fh:
+        try:
+            return json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
     path = Path(path)
     out = []
-    with open(path, encoding="utf-8") as fh:
+    with _open_input(path) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue

@@ -75,9 +75,8 @@ def check_model_source(source) -> None:
         raise UserError(f"params.yaml: model.source: local folder {source!r} does not exist "
                         "(or is not a folder)")
     if not HUB_ID.match(source):
-        raise UserError(f"params.yaml: model.source {source!r} is neither "
-                        f"{' nor '.join(MODEL_SOURCES)}, an existing local folder, "
-                        "nor a hub id like owner/name")
+        raise UserError(f"params.yaml: model.source {source!r} is not {', '.join(MODEL_SOURCES)}, "
+                        "an existing local folder, or a hub id like owner/name")
 
 
 def check_method(params: dict) -> None:

@@ -98,8 +98,8 @@ def _perturbed(d: dict, pools: dict[str, list[str]], every: list[str], seed: int
             chosen.append(p)
             taken.add(_norm(p))
     if len(chosen) < N_PERTURBED:
-        raise DataError(f"{d['origin']}: field 'perturbed_answers': found only {len(chosen)} wrong "
-                        f"answers, need {N_PERTURBED}; give perturbed answers in the data, or "
+        raise DataError(f"{d['origin']}: field 'perturbed_answers': found {len(chosen)} wrong "
+                        f"answer(s), need {N_PERTURBED}; give perturbed answers in the data, or "
                         f"import more records (their answers are the pool)")
     return chosen
 
