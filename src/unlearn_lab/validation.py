@@ -113,8 +113,8 @@ def validate_params(params: dict) -> None:
 
     check_int(params, "seed", 0, required=True)
     check_method(params)
-    check_model_source(_get(params, "model.source") if _get(params, "model.source") is not MISSING
-                       else "embedded")
+    source = _get(params, "model.source")
+    check_model_source("embedded" if source is MISSING else source)
     check_int(params, "model.max_length", 8)
     check_lora(params)
     data = _get(params, "data")

@@ -110,10 +110,9 @@ def finish_records(drafts: dict[str, list[dict]], seed: int, max_chars: int,
     if cut:
         log.warning(f"data.import: cut {cut} record(s) to max_chars={max_chars} characters "
                     "(data.import.on_long: truncate)")
-    derived: dict[int, list[str]] = {}
     for name in SETS:
         for n, d in enumerate(drafts[name], 1):
-            made = derived.setdefault(id(d), [])
+            made = d["derived"] = []
             for field, value in (("id", f"{name}.{n:04d}"), ("field", "imported")):
                 if field not in d:
                     d[field] = value
@@ -129,7 +128,7 @@ def finish_records(drafts: dict[str, list[dict]], seed: int, max_chars: int,
     for name in SETS:
         sets[name] = []
         for d in drafts[name]:
-            made = derived[id(d)]
+            made = d["derived"]
             if len(d.get("perturbed_answers", [])) < N_PERTURBED:
                 made.append("perturbed_answers")
             rec = make_record(

@@ -150,7 +150,7 @@ def _csv_rows(path: Path) -> list[Row]:
     return correct
 
 
-def _pick(where: str, row: dict, names: tuple[str, ...]):
+def _pick(row: dict, names: tuple[str, ...]):
     """(name, value) of the first of `names` the row has with a non-null value, else None."""
     for name in names:
         if row.get(name) is not None:
@@ -162,7 +162,7 @@ def to_draft(where: str, row: dict, fmt: str) -> dict:
     """A partial record from one row: text fields checked for type and emptiness."""
     draft: dict = {"origin": where}
     for field, names in ALIASES.items():
-        found = _pick(where, row, REQUIRED[fmt].get(field, names))
+        found = _pick(row, REQUIRED[fmt].get(field, names))
         if found is None:
             if field in REQUIRED[fmt]:
                 alts = REQUIRED[fmt][field]
@@ -177,7 +177,7 @@ def to_draft(where: str, row: dict, fmt: str) -> dict:
         if not value.strip():
             raise DataError(f"{where}: field '{name}' is empty")
         draft[field] = value.strip()
-    found = _pick(where, row, LIST_ALIASES)
+    found = _pick(row, LIST_ALIASES)
     if found is not None:
         name, value = found
         if not isinstance(value, list):
@@ -188,9 +188,8 @@ def to_draft(where: str, row: dict, fmt: str) -> dict:
                 raise DataError(f"{where}: field '{name}' item {i + 1} must be a non-empty "
                                 f"string, got {item!r}")
         draft["perturbed_answers"] = [v.strip() for v in value]
-    for key in ("wrong_answers",):
-        if key in row:
-            draft[key] = list(row[key])
+    if "wrong_answers" in row:  # folded in from CSV rows with is_correct false
+        draft["wrong_answers"] = list(row["wrong_answers"])
     if row.get("correlated") is not None:
         if not isinstance(row["correlated"], bool):
             raise DataError(f"{where}: field 'correlated' must be true or false, "
