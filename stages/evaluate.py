@@ -5,9 +5,10 @@ from pathlib import Path
 from unlearn_lab.cli import load_sets, run_stage
 from unlearn_lab.evaluation import evaluate_model
 from unlearn_lab.hardware import device
-from unlearn_lab.io import UserError, read_json, read_jsonl, write_json, write_jsonl
+from unlearn_lab.io import UserError, json_text, jsonl_text, read_json, read_jsonl, write_files_atomic
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.params import load_params
+from unlearn_lab.validation import validate_params
 
 MODELS = ("base", "oracle", "target", "unlearned")
 ORACLE_ROWS = Path("eval/oracle.jsonl")
@@ -19,6 +20,7 @@ def main():
     if which not in MODELS:
         raise UserError(f"usage: evaluate.py {'|'.join(MODELS)} (got {which!r})")
     params = load_params()
+    validate_params(params)
     model_dir = f"models/{which}"
     meta = read_meta(model_dir)
     if meta["kind"] == "none":
@@ -40,8 +42,8 @@ def main():
             metrics["forget_quality_reason"] = "no oracle: " + read_meta("models/oracle").get("reason", "none trained")
             print(f"forget quality not computed: {metrics['forget_quality_reason']}")
         metrics["available"] = True
-    write_jsonl(f"eval/{which}.jsonl", rows)
-    write_json(f"metrics/{which}.json", metrics)
+    # Both or neither: the metrics must describe the rows next to them.
+    write_files_atomic({f"eval/{which}.jsonl": jsonl_text(rows), f"metrics/{which}.json": json_text(metrics)})
     print(f"metrics/{which}.json: " + ", ".join(
         f"{s}.rouge_l_recall={metrics[s]['rouge_l_recall']:.3f}" for s in ("forget", "retain", "world") if s in metrics))
 

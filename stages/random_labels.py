@@ -3,10 +3,12 @@ from unlearn_lab.cli import PROCESSED, load_sets, run_stage
 from unlearn_lab.data import make_random_labels
 from unlearn_lab.io import write_jsonl
 from unlearn_lab.params import load_params, number
+from unlearn_lab.validation import validate_params
 
 
 def main():
     params = load_params()
+    validate_params(params)
     sets = load_sets()
     pool = [r for records in sets.values() for r in records]
     labels = make_random_labels(

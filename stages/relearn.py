@@ -23,7 +23,8 @@ def main():
             for m in ("target", "unlearned")}
     tok, model = load_tokenizer("models/unlearned"), load_model("models/unlearned")
     with Live("logs/relearn", dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        model, report = relearn(model, tok, attack, params["model"], cfg, Path(".scratch") / "relearn",
+        model, report = relearn(model, tok, attack, params["model"], {**cfg, "hardware": params.get("hardware")},
+                                Path(".scratch") / "relearn",
                                 number(params, "seed", int), live)
     scores, rows = score_sets(model, tok, scored_sets, params["eval"], "relearned")
     result = {"data": data, "steps": report["steps"], "lr": report["lr"], "attack_examples": len(attack),

@@ -2,15 +2,16 @@
 from contextlib import nullcontext
 from pathlib import Path
 
+from unlearn_lab import hardware
 from unlearn_lab.cli import PROCESSED, RAW, load_sets, run_stage
 from unlearn_lab.data import load_idk_pool
 from unlearn_lab.epoch_eval import EpochEvaluation
-from unlearn_lab import hardware
-from unlearn_lab.io import atomic_dir, read_jsonl, write_json
+from unlearn_lab.io import discarded_outputs, read_jsonl, staged_outputs, write_json
 from unlearn_lab.methods import get_method
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
 from unlearn_lab.params import load_params, number
 from unlearn_lab.unlearning import TRAINING_KEYS, resolve_lr, unlearn
+from unlearn_lab.validation import validate_params
 
 TARGET = "models/target"
 
@@ -19,6 +20,7 @@ def main():
     from dvclive import Live
 
     params = load_params()
+    validate_params(params)
     method = str(params["method"])
     knobs = dict((params.get("methods") or {}).get(method) or {})
     # Fail on a bad method, knob or lr before spending half a minute loading the model.
@@ -33,10 +35,13 @@ def main():
     writer = hardware.is_main_process()
 
     def live_run(folder):
-        return Live(folder, dvcyaml=False, save_dvc_exp=False, report=None) if writer else nullcontext()
+        return Live(str(folder), dvcyaml=False, save_dvc_exp=False, report=None) if writer else nullcontext()
 
-    with (atomic_dir("models/unlearned") if writer else nullcontext()) as tmp:
-        with live_run("logs/unlearn") as live, live_run("logs/unlearn_epochs") as epoch_live:
+    # Model, curves and metrics replace the previous run's together, and only when it finished.
+    model_dir, log_dir, epoch_dir, metrics_file = "models/unlearned", "logs/unlearn", "logs/unlearn_epochs", "metrics/unlearn.json"
+    outputs = staged_outputs if writer else discarded_outputs
+    with outputs(files=[metrics_file], dirs=[model_dir, log_dir, epoch_dir]) as out:
+        with live_run(out[log_dir]) as live, live_run(out[epoch_dir]) as epoch_live:
             epoch_eval = None
             if writer and params["unlearn"].get("epoch_eval", True):
                 retain_size = number(params, "unlearn.epoch_eval_retain", int, 0)
@@ -49,11 +54,10 @@ def main():
                 Path(".scratch") / "unlearn", number(params, "seed", int), live,
                 idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval,
             )
-        if writer:
-            save_trained(model, tmp, parent=TARGET, extra={"unlearn": report})
+        save_trained(model, out[model_dir], parent=TARGET, extra={"unlearn": report})
+        write_json(out[metrics_file], report)
     if not writer:
         return
-    write_json("metrics/unlearn.json", report)
     if report["stopped_early"]:
         print(f"unlearning stopped early: {report['stop_reason']} (the last good weights were kept)")
     print(f"models/unlearned: {method} lr={lr} steps={report['steps']} in {report['seconds']} s")

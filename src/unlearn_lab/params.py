@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .io import UserError
@@ -50,4 +51,27 @@ def number(params: dict, dotted: str, kind=float, minimum=None, strictly=False):
     if minimum is not None and (value < minimum or (strictly and value == minimum)):
         op = ">" if strictly else ">="
         raise UserError(f"params.yaml: {dotted} must be {op} {minimum}, got {value}")
+    return value
+
+
+# Keys of `methods.<name>` that set up training rather than the loss.
+TRAINING_KEYS = ("lr", "trainable")
+
+
+def resolve_lr(params: dict) -> float:
+    """The top-level `lr` when set, else the method's own default `methods.<method>.lr`."""
+    method = str(params.get("method"))
+    lr = params.get("lr")
+    where = "lr"
+    if lr is None:
+        lr = ((params.get("methods") or {}).get(method) or {}).get("lr")
+        where = f"methods.{method}.lr"
+    if lr is None:
+        raise UserError(f"params.yaml: no learning rate for method {method!r}: set `lr` or `methods.{method}.lr`")
+    try:
+        value = float(lr)
+    except (TypeError, ValueError):
+        raise UserError(f"params.yaml: {where}: expected a number, got {lr!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise UserError(f"params.yaml: {where}: the learning rate must be a positive number, got {lr!r}")
     return value

@@ -52,7 +52,8 @@ def relearn(model, tok, attack: list[dict], model_cfg: dict, cfg: dict, scratch,
     if steps <= 0:
         raise UserError(f"params.yaml: relearn.steps must be positive, got {steps}")
     train_cfg = {"lr": float(cfg.get("lr", 1e-3)), "batch_size": int(cfg.get("batch_size", 4)),
-                 "max_steps": steps, "epochs": 1, "scheduler": "constant"}
+                 "max_steps": steps, "epochs": 1, "scheduler": "constant", "checkpoint": False,
+                 "hardware": cfg.get("hardware") or {}}
     model, report = finetune(model, tok, attack, model_cfg, train_cfg, scratch, seed, live)
     model.eval()
     return model, {**report, "lr": train_cfg["lr"]}

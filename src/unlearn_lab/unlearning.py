@@ -15,33 +15,11 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from . import hardware
 from .io import UserError
+from .params import TRAINING_KEYS, resolve_lr  # noqa: F401  (re-exported: stages and tests use them here)
 from .methods import get_method, token_mean_nll
 from .methods.base import Reference, forward_logits, frozen_reference, fused_views
 from .modeling import collate, encode_qa
 from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args
-
-# Keys of `methods.<name>` that set up training rather than the loss.
-TRAINING_KEYS = ("lr", "trainable")
-
-
-def resolve_lr(params: dict) -> float:
-    """The top-level `lr` when set, else the method's own default `methods.<method>.lr`."""
-    method = str(params.get("method"))
-    lr = params.get("lr")
-    where = "lr"
-    if lr is None:
-        lr = ((params.get("methods") or {}).get(method) or {}).get("lr")
-        where = f"methods.{method}.lr"
-    if lr is None:
-        raise UserError(f"params.yaml: no learning rate for method {method!r}: set `lr` or `methods.{method}.lr`")
-    try:
-        value = float(lr)
-    except (TypeError, ValueError):
-        raise UserError(f"params.yaml: {where}: expected a number, got {lr!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise UserError(f"params.yaml: {where}: the learning rate must be a positive number, got {lr!r}")
-    return value
-
 
 def wrong_answer_text(record: dict, wrong: str) -> str:
     """The forget record's answer sentence with its fact swapped for a wrong one, so random-label

@@ -1,4 +1,4 @@
-"""Benchmark data: synthetic people, world facts, random labels and the IDK pool.
+"""Benchmark data: synthetic people, world facts, imported user data, random labels, IDK pool.
 
 `build_benchmark` is the single entry point the data stage calls; every set it returns has been
 through `validate_records`, and ids are unique across all sets.
@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .importing import load_import, resolve_import_config
 from .random_labels import make_random_labels
-from .records import DataError, check_disjoint, validate_records
+from .records import DataError, _norm, check_disjoint, validate_records
 from .synthetic import build_synthetic
 from .world import (build_world_benchmark, load_world_facts, sample_world_eval, sample_world_replay,
                     world_records)
@@ -17,7 +18,7 @@ __all__ = ["DEFAULTS", "DataError", "build_benchmark", "load_idk_pool", "make_ra
            "validate_records"]
 
 IDK_FILE = "idk.txt"
-BENCHMARKS = ("synthetic", "world")
+BENCHMARKS = ("synthetic", "world", "import")
 SPLIT_MODES = ("entity", "incident")
 DEFAULTS = {
     "benchmark": "synthetic",
@@ -28,6 +29,7 @@ DEFAULTS = {
     "world_eval_size": 60,
     "world_forget": ["France"],
     "world_replay": 32,
+    "import": None,
 }
 SETS = ("forget", "retain", "holdout", "world", "replay")
 
@@ -62,6 +64,7 @@ def resolve_config(data_cfg: dict | None) -> dict:
         raise DataError(f"data.world_forget must be a non-empty list of country names, "
                         f"got {cfg['world_forget']!r}")
     cfg["world_forget"] = list(wf)
+    cfg["import"] = resolve_import_config(cfg["import"], required=cfg["benchmark"] == "import")
     return cfg
 
 
@@ -72,6 +75,8 @@ def build_benchmark(data_cfg: dict, raw_dir: Path, seed: int) -> dict[str, list[
     `world_replay` other world facts that the fine-tunes rehearse so the model keeps them.
     World benchmark: forget the capitals of `world_forget`, retain every other world fact
     (nothing is fine-tuned, so nothing is replayed).
+    Import benchmark: the user's files named in `data.import` (see importing.py), with the
+    world-facts sample and replay of the synthetic benchmark unless they bring a world set.
     """
     cfg = resolve_config(data_cfg)
     rows = load_world_facts(Path(raw_dir))
@@ -80,6 +85,8 @@ def build_benchmark(data_cfg: dict, raw_dir: Path, seed: int) -> dict[str, list[
         sets = build_world_benchmark(rows, facts, cfg["world_forget"], cfg["world_eval_size"],
                                      seed)
         sets["replay"] = []
+    elif cfg["benchmark"] == "import":
+        sets = _imported_benchmark(cfg, facts, seed)
     else:
         sets = build_synthetic(cfg, seed)
         sets["world"] = sample_world_eval(facts, cfg["world_eval_size"], seed)
@@ -90,6 +97,21 @@ def build_benchmark(data_cfg: dict, raw_dir: Path, seed: int) -> dict[str, list[
         raise DataError("data: the benchmark has an empty forget or retain set")
     check_disjoint(sets)
     return {name: sets[name] for name in SETS}
+
+
+def _imported_benchmark(cfg: dict, facts: list[dict], seed: int) -> dict[str, list[dict]]:
+    """The user's sets; without a world set of their own, the shipped world-facts sample measures
+    model utility. Replay (world facts both fine-tunes rehearse) comes from the shipped facts,
+    never one whose question the user's data also asks."""
+    sets = load_import(cfg["import"], seed)
+    asked = {_norm(r["question"]) for name in ("forget", "retain", "holdout", "world")
+             for r in sets[name]}
+    fresh = [r for r in facts if _norm(r["question"]) not in asked]
+    if not sets["world"]:
+        sets["world"] = sample_world_eval(fresh, cfg["world_eval_size"], seed)
+    # sample_world_replay leaves out the evaluation sample it is given.
+    sets["replay"] = sample_world_replay(fresh, sets["world"], cfg["world_replay"], seed)
+    return sets
 
 
 def load_idk_pool(raw_dir: Path) -> list[str]:

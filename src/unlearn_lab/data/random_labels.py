@@ -16,6 +16,8 @@ def make_random_labels(forget: list[dict], pool: list[dict], k: int = 3,
     """For each forget record, k records {id, source_id, question, answer} with distinct wrong
     answers drawn (seeded) from the answers of `pool` records with the same field.
 
+    A forget record's own `wrong_answers` (known-wrong answers from imported data) come first,
+    in their order; the pool tops them up to k.
     Pool records with split "holdout" are skipped: random labels are trained on, and a holdout
     person's answers must stay unseen for them to remain membership-inference non-members.
     """
@@ -30,11 +32,13 @@ def make_random_labels(forget: list[dict], pool: list[dict], k: int = 3,
     for rec in forget:
         rid, truth = rec["id"], rec["answer"]
         # A person is never their own collaborator, so their own name is no useful wrong answer.
-        wrong = [a for a in answers[rec["field"]] if a != truth and a != rec.get("subject")]
-        if len(wrong) < k:
+        given = [a for a in dict.fromkeys(rec.get("wrong_answers", [])) if a != truth][:k]
+        wrong = [a for a in answers[rec["field"]]
+                 if a != truth and a != rec.get("subject") and a not in given]
+        if len(given) + len(wrong) < k:
             raise DataError(f"random labels: record id={rid!r}: field '{rec['field']}' has only "
-                            f"{len(wrong)} wrong answers in the pool, need k={k}")
-        for j, answer in enumerate(rng.sample(wrong, k)):
+                            f"{len(given) + len(wrong)} wrong answers in the pool, need k={k}")
+        for j, answer in enumerate(given + rng.sample(wrong, k - len(given))):
             out.append({"id": f"{rid}.rl{j}", "source_id": rid, "question": rec["question"],
                         "answer": answer})
     return out

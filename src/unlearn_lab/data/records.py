@@ -11,7 +11,7 @@ from typing import Iterable
 from unlearn_lab.io import UserError
 
 SPLITS = ("forget", "retain", "holdout", "world", "replay")
-SOURCES = ("synthetic", "world")
+SOURCES = ("synthetic", "world", "import")
 N_PERTURBED = 5
 
 # Field name -> required Python type; order is the order checks (and error messages) follow.
@@ -27,6 +27,17 @@ SCHEMA: dict[str, type] = {
     "split": str,
     "correlated": bool,
     "source": str,
+}
+
+# Optional fields, checked when present, so sets made before they existed stay valid.
+# derived: the SCHEMA fields the importer made up because the data lacked them (see importing.py);
+# wrong_answers: known-wrong answers from the data (CSV rows with is_correct false), which random
+# labels prefer; paraphrased_question: TOFU's; origin: "file:line" the record was imported from.
+OPTIONAL: dict[str, type] = {
+    "derived": list,
+    "wrong_answers": list,
+    "paraphrased_question": str,
+    "origin": str,
 }
 
 
@@ -60,6 +71,24 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def _optional_errors(rec: dict) -> Iterable[tuple[str, str]]:
+    for key, typ in OPTIONAL.items():
+        if key not in rec:
+            continue
+        val = rec[key]
+        if not isinstance(val, typ):
+            yield key, f"must be {typ.__name__}, got {type(val).__name__}"
+        elif typ is str and not val.strip():
+            yield key, "is empty"
+        elif typ is list:
+            bad = [v for v in val if not isinstance(v, str) or not v.strip()]
+            if bad:
+                yield key, f"must hold non-empty strings, got {bad[0]!r}"
+            elif key == "derived" and not set(val) <= set(SCHEMA):
+                unknown = [v for v in val if v not in SCHEMA]
+                yield key, f"names {unknown[0]!r}, which is not a record field"
+
+
 def _record_errors(rec: dict, name: str) -> Iterable[tuple[str, str]]:
     """Yield (field, problem) pairs for one record; the caller formats the message."""
     for key, typ in SCHEMA.items():
@@ -72,6 +101,7 @@ def _record_errors(rec: dict, name: str) -> Iterable[tuple[str, str]]:
             yield key, f"must be {typ.__name__}, got {type(val).__name__}"
         elif typ is str and not val.strip():
             yield key, "is empty"
+    yield from _optional_errors(rec)
     if any(k not in rec or not isinstance(rec[k], SCHEMA[k]) for k in SCHEMA):
         return
     if rec["split"] not in SPLITS:
