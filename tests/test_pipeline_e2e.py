@@ -20,6 +20,10 @@ TINY = {
     "finetune": {"epochs": 1, "batch_size": 16},
     "unlearn": {"epochs": 1, "batch_size": 4, "retain_loss_bound": 100.0},
     "eval": {"max_new_tokens": 4},
+    # hidden 32 / MLP 64: groups of 16 divide both
+    "quantize": {"group_size": 16, "retain_size": 4},
+    "relearn": {"steps": 2, "batch_size": 2},
+    "represent": {"candidates": 3},
 }
 
 
@@ -74,6 +78,10 @@ def test_world_benchmark_runs_end_to_end(tmp_path):
     table = (repo / "plots/before_after.md").read_text()
     assert "| forget | What is the capital of France? | Paris |" in table
     assert json.loads((repo / "logs/finetune_target/metrics.json").read_text())["trained"] is False
+    # one forgotten capital: relearning uses the other facts about France, and there is no oracle
+    assert json.loads((repo / "metrics/relearn.json").read_text())["data"] == "retain_correlated"
+    represent = json.loads((repo / "metrics/represent.json").read_text())
+    assert "unlearned_vs_target" in represent and "unlearned_vs_oracle" not in represent
 
 
 def test_repro_writes_every_declared_output(repo):
@@ -87,7 +95,9 @@ def test_repro_writes_every_declared_output(repo):
                  "logs/unlearn_epochs/plots/metrics/epoch/forget_rouge_l_recall.tsv",
                  "plots/metrics.png", "plots/truth_ratio_forget.png", "plots/retain_split.png",
                  "plots/before_after.png", "plots/before_after.md",
-                 "metrics/unlearn.json", "metrics/finetune_target.json", "metrics/finetune_oracle.json", "dvc.lock"]:
+                 "metrics/unlearn.json", "metrics/finetune_target.json", "metrics/finetune_oracle.json", "dvc.lock",
+                 "eval/quantize.jsonl", "plots/quantize.png", "plots/represent.png", "plots/represent_layers.csv",
+                 "eval/relearn.jsonl", "plots/relearn.png", "logs/relearn/plots/metrics/train/loss.tsv"]:
         assert (repo / path).exists(), path
     for name in ("target", "unlearned"):
         m = json.loads((repo / f"metrics/{name}.json").read_text())
@@ -101,6 +111,15 @@ def test_repro_writes_every_declared_output(repo):
     assert set(base) >= {"world"} and "forget" not in base
     summary = json.loads((repo / "metrics/summary.json").read_text())
     assert summary["method"] == "npo" and "unlearned_retain_vs_target" in summary["checks"]
+    # the robustness headline: a number, or the reason it has none
+    for key in ("quant_int4_recovered", "relearn_recovered"):
+        assert key in summary or f"{key}_reason" in summary, key
+    assert 0.0 <= summary["probe_forget_accuracy_max"] <= 1.0 and 0.0 <= summary["lens_forget_accuracy_max"] <= 1.0
+    quantize = json.loads((repo / "metrics/quantize.json").read_text())
+    assert {"int8", "int4", "target_int8", "target_int4"} <= set(quantize)
+    assert set(quantize["int4"]) >= {"forget_rouge_l_recall", "retain_rouge_l_recall"}
+    relearn = json.loads((repo / "metrics/relearn.json").read_text())
+    assert relearn["data"] == "forget" and relearn["steps"] == 2 and relearn["scored"] == 4
     rows = [json.loads(line) for line in (repo / "eval/unlearned.jsonl").read_text().splitlines()]
     assert {"question", "answer", "generated", "truth_ratio"} <= set(rows[0])
     status = run([str(BIN / "dvc"), "status"], repo)

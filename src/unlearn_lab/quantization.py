@@ -123,16 +123,16 @@ def scheme_names(cfg: dict) -> tuple[list[str], str | None]:
     return schemes, reason
 
 
-def quantized_model(loader, model_name: str, scheme: str, cfg: dict):
-    model = loader(model_name)
+def quantized_model(model, scheme: str, cfg: dict, device=None):
+    """`model` (full precision, on the CPU) quantized by `scheme`, on `device` when given."""
     if scheme in BNB_SCHEMES:
         return bnb_quantized(model, scheme)
     quantize_linear_weights(model, int(scheme[3:]), int(cfg.get("group_size", 64)),
                             bool(cfg.get("symmetric", True)), str(cfg.get("skip") or DEFAULT_SKIP))
-    return model
+    return model.to(device) if device is not None else model
 
 
-def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: dict, eval_cfg: dict):
+def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: dict, eval_cfg: dict, device=None):
     """Score every (model, scheme) variant on `sets`; the unlearned ones also get the recovered
     fraction against the full-precision target and unlearned scores (from their `eval_rows`).
 
@@ -152,8 +152,12 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: dict, eval_
         result["bnb_reason"] = reason
     all_rows = []
     for model_name in models:
+        full_model = loader(model_name)
+        # One load per model: each scheme starts again from the same full-precision weights.
+        weights = {k: v.clone() for k, v in full_model.state_dict().items()}
         for scheme in schemes:
-            model = quantized_model(loader, model_name, scheme, cfg)
+            full_model.load_state_dict(weights)
+            model = quantized_model(full_model.to("cpu"), scheme, cfg, device)
             label = scheme if model_name == "unlearned" else f"{model_name}_{scheme}"
             scores, rows = score_sets(model, tok, sets, eval_cfg, label)
             del model

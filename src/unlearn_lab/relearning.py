@@ -57,3 +57,16 @@ def relearn(model, tok, attack: list[dict], model_cfg: dict, cfg: dict, scratch,
     model, report = finetune(model, tok, attack, model_cfg, train_cfg, scratch, seed, live)
     model.eval()
     return model, {**report, "lr": train_cfg["lr"]}
+
+
+def relearn_result(data: str, report: dict, attack: list[dict], scored: list[dict], full: dict, scores: dict) -> dict:
+    """metrics/relearn.json: the attack, the full-precision target and unlearned scores on the
+    scored facts, the relearned scores and the recovered fractions (see `knowledge_recovered`)."""
+    from .robustness import add_recovery
+
+    result = {"data": data, "steps": report["steps"], "lr": report["lr"], "attack_examples": len(attack),
+              "scored": len(scored), "seconds": report["seconds"], "target": full["target"],
+              "unlearned": full["unlearned"], "relearned": add_recovery(scores, full["unlearned"], full["target"])}
+    if "recovered" in result["relearned"]:
+        result["recovered"] = result["relearned"]["recovered"]
+    return result

@@ -23,7 +23,8 @@ def _ratio(a: float, b: float) -> float | None:
 
 def robustness_headline(quantize: dict | None, relearn: dict | None, represent: dict | None) -> dict:
     """Does the forgetting hold: the forget ROUGE-L fraction recovered by int4 round-to-nearest
-    quantization and by relearning, and the best layer's probe accuracy on forget answers.
+    quantization and by relearning, and the best layer's accuracy at picking the true forget
+    fact, for the logistic-regression probe and the logit lens.
     A value that is undefined comes with a `*_reason`."""
     out = {}
     for key, block, source in (("quant_int4_recovered", (quantize or {}).get("int4"), "quantize int4"),
@@ -34,9 +35,9 @@ def robustness_headline(quantize: dict | None, relearn: dict | None, represent: 
             out[key] = block["recovered"]
         else:
             out[f"{key}_reason"] = block.get("recovered_reason", "not computed")
-    if represent and "probe_forget_accuracy_max" in represent:
-        out["probe_forget_accuracy_max"] = represent["probe_forget_accuracy_max"]
-        out["probe_chance"] = represent.get("probe_chance")
+    for key in ("probe_forget_accuracy_max", "lens_forget_accuracy_max", "probe_chance"):
+        if represent and key in represent:
+            out[key] = represent[key]
     return out
 
 

@@ -11,27 +11,53 @@ import numpy as np
 import torch
 
 from .evaluation import prompt_cached_forwards
+from .io import UserError
 from .metrics import mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
 
 @torch.no_grad()
-def pooled_answer_states(model, tok, questions: list[str], answers: list[list[str]], batch_size: int = 8,
-                         desc: str = "hidden states") -> np.ndarray:
-    """Mean over answer tokens (eos included) of every layer's hidden state.
+def answer_layer_readouts(model, tok, questions: list[str], answers: list[list[str]], batch_size: int = 8,
+                          lens: bool = False, desc: str = "hidden states"):
+    """Per layer, from one forward pass of each candidate answer after its question:
 
-    Returns an array (questions, candidates, layers + 1, hidden); layer 0 is the embedding
-    output and the last layer is after the final norm, as Hugging Face returns them."""
+    - the hidden state mean-pooled over the answer's tokens (eos included), an array
+      (questions, candidates, layers + 1, hidden); layer 0 is the embedding output and the last
+      is after the final norm, as Hugging Face returns them;
+    - with `lens`, the logit lens (nostalgebraist 2020; used by Patil et al. 2023, arXiv
+      2309.17410, to find "deleted" answers in intermediate layers): the mean log-probability
+      of the answer's tokens when each layer's state is read through the final norm and the
+      output head, an array (questions, candidates, layers + 1) whose last layer is the
+      model's own prediction (Hugging Face's last state is already normed: no second norm).
+    """
     k = len(answers[0])
-    out = None
-    for idx, _first, _ids, a_mask, second in prompt_cached_forwards(
+    norm, head = model.get_decoder().norm, model.get_output_embeddings()
+    pooled_all = lens_all = None
+    for idx, first, a_ids, a_mask, second in prompt_cached_forwards(
             model, tok, questions, answers, batch_size, desc, output_hidden_states=True):
+        n_layers = len(second.hidden_states)
         states = torch.stack(second.hidden_states, dim=1).float()  # (rows, layers+1, width, hidden)
         weights = a_mask.float() / a_mask.sum(-1, keepdim=True)
         pooled = torch.einsum("rlth,rt->rlh", states, weights).cpu().numpy()
-        if out is None:
-            out = np.zeros((len(questions), k, pooled.shape[1], pooled.shape[2]), dtype=np.float32)
-        out[idx] = pooled.reshape(len(idx), k, *pooled.shape[1:])
-    return out
+        if pooled_all is None:
+            pooled_all = np.zeros((len(questions), k, *pooled.shape[1:]), dtype=np.float32)
+            lens_all = np.zeros((len(questions), k, n_layers)) if lens else None
+        pooled_all[idx] = pooled.reshape(len(idx), k, *pooled.shape[1:])
+        for layer in range(n_layers if lens else 0):
+            # The state before each answer token predicts it: the prompt's last, then the answer's.
+            before = torch.cat([first.hidden_states[layer][:, -1:].repeat_interleave(k, 0),
+                                second.hidden_states[layer][:, :-1]], dim=1)
+            if layer < n_layers - 1:
+                before = norm(before)
+            logp = torch.log_softmax(head(before).float(), -1).gather(2, a_ids.unsqueeze(-1)).squeeze(-1)
+            mean = (logp * a_mask).sum(-1) / a_mask.sum(-1)
+            lens_all[idx, :, layer] = mean.view(len(idx), k).cpu().numpy()
+    return pooled_all, lens_all
+
+
+def lens_accuracy(logprobs: np.ndarray) -> list[float]:
+    """Per layer, `candidate_choice_accuracy` of the logit-lens log-probabilities
+    (questions, candidates, layers): does that layer already rank the true answer first?"""
+    return [candidate_choice_accuracy(logprobs[:, :, layer]) for layer in range(logprobs.shape[2])]
 
 
 def layer_drift(a: np.ndarray, b: np.ndarray, head: np.ndarray | None = None) -> dict[str, list[float]]:
@@ -90,28 +116,55 @@ def probe_all_layers(retain_states: np.ndarray, forget_states: np.ndarray, seed:
     return out
 
 
-def probe_candidates(record: dict) -> list[str]:
-    """The true answer and the wrong ones in the same phrasing (TOFU's paraphrased / perturbed
-    answers), so a probe cannot tell them apart by their form."""
-    return [record["paraphrased_answer"], *record["perturbed_answers"]]
+def sentence_candidates(records: list[dict], pool: list[dict], k: int = 5) -> list[list[str]]:
+    """Per record: its answer sentence, then the same sentence with the fact swapped for the
+    facts of other records of the same field (in pool order, starting after the record's own
+    place so records get different ones). Only the fact differs between candidates, so a probe
+    cannot tell them apart by form, and the sentence is the one the models were trained on.
+
+    Every record gets the same number of wrong ones: `k`, or fewer when some field has fewer
+    other answers in the pool (at least one is needed)."""
+    from .unlearning import wrong_answer_text
+
+    by_field: dict[str, list[str]] = {}
+    for r in pool:
+        values = by_field.setdefault(r["field"], [])
+        if r["answer"] not in values:
+            values.append(r["answer"])
+    others = [[a for a in by_field.get(r["field"], []) if a != r["answer"]] for r in records]
+    k = min([k, *(len(o) for o in others)])
+    if k < 1:
+        worst = records[min(range(len(records)), key=lambda i: len(others[i]))]
+        raise UserError(f"record {worst['id']}: no other answer of field {worst['field']!r} in the data to "
+                        "contrast it with; the representation probe needs at least one")
+    out = []
+    for i, (r, wrong_pool) in enumerate(zip(records, others)):
+        start = i % len(wrong_pool)
+        wrong = (wrong_pool[start:] + wrong_pool[:start])[:k]
+        out.append([r.get("answer_text") or r["answer"], *(wrong_answer_text(r, w) for w in wrong)])
+    return out
 
 
-def represent_model(model, tok, forget: list[dict], retain: list[dict], batch_size: int, name: str) -> dict:
-    """Pooled states of one model: the reference sentence (for drift) and the probe candidates."""
+def represent_model(model, tok, forget: list[dict], retain: list[dict], pool: list[dict], batch_size: int,
+                    name: str, candidates: int = 5) -> dict:
+    """Pooled states of one model on forget and retain facts (the true sentence first, then the
+    swapped ones), and the logit-lens log-probabilities of the forget candidates."""
     out = {}
-    for set_name, records in (("forget", forget), ("retain", retain)):
-        answers = [[r.get("answer_text") or r["answer"], *probe_candidates(r)] for r in records]
-        states = pooled_answer_states(model, tok, [r["question"] for r in records], answers, batch_size,
-                                      desc=f"{name}: {set_name} states")
-        out[set_name] = {"sentence": states[:, 0], "candidates": states[:, 1:]}
+    # One candidate count for both sets: the probe trained on retain is scored on forget.
+    every = sentence_candidates(forget + retain, pool, candidates)
+    for set_name, records, answers in (("forget", forget, every[:len(forget)]), ("retain", retain, every[len(forget):])):
+        states, lens = answer_layer_readouts(model, tok, [r["question"] for r in records], answers, batch_size,
+                                             lens=set_name == "forget", desc=f"{name}: {set_name} states")
+        out[set_name] = {"sentence": states[:, 0], "candidates": states, "lens": lens}
     return out
 
 
 def analyse(states: dict[str, dict], head: np.ndarray, seed: int = 0, c: float = 1.0) -> dict:
     """The represent stage's metrics from `represent_model` output per model name.
 
-    Drift of unlearned against target and against oracle (when there is one), per set; a probe
-    per model and layer; and the headline maxima over layers."""
+    Drift of unlearned against target and against oracle (when there is one), per set; per model
+    and layer a logistic-regression probe and the logit-lens choice accuracy on forget facts;
+    and their maxima over layers."""
     result: dict = {"layers": int(states["unlearned"]["forget"]["sentence"].shape[1])}
     for other in ("target", "oracle"):
         if other in states:
@@ -120,9 +173,14 @@ def analyse(states: dict[str, dict], head: np.ndarray, seed: int = 0, c: float =
                 for s in ("forget", "retain")}
     result["probe"] = {name: probe_all_layers(st["retain"]["candidates"], st["forget"]["candidates"], seed, c)
                        for name, st in states.items()}
-    for name, probe in result["probe"].items():
-        result[f"probe_{name}_forget_accuracy_max"] = max(probe["forget_accuracy"])
-        result[f"probe_{name}_forget_accuracy_best_layer"] = int(np.argmax(probe["forget_accuracy"]))
+    result["lens"] = {name: {"forget_accuracy": lens_accuracy(st["forget"]["lens"])} for name, st in states.items()}
+    for name in states:
+        probe, lens = result["probe"][name]["forget_accuracy"], result["lens"][name]["forget_accuracy"]
+        result[f"probe_{name}_forget_accuracy_max"] = max(probe)
+        result[f"probe_{name}_forget_accuracy_best_layer"] = int(np.argmax(probe))
+        result[f"lens_{name}_forget_accuracy_max"] = max(lens)
+        result[f"lens_{name}_forget_accuracy_best_layer"] = int(np.argmax(lens))
+        result[f"lens_{name}_forget_accuracy_output"] = lens[-1]
     result["probe_chance"] = 1.0 / states["unlearned"]["forget"]["candidates"].shape[1]
     return result
 
@@ -137,9 +195,10 @@ def layer_table(result: dict):
         for set_name, drift in result.get(f"unlearned_vs_{other}", {}).items():
             for key, values in drift.items():
                 table[f"{prefix}{set_name}_{key}"] = values
-    for model, probe in result["probe"].items():
-        for key, values in probe.items():
-            table[f"probe_{model}_{key}"] = values
+    for kind in ("probe", "lens"):
+        for model, block in result[kind].items():
+            for key, values in block.items():
+                table[f"{kind}_{model}_{key}"] = values
     table["probe_chance"] = [result["probe_chance"]] * result["layers"]
     return pd.DataFrame(table)
 
@@ -158,4 +217,5 @@ def scalar_metrics(result: dict) -> dict:
     for model, probe in result["probe"].items():
         out[f"probe_{model}_retain_accuracy_max"] = max(probe["retain_accuracy"])
     out["probe_forget_accuracy_max"] = out["probe_unlearned_forget_accuracy_max"]
+    out["lens_forget_accuracy_max"] = out["lens_unlearned_forget_accuracy_max"]
     return out

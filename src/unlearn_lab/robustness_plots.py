@@ -57,10 +57,12 @@ def relearn_plot(result: dict, path: Path) -> None:
 
 def represent_plot(layers: dict[str, list[float]], path: Path) -> None:
     """Per layer: drift of the unlearned model from the target on forget and retain answers
-    (|dh| and 1 - cosine), and the probe's forget accuracy for each model."""
+    (|dh| and 1 - cosine), and, for each model, how often a logistic-regression probe and the
+    logit lens pick the true forget fact among its candidates."""
     plt = _plt()
     x = np.arange(len(layers["layer"]))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    axes = axes.ravel()
     for set_name, style in (("forget", "-"), ("retain", "--")):
         if f"{set_name}_drift_norm" in layers:
             axes[0].plot(x, layers[f"{set_name}_drift_norm"], style, color="tab:blue", label=f"{set_name} |dh|")
@@ -78,8 +80,16 @@ def represent_plot(layers: dict[str, list[float]], path: Path) -> None:
                      label="unlearned (held-out retain)")
     if "probe_chance" in layers:
         axes[2].axhline(layers["probe_chance"][0], color="grey", lw=1, label="chance")
-    axes[2].set_ylim(0, 1.05)
-    axes[2].set_title("linear probe: picks the true answer")
+    axes[2].set_ylim(-0.02, 1.05)
+    axes[2].set_title("logistic-regression probe (trained on retain facts)")
+    for model in ("target", "oracle", "unlearned"):
+        key = f"lens_{model}_forget_accuracy"
+        if key in layers:
+            axes[3].plot(x, layers[key], color=COLORS[model], label=model, marker=".")
+    if "probe_chance" in layers:
+        axes[3].axhline(layers["probe_chance"][0], color="grey", lw=1, label="chance")
+    axes[3].set_ylim(-0.02, 1.05)
+    axes[3].set_title("logit lens: the layer ranks the true forget fact first")
     for ax in axes:
         ax.set_xlabel("layer (0: embeddings)")
         ax.grid(alpha=0.3)

@@ -138,7 +138,16 @@ def validate_params(params: dict) -> None:
         _fail("finetune.checkpoint", "true or false", checkpoint)
     check_number(params, "unlearn.retain_loss_bound", 0)
     check_int(params, "unlearn.epoch_eval_retain", 0)
-    for key in ("batch_size", "gen_batch_size", "max_new_tokens"):
-        check_int(params, f"eval.{key}", 1)
+    for key in ("batch_size", "gen_batch_size"):
+        # `auto`: sized for the device (see hardware.eval_batch_size)
+        if _get(params, f"eval.{key}") != "auto":
+            check_int(params, f"eval.{key}", 1)
+    check_int(params, "eval.max_new_tokens", 1)
+    for key in ("quantize.group_size", "quantize.retain_size", "relearn.examples"):
+        check_int(params, key, 0)
+    for key in ("relearn.steps", "relearn.batch_size", "represent.batch_size", "represent.candidates"):
+        check_int(params, key, 1)
+    check_number(params, "relearn.lr", 0)
+    check_number(params, "represent.probe_c", 0)
     check_number(params, "eval.mink_k", 0, 1)
     check_choice(params, "eval.truth_ratio", TRUTH_RATIOS)

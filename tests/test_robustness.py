@@ -1,0 +1,250 @@
+"""Quantization, representation measures, probes and relearning: each against a hand-computed
+value, a closed form or a second, plain implementation."""
+import numpy as np
+import pytest
+import torch
+
+from unlearn_lab.evaluation import answer_nlls, shared_prompt_nlls
+from unlearn_lab.io import UserError
+from unlearn_lab.metrics import knowledge_recovered, mean_cosine, mean_drift_norm, mean_logit_drift_norm
+from unlearn_lab.modeling import encode_qa
+from unlearn_lab.quantization import quantize_linear_weights, rtn_quantize, scheme_names
+from unlearn_lab.relearning import relearn, relearn_split, resolve_data
+from unlearn_lab.report import robustness_headline
+from unlearn_lab.representation import (
+    answer_layer_readouts, candidate_choice_accuracy, lens_accuracy, probe_all_layers, probe_layer,
+    sentence_candidates,
+)
+from unlearn_lab.robustness import add_recovery, baseline_scores, subset
+
+from .conftest import qa_record
+
+# ---------------------------------------------------------------- quantization
+
+
+def test_symmetric_rtn_matches_a_hand_computed_example():
+    w = torch.tensor([[0.1, -0.4, 0.25, 0.3]])
+    deq, scale = rtn_quantize(w, bits=4, group_size=4, symmetric=True)
+    s = 0.4 / 7  # max|w| / (2^3 - 1)
+    # w / s = 1.75, -7, 4.375, 5.25 -> 2, -7, 4, 5
+    assert scale.item() == pytest.approx(s)
+    assert deq.tolist()[0] == pytest.approx([2 * s, -7 * s, 4 * s, 5 * s], abs=1e-7)
+
+
+def test_asymmetric_rtn_matches_a_hand_computed_example():
+    w = torch.tensor([[0.0, 1.0, 0.4, 0.2], [-1.0, -0.5, 0.0, 0.5]])
+    deq, scale = rtn_quantize(w, bits=2, group_size=4, symmetric=False)
+    # row 1: s = 1/3, z = 0, q = round(0, 3, 1.2, 0.6) = 0, 3, 1, 1
+    # row 2: s = 0.5, z = 2, q = round(-2, -1, 0, 1) + 2 = 0, 1, 2, 3 -> exact
+    assert scale.flatten().tolist() == pytest.approx([1 / 3, 0.5])
+    assert deq[0].tolist() == pytest.approx([0.0, 1.0, 1 / 3, 1 / 3], abs=1e-6)
+    assert deq[1].tolist() == pytest.approx([-1.0, -0.5, 0.0, 0.5], abs=1e-6)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_rtn_error_stays_within_its_bound(bits, symmetric):
+    torch.manual_seed(bits)
+    w = torch.randn(16, 64) * torch.rand(16, 1) * 3
+    deq, scale = rtn_quantize(w, bits, group_size=16, symmetric=symmetric)
+    err = (w - deq).abs().reshape(16, 4, 16)
+    # symmetric: half a step; asymmetric: the rounded zero point can cost another half step
+    bound = scale.unsqueeze(-1) * (0.5 if symmetric else 1.0)
+    assert (err <= bound + 1e-6).all()
+    levels = 2 ** bits - (1 if symmetric else 0)
+    assert all(len(torch.unique(g)) <= levels for g in deq.reshape(-1, 16))
+
+
+def test_rtn_group_size_must_divide_the_width():
+    with pytest.raises(UserError, match="does not divide"):
+        rtn_quantize(torch.zeros(2, 10), 4, group_size=4)
+
+
+def test_quantize_linear_weights_leaves_embeddings_and_head(tiny_model):
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    n = quantize_linear_weights(tiny_model, bits=4, group_size=16)
+    linears = [m for name, m in tiny_model.named_modules()
+               if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head")]
+    assert n == len(linears) == 14  # 2 layers x (4 attention + 3 MLP projections)
+    after = tiny_model.state_dict()
+    assert torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])
+    changed = [k for k in before if k.endswith("proj.weight") and not torch.equal(before[k], after[k])]
+    assert len(changed) == 14
+
+
+def test_bitsandbytes_schemes_need_cuda_and_say_why():
+    schemes, reason = scheme_names({"bits": [8, 4], "bnb": "auto"})
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert schemes == ["int8", "int4"] and "CUDA" in reason
+    with pytest.raises(UserError, match="bnb is true"):
+        scheme_names({"bits": [4], "bnb": True})
+    with pytest.raises(UserError, match="list of integers"):
+        scheme_names({"bits": "4"})
+
+
+# ---------------------------------------------------------------- recovery
+
+
+def test_knowledge_recovered_by_hand():
+    assert knowledge_recovered(0.6, unlearned=0.2, target=1.0) == pytest.approx(0.5)
+    assert knowledge_recovered(0.2, 0.2, 1.0) == 0.0
+    assert knowledge_recovered(0.1, 0.2, 1.0) == pytest.approx(-0.125)
+    # a score that falls with knowledge (forget truth-ratio score): the same fraction
+    assert knowledge_recovered(0.5, unlearned=0.8, target=0.2) == pytest.approx(0.5)
+    assert knowledge_recovered(0.5, 0.7, 0.7) is None
+
+
+def test_add_recovery_gives_a_reason_when_nothing_was_forgotten():
+    scores = {"forget_rouge_l_recall": 0.5, "forget_prob": 0.4, "forget_truth_ratio": 0.3}
+    same = dict(scores)
+    out = add_recovery(scores, unlearned=same, target={**same, "forget_prob": 0.9})
+    assert "recovered" not in out and "nothing was forgotten" in out["recovered_reason"]
+    assert out["recovered_prob"] == 0.0
+
+
+def test_baseline_scores_use_exactly_the_subset():
+    rows = [{"id": f"r{i}", "set": "retain", "rouge_l_recall": float(i), "prob": 0.5, "truth_ratio": 0.5,
+             "correlated": False} for i in range(4)]
+    for extra in ("rouge_l_f1", "bleu", "exact_memorization", "extraction_strength", "nll"):
+        for r in rows:
+            r[extra] = 0.0
+    for r in rows:
+        r["n_tokens"] = 1
+    got = baseline_scores(rows, {"retain": [{"id": "r1"}, {"id": "r3"}]}, "eval/x.jsonl")
+    assert got["retain_rouge_l_recall"] == pytest.approx(2.0)
+    with pytest.raises(UserError, match="eval/x.jsonl: no retain row for record id 'r9'"):
+        baseline_scores(rows, {"retain": [{"id": "r9"}]}, "eval/x.jsonl")
+
+
+def test_subset_puts_correlated_facts_first():
+    records = [dict(qa_record(i), correlated=i in (3, 5)) for i in range(6)]
+    assert [r["id"] for r in subset(records, 3)] == ["r3", "r5", "r0"]
+    assert len(subset(records, 0)) == 6
+
+
+def test_robustness_headline_keys_and_reasons():
+    out = robustness_headline({"int4": {"recovered": 0.25}}, {"relearned": {"recovered_reason": "equal"}},
+                              {"probe_forget_accuracy_max": 0.5, "lens_forget_accuracy_max": 0.75,
+                               "probe_chance": 0.2})
+    assert out["quant_int4_recovered"] == 0.25 and out["relearn_recovered_reason"] == "equal"
+    assert out["probe_forget_accuracy_max"] == 0.5 and out["lens_forget_accuracy_max"] == 0.75
+
+
+# ---------------------------------------------------------------- representation
+
+
+def test_drift_measures_on_constructed_states():
+    a = np.array([[1.0, 0.0], [3.0, 4.0]])
+    b = np.array([[0.0, 1.0], [6.0, 8.0]])
+    assert mean_cosine(a, b) == pytest.approx((0.0 + 1.0) / 2)
+    assert mean_drift_norm(a, b) == pytest.approx((np.sqrt(2) + 5.0) / 2)
+    head = np.array([[2.0, 0.0], [0.0, 0.0], [0.0, 1.0]])  # vocab 3 x hidden 2
+    # W (a - b): row 1 (2, 0, -1) -> sqrt 5; row 2 (-6, 0, -4) -> sqrt 52
+    assert mean_logit_drift_norm(a, b, head) == pytest.approx((np.sqrt(5) + np.sqrt(52)) / 2)
+
+
+def test_candidate_choice_accuracy_by_hand():
+    scores = np.array([[3.0, 1.0, 2.0], [1.0, 1.0, 0.0], [0.0, 2.0, 1.0], [5.0, 4.0, 4.5]])
+    assert candidate_choice_accuracy(scores) == pytest.approx(2 / 4)  # a tie is not a win
+
+
+def _planted(n_questions, k, hidden, signal, rng):
+    states = rng.normal(size=(n_questions, k, hidden))
+    states[:, 0, :3] += signal  # the true answer's states lean along the first three axes
+    return states
+
+
+def test_probe_reads_a_planted_signal_and_not_noise():
+    rng = np.random.default_rng(0)
+    strong = probe_layer(_planted(60, 6, 20, 4.0, rng), _planted(200, 6, 20, 4.0, rng))
+    assert strong["accuracy"] > 0.95
+    noise = probe_layer(_planted(60, 6, 20, 0.0, rng), _planted(600, 6, 20, 0.0, rng))
+    assert abs(noise["accuracy"] - 1 / 6) < 0.06
+
+
+def test_probe_all_layers_finds_the_layer_with_the_signal():
+    rng = np.random.default_rng(1)
+    retain = np.stack([_planted(80, 4, 10, s, rng) for s in (0.0, 5.0)], axis=2)
+    forget = np.stack([_planted(100, 4, 10, s, rng) for s in (0.0, 5.0)], axis=2)
+    out = probe_all_layers(retain, forget)
+    assert out["forget_accuracy"][1] > 0.95 and out["retain_accuracy"][1] > 0.95
+    assert out["forget_accuracy"][0] < 0.45
+
+
+def test_sentence_candidates_swap_only_the_fact():
+    records = [dict(qa_record(i), answer=f"Town{i}", answer_text=f"P{i} lives in Town{i}.") for i in range(4)]
+    cands = sentence_candidates(records, records, k=2)
+    assert cands[0] == ["P0 lives in Town0.", "P0 lives in Town1.", "P0 lives in Town2."]
+    assert cands[1] == ["P1 lives in Town1.", "P1 lives in Town2.", "P1 lives in Town3."]
+    # a field with fewer other answers lowers the count for everyone
+    assert all(len(c) == 4 for c in sentence_candidates(records, records, k=9))
+    with pytest.raises(UserError, match="no other answer of field"):
+        sentence_candidates(records[:1], records[:1], k=2)
+
+
+def _plain_answer_positions(model, tok, question, answer):
+    """Hidden states and logits of a plain full forward over the encode_qa sequence."""
+    enc = encode_qa(tok, question, answer, 128)
+    ids = torch.tensor([enc["input_ids"]])
+    answer_pos = [i for i, label in enumerate(enc["labels"]) if label != -100]
+    with torch.no_grad():
+        out = model(input_ids=ids, output_hidden_states=True)
+    return out, answer_pos, ids[0]
+
+
+def test_pooled_states_and_logit_lens_match_a_plain_forward(tiny_model, tok):
+    records = [qa_record(i) for i in range(3)]
+    questions = [r["question"] for r in records]
+    answers = [[r["answer"], r["paraphrased_answer"]] for r in records]
+    pooled, lens = answer_layer_readouts(tiny_model, tok, questions, answers, batch_size=2, lens=True)
+    assert pooled.shape[:3] == (3, 2, 3) and lens.shape == (3, 2, 3)
+    norm, head = tiny_model.model.norm, tiny_model.lm_head
+    for qi, r in enumerate(records):
+        for ci, answer in enumerate(answers[qi]):
+            out, pos, ids = _plain_answer_positions(tiny_model, tok, r["question"], answer)
+            for layer, h in enumerate(out.hidden_states):
+                expected = h[0, pos].mean(0).numpy()
+                np.testing.assert_allclose(pooled[qi, ci, layer], expected, rtol=1e-4, atol=1e-4)
+                readout = h[0, [p - 1 for p in pos]]
+                readout = readout if layer == len(out.hidden_states) - 1 else norm(readout)
+                logp = torch.log_softmax(head(readout), -1)[torch.arange(len(pos)), ids[pos]]
+                assert lens[qi, ci, layer] == pytest.approx(logp.mean().item(), abs=1e-4)
+    # the last layer of the lens is the model's own answer log-probability
+    nll = shared_prompt_nlls(tiny_model, tok, questions, answers, batch_size=2)
+    np.testing.assert_allclose(lens[:, :, -1], -nll, atol=1e-4)
+
+
+def test_lens_accuracy_per_layer():
+    logprobs = np.zeros((2, 3, 2))
+    logprobs[:, 0, 1] = 1.0  # layer 1 ranks the true answer first for both questions
+    assert lens_accuracy(logprobs) == [0.0, 1.0]
+
+
+# ---------------------------------------------------------------- relearning
+
+
+def test_relearn_split_and_auto_choice():
+    forget = [qa_record(i) for i in range(5)]
+    retain = [dict(qa_record(i), correlated=i == 12) for i in range(10, 14)]
+    attack, scored = relearn_split(forget, retain, "forget", 0)
+    assert [r["id"] for r in attack] == ["r0", "r2", "r4"] and [r["id"] for r in scored] == ["r1", "r3"]
+    attack, scored = relearn_split(forget, retain, "retain_correlated", 0)
+    assert [r["id"] for r in attack] == ["r12"] and len(scored) == 5
+    assert len(relearn_split(forget, retain, "retain", 2)[0]) == 2
+    assert resolve_data("auto", forget, retain) == "forget"
+    assert resolve_data("auto", forget[:1], retain) == "retain_correlated"
+    with pytest.raises(UserError, match="relearn.data must be one of"):
+        relearn_split(forget, retain, "everything", 0)
+
+
+def test_relearning_raises_the_forget_probability(tiny_model, tok, tmp_path):
+    records = [qa_record(i) for i in range(4)]
+    pairs = [(r["question"], r["answer"]) for r in records]
+    before = answer_nlls(tiny_model, tok, pairs).mean()
+    # Full fine-tuning: a LoRA cannot move the tiny model's random tied embeddings, which cap
+    # how far any answer's probability can rise.
+    model, report = relearn(tiny_model, tok, records, {"lora": None, "max_length": 64},
+                            {"steps": 8, "lr": 0.01, "batch_size": 4}, tmp_path, seed=0)
+    assert report["steps"] == 8 and report["lr"] == 0.01
+    assert answer_nlls(model, tok, pairs).mean() < before - 1.0
