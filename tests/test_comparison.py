@@ -15,6 +15,7 @@ def exp_data(method, lr, forget, fq, mu, seconds=10.0):
                 "world": {"rouge_l_recall": 0.45}, "forget_quality": fq, "model_utility": mu}},
             "metrics/target.json": {"data": {"model_utility": 0.7, "forget_quality": 0.003,
                                              "forget": {"rouge_l_recall": 0.94}}},
+            "metrics/summary.json": {"data": {"quant_int4_recovered": -0.5, "relearn_recovered": forget / 2}},
         },
     }
 
@@ -42,6 +43,9 @@ def test_rows_from_exp_show(tmp_path):
         table = list(csv.DictReader(fh))
     assert list(table[0])[: len(COLUMNS)] == COLUMNS
     assert table[1]["method"] == "gd" and float(table[1]["forget_quality"]) == 0.05
+    # robustness headline from the summary; a key the run did not write stays empty
+    assert float(table[1]["relearn_recovered"]) == 0.15 and float(table[1]["quant_int4_recovered"]) == -0.5
+    assert table[1]["lens_forget_accuracy_max"] == ""
 
 
 def test_pareto_and_best():

@@ -7,6 +7,8 @@ from pathlib import Path
 
 COLUMNS = ["method", "lr", "epochs", "forget_rouge_l", "retain_rouge_l", "world_rouge_l",
            "forget_truth_ratio", "forget_quality", "model_utility", "seconds"]
+# Does the forgetting hold (metrics/summary.json; empty for experiments run before those stages)
+ROBUSTNESS = ["quant_int4_recovered", "relearn_recovered", "probe_forget_accuracy_max", "lens_forget_accuracy_max"]
 EXTRA = ["experiment", "rev", "knobs", "stop_reason"]
 
 
@@ -30,6 +32,7 @@ def row_of(name: str, rev: str, data: dict) -> dict | None:
         return None
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
     knobs = unlearn.get("knobs") or {}
+    summary = _file(data, "metrics/summary.json")
     return {
         "method": unlearn.get("method"),
         "lr": unlearn.get("lr"),
@@ -41,6 +44,7 @@ def row_of(name: str, rev: str, data: dict) -> dict | None:
         "forget_quality": unlearned.get("forget_quality"),
         "model_utility": unlearned.get("model_utility"),
         "seconds": unlearn.get("seconds"),
+        **{key: summary.get(key) for key in ROBUSTNESS},
         "experiment": name,
         "rev": rev[:7],
         "knobs": " ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in sorted(knobs.items())),
@@ -89,7 +93,7 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 
     from .io import write_text_atomic
 
-    frame = pd.DataFrame(rows, columns=COLUMNS + EXTRA)
+    frame = pd.DataFrame(rows, columns=COLUMNS + ROBUSTNESS + EXTRA)
     write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 
