@@ -166,3 +166,16 @@ def test_a_backup_left_by_a_kill_mid_commit_is_put_back(tmp_path):
             raise RuntimeError("fails again")
     assert (tmp_path / "model" / "weights").read_text() == "old weights"
     assert not (tmp_path / ".model.old").exists()
+
+
+def test_discarded_outputs_never_touch_the_targets(tmp_path):
+    from unlearn_lab.io import discarded_outputs
+
+    target_file, target_dir = tmp_path / "m.json", tmp_path / "model"
+    target_file.write_text("old")
+    with discarded_outputs(files=[str(target_file)], dirs=[str(target_dir)]) as out:
+        assert out[str(target_file)].name == "m.json" and out[str(target_dir)].is_dir()
+        out[str(target_file)].write_text("new")
+        (out[str(target_dir)] / "w").write_text("x")
+    assert target_file.read_text() == "old" and not target_dir.exists()
+    assert not out[str(target_file)].exists()

@@ -159,14 +159,19 @@ def rmu_by_hooks(k, model, ref, v):
             + k["alpha"] * mse(layer_output(model, r), layer_output(ref, r), r["attention_mask"]))
 
 
+def frozen_copy_then_perturb(model):
+    """A frozen copy of `model` as the reference, then `model` moved away from it so that
+    log-ratios and KLs against the reference are not zero."""
+    ref = copy.deepcopy(model).requires_grad_(False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return ref
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_loss_equals_independent_computation(name, tiny_model, tok):
-    v = views(tok)
-    ref = copy.deepcopy(tiny_model).requires_grad_(False)
-    # move the trained model away from the reference so log-ratios and KLs are not zero
-    with torch.no_grad():
-        for p in tiny_model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
+    v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
     method = get_method(name, KNOBS[name])
     loss, parts = method.loss(tiny_model, v, frozen_reference(ref))
     with torch.no_grad():
@@ -254,11 +259,7 @@ def test_fused_forward_returns_each_views_own_logits(tiny_model, tok):
 
 @pytest.mark.parametrize("name", FUSABLE)
 def test_fused_views_leave_loss_and_gradient_unchanged(name, tiny_model, tok):
-    v = views(tok)
-    ref = copy.deepcopy(tiny_model).requires_grad_(False)
-    with torch.no_grad():
-        for p in tiny_model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
+    v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
     method = get_method(name, KNOBS[name])
 
     def loss_and_grads():

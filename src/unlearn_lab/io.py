@@ -184,10 +184,11 @@ def discarded_outputs(files: Iterable[str | Path] = (), dirs: Iterable[str | Pat
                       ) -> Iterator[dict[str, Path]]:
     """The same mapping as `staged_outputs`, into a scratch folder that is thrown away: for the
     processes of a multi-GPU run other than rank 0, which train but must not write."""
+    files, dirs = list(files), list(dirs)
     with tempfile.TemporaryDirectory(prefix="unlearn-lab-discard-") as tmp:
         staged = {}
-        for i, target in enumerate(list(files) + list(dirs)):
+        for i, target in enumerate(files + dirs):
             folder = Path(tmp) / str(i)
             folder.mkdir()
-            staged[str(target)] = folder / Path(target).name if target in list(files) else folder
+            staged[str(target)] = folder / Path(target).name if i < len(files) else folder
         yield staged

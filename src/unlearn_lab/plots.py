@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 MODELS = ("target", "oracle", "unlearned")
-COLORS = {"target": "tab:red", "oracle": "tab:green", "unlearned": "tab:blue", "base": "tab:grey"}
+COLORS = {"target": "tab:red", "oracle": "tab:green", "unlearned": "tab:blue", "base": "tab:grey",
+          "relearned": "tab:orange"}
 BARS = [("forget", "rouge_l_recall", "forget ROUGE-L"), ("retain", "rouge_l_recall", "retain ROUGE-L"),
         ("world", "rouge_l_recall", "world ROUGE-L"), ("forget", "prob", "forget prob"),
         ("retain", "prob", "retain prob"), ("forget", "truth_ratio", "forget truth ratio"),

@@ -10,6 +10,7 @@ al. 2024, arXiv 2402.16835; Hu et al. 2024, arXiv 2406.13356). Two kinds of atta
 from __future__ import annotations
 
 from .io import UserError
+from .robustness import add_recovery
 from .training import finetune
 
 DATA_CHOICES = ("auto", "forget", "retain_correlated", "retain")
@@ -62,8 +63,6 @@ def relearn(model, tok, attack: list[dict], model_cfg: dict, cfg: dict, scratch,
 def relearn_result(data: str, report: dict, attack: list[dict], scored: list[dict], full: dict, scores: dict) -> dict:
     """metrics/relearn.json: the attack, the full-precision target and unlearned scores on the
     scored facts, the relearned scores and the recovered fractions (see `knowledge_recovered`)."""
-    from .robustness import add_recovery
-
     result = {"data": data, "steps": report["steps"], "lr": report["lr"], "attack_examples": len(attack),
               "scored": len(scored), "seconds": report["seconds"], "target": full["target"],
               "unlearned": full["unlearned"], "relearned": add_recovery(scores, full["unlearned"], full["target"])}

@@ -43,7 +43,6 @@ def relearn_plot(result: dict, path: Path) -> None:
     series = {"target": [result["target"][k] for k, _ in keys],
               "unlearned": [result["unlearned"][k] for k, _ in keys],
               "relearned": [result["relearned"][k] for k, _ in keys]}
-    COLORS.setdefault("relearned", "tab:orange")
     _grouped_bars(ax, [label for _, label in keys], series)
     ax.set_ylim(0, 1.22)
     ax.grid(axis="y", alpha=0.3)

@@ -71,15 +71,23 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
+def _type_problem(val, typ: type) -> str | None:
+    # bool is a subclass of int, never the other way round, so isinstance is exact here.
+    if not isinstance(val, typ):
+        return f"must be {typ.__name__}, got {type(val).__name__}"
+    if typ is str and not val.strip():
+        return "is empty"
+    return None
+
+
 def _optional_errors(rec: dict) -> Iterable[tuple[str, str]]:
     for key, typ in OPTIONAL.items():
         if key not in rec:
             continue
         val = rec[key]
-        if not isinstance(val, typ):
-            yield key, f"must be {typ.__name__}, got {type(val).__name__}"
-        elif typ is str and not val.strip():
-            yield key, "is empty"
+        problem = _type_problem(val, typ)
+        if problem:
+            yield key, problem
         elif typ is list:
             bad = [v for v in val if not isinstance(v, str) or not v.strip()]
             if bad:
@@ -95,12 +103,9 @@ def _record_errors(rec: dict, name: str) -> Iterable[tuple[str, str]]:
         if key not in rec:
             yield key, "is missing"
             continue
-        val = rec[key]
-        # bool is a subclass of int, never the other way round, so isinstance is exact here.
-        if not isinstance(val, typ):
-            yield key, f"must be {typ.__name__}, got {type(val).__name__}"
-        elif typ is str and not val.strip():
-            yield key, "is empty"
+        problem = _type_problem(rec[key], typ)
+        if problem:
+            yield key, problem
     yield from _optional_errors(rec)
     if any(k not in rec or not isinstance(rec[k], SCHEMA[k]) for k in SCHEMA):
         return
