@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from unlearn_lab.cli import PROCESSED, RAW, load_sets
-from unlearn_lab.data import load_idk_pool
+from unlearn_lab.data.idk import load_idk_pool
 from unlearn_lab.evaluation import generate_answers
 from unlearn_lab.hardware import eval_batch_size
 from unlearn_lab.io import read_jsonl

@@ -1,50 +1,59 @@
 """Stage evaluate@<model>: generations and metrics of one model on forget / retain / world facts."""
-import sys
+import argparse
 from pathlib import Path
 
-from unlearn_lab.cli import load_sets, run_stage
+from unlearn_lab.cli import SETS, load_sets, run_stage
 from unlearn_lab.evaluation import evaluate_model
 from unlearn_lab.hardware import device
-from unlearn_lab.io import UserError, json_text, jsonl_text, read_json, read_jsonl, write_files_atomic
+from unlearn_lab.io import json_text, jsonl_text, read_json, read_jsonl, write_files_atomic
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
-from unlearn_lab.params import load_params
-from unlearn_lab.validation import validate_params
+from unlearn_lab.settings import load_settings
 
-MODELS = ("base", "oracle", "target", "unlearned")
-ORACLE_ROWS = Path("eval/oracle.jsonl")
-ORACLE_METRICS = Path("metrics/oracle.json")
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True, help="the model folder to evaluate")
+    parser.add_argument("--data", type=Path, required=True, help="folder of the processed sets")
+    parser.add_argument("--sets", default="forget,retain,holdout,world", help="comma-separated sets to evaluate")
+    parser.add_argument("--rows", type=Path, required=True, help="per-question rows (JSON lines)")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics (JSON)")
+    parser.add_argument("--oracle", type=Path, help="the oracle model folder (forget quality is relative to it)")
+    parser.add_argument("--oracle-rows", type=Path, help="the oracle's rows (its forget truth ratios)")
+    parser.add_argument("--oracle-metrics", type=Path, help="the oracle's metrics (privacy leakage reference)")
+    parser.add_argument("--is-oracle", action="store_true", help="this model is the oracle (privleak 0 by definition)")
+    args = parser.parse_args()
+    args.sets = tuple(s for s in args.sets.split(",") if s)
+    unknown = set(args.sets) - set(SETS)
+    if unknown:
+        parser.error(f"--sets: unknown set(s) {sorted(unknown)}; known: {', '.join(SETS)}")
+    return args
 
 
 def main():
-    which = sys.argv[1] if len(sys.argv) > 1 else ""
-    if which not in MODELS:
-        raise UserError(f"usage: evaluate.py {'|'.join(MODELS)} (got {which!r})")
-    params = load_params()
-    validate_params(params)
-    model_dir = f"models/{which}"
-    meta = read_meta(model_dir)
+    args = arguments()
+    settings = load_settings()
+    meta = read_meta(args.model)
     if meta["kind"] == "none":
         metrics, rows = {"available": False, "reason": meta["reason"]}, []
-        print(f"{model_dir}: no model to evaluate: {meta['reason']}")
+        print(f"{args.model}: no model to evaluate: {meta['reason']}")
     else:
-        # The base model is evaluated for what it already knew (world facts) only.
-        sets = load_sets(("world",) if which == "base" else ("forget", "retain", "holdout", "world"))
+        sets = load_sets(args.data, args.sets)
         oracle_rows = oracle_metrics = None
-        if which in ("target", "unlearned"):
-            oracle_rows = [r for r in read_jsonl(ORACLE_ROWS) if r["set"] == "forget"]
-            oracle_metrics = read_json(ORACLE_METRICS)
+        if args.oracle_rows:
+            oracle_rows = [r for r in read_jsonl(args.oracle_rows) if r["set"] == "forget"]
+            oracle_metrics = read_json(args.oracle_metrics)
         # On a GPU machine the evaluation runs there (the weights stay fp32).
-        tok, model = load_tokenizer(model_dir), load_model(model_dir).to(device())
-        metrics, rows = evaluate_model(model, tok, sets, params["eval"], oracle_rows, oracle_metrics)
-        if which == "oracle" and "mia_mink_auc" in metrics:
+        tok, model = load_tokenizer(args.model), load_model(args.model).to(device())
+        metrics, rows = evaluate_model(model, tok, sets, settings.eval, oracle_rows, oracle_metrics)
+        if args.is_oracle and "mia_mink_auc" in metrics:
             metrics["privleak"] = 0.0  # the reference of privacy leakage, by definition
-        if which != "oracle" and "forget" in sets and "forget_quality" not in metrics:
-            metrics["forget_quality_reason"] = "no oracle: " + read_meta("models/oracle").get("reason", "none trained")
+        if args.oracle and "forget" in sets and "forget_quality" not in metrics:
+            metrics["forget_quality_reason"] = "no oracle: " + read_meta(args.oracle).get("reason", "none trained")
             print(f"forget quality not computed: {metrics['forget_quality_reason']}")
         metrics["available"] = True
     # Both or neither: the metrics must describe the rows next to them.
-    write_files_atomic({f"eval/{which}.jsonl": jsonl_text(rows), f"metrics/{which}.json": json_text(metrics)})
-    print(f"metrics/{which}.json: " + ", ".join(
+    write_files_atomic({args.rows: jsonl_text(rows), args.metrics: json_text(metrics)})
+    print(f"{args.metrics}: " + ", ".join(
         f"{s}.rouge_l_recall={metrics[s]['rouge_l_recall']:.3f}" for s in ("forget", "retain", "world") if s in metrics))
 
 

@@ -4,57 +4,54 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from unlearn_lab import hardware
-from unlearn_lab.cli import load_sets, run_stage
-from unlearn_lab.io import UserError, discarded_outputs, staged_outputs, write_json
+from unlearn_lab.cli import load_sets, run_stage, stage_args
+from unlearn_lab.errors import UserError
+from unlearn_lab.io import discarded_outputs, staged_outputs, write_json
 from unlearn_lab.modeling import META, load_model, load_tokenizer, save_trained
-from unlearn_lab.params import load_params, number
+from unlearn_lab.settings import load_settings
 from unlearn_lab.training import finetune
-from unlearn_lab.validation import validate_params
-
-BASE = "models/base"
 
 
 def main():
-    which = sys.argv[1] if len(sys.argv) > 1 else ""
+    which = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else ""
     if which not in ("target", "oracle"):
-        raise UserError(f"usage: finetune.py target|oracle (got {which!r})")
-    params = load_params()
-    validate_params(params)
-    seed = number(params, "seed", int)
+        raise UserError(f"usage: finetune.py target|oracle --base ... (got {which!r})")
+    args = stage_args(__doc__, base="the base model folder", data="folder of the processed sets",
+                      out="the fine-tuned model folder", logs="DVCLive training curves", metrics="run report (JSON)")
+    settings = load_settings()
     # Under `accelerate launch` every process trains; only rank 0 writes.
     writer = hardware.is_main_process()
-    model_dir, log_dir, metrics_file = f"models/{which}", f"logs/finetune_{which}", f"metrics/finetune_{which}.json"
     # Model, curves and metrics replace the previous run's together, and only when training
     # finished; a killed run resumes from its checkpoint in .scratch/ (see training.finetune).
     outputs = staged_outputs if writer else discarded_outputs
-    with outputs(files=[metrics_file], dirs=[model_dir, log_dir]) as out:
-        if params["data"].get("benchmark") == "world":
+    with outputs(files=[args.metrics], dirs=[args.out, args.logs]) as out:
+        if settings.data.benchmark == "world":
             # The pretrained model already knows world facts: it is the target, and no model
             # exists that knows the rest of them but never saw the forgotten one.
-            meta = ({"kind": "alias", "parent": BASE, "reason": "world benchmark: the target is the base model"}
+            meta = ({"kind": "alias", "parent": str(args.base), "reason": "world benchmark: the target is the base model"}
                     if which == "target" else
                     {"kind": "none", "reason": "world benchmark: no oracle (the base model saw every world fact)"})
-            write_json(out[model_dir] / META, meta)
+            write_json(out[args.out] / META, meta)
             report = {"trained": False, "reason": meta["reason"]}
             # The training-curve folder is a declared output: say why it has no curves.
-            write_json(out[log_dir] / "metrics.json", report)
+            write_json(out[args.logs] / "metrics.json", report)
         else:
             from dvclive import Live
 
-            sets = load_sets(("forget", "retain", "replay"))
+            sets = load_sets(args.data, ("forget", "retain", "replay"))
             records = sets["retain"] + sets["replay"] + (sets["forget"] if which == "target" else [])
-            hw = params.get("hardware") or {}
-            tok = load_tokenizer(BASE)
-            model = load_model(BASE, attn_implementation=hardware.resolve(hw).attn_implementation)
-            logs = Live(str(out[log_dir]), dvcyaml=False, save_dvc_exp=False, report=None) if writer else nullcontext()
+            hw = hardware.resolve(settings.hardware)
+            tok = load_tokenizer(args.base)
+            model = load_model(args.base, attn_implementation=hw.attn_implementation)
+            logs = Live(str(out[args.logs]), dvcyaml=False, save_dvc_exp=False, report=None) if writer else nullcontext()
             with logs as live:
-                model, report = finetune(model, tok, records, params["model"], {**params["finetune"], "hardware": hw},
-                                         Path(".scratch") / f"finetune_{which}", seed, live)
+                model, report = finetune(model, tok, records, settings.model, settings.finetune, hw,
+                                         Path(".scratch") / f"finetune_{which}", settings.seed, live)
             report["trained"] = True
-            save_trained(model, out[model_dir], parent=BASE, extra={"finetune": report})
-        write_json(out[metrics_file], report)
+            save_trained(model, out[args.out], parent=str(args.base), extra={"finetune": report})
+        write_json(out[args.metrics], report)
     if writer:
-        print(f"models/{which}: {report}")
+        print(f"{args.out}: {report}")
 
 
 if __name__ == "__main__":

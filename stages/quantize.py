@@ -1,36 +1,36 @@
 """Stage quantize: unlearned and target models at low bit widths, forget and retain scores again."""
-from pathlib import Path
-
-from unlearn_lab.cli import load_sets, run_stage
+from unlearn_lab.cli import load_sets, run_stage, stage_args
 from unlearn_lab.hardware import device
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
-from unlearn_lab.params import load_params, number
 from unlearn_lab.quantization import quantize_variants
 from unlearn_lab.robustness import subset
 from unlearn_lab.robustness_plots import quantize_plot
-from unlearn_lab.validation import validate_params
-
-ROWS, METRICS, PLOT = "eval/quantize.jsonl", "metrics/quantize.json", "plots/quantize.png"
+from unlearn_lab.settings import load_settings
 
 
 def main():
-    params = load_params()
-    validate_params(params)
-    sets = load_sets(("forget", "retain"))
-    sets["retain"] = subset(sets["retain"], number(params, "quantize.retain_size", int, 0))
-    rows = {m: read_jsonl(f"eval/{m}.jsonl") for m in ("target", "unlearned")}
-    tok = load_tokenizer("models/unlearned")
+    args = stage_args(__doc__, unlearned="the unlearned model folder", target="the target model folder",
+                      unlearned_rows="the unlearned model's evaluation rows", target_rows="the target's evaluation rows",
+                      data="folder of the processed sets", rows="per-question rows of every variant",
+                      metrics="metrics (JSON)", plot="plot (PNG)")
+    settings = load_settings()
+    cfg = settings.quantize
+    sets = load_sets(args.data, ("forget", "retain"))
+    sets["retain"] = subset(sets["retain"], cfg.retain_size)
+    folders = {"target": args.target, "unlearned": args.unlearned}
+    rows = {"target": read_jsonl(args.target_rows), "unlearned": read_jsonl(args.unlearned_rows)}
+    tok = load_tokenizer(args.unlearned)
 
     def loader(name):
-        return load_model(f"models/{name}")
+        return load_model(folders[name])
 
-    result, variant_rows = quantize_variants(loader, tok, sets, rows, params["quantize"], params["eval"], device())
-    result["target_kind"] = read_meta("models/target")["kind"]
-    with staged_outputs(files=[ROWS, METRICS, PLOT]) as out:
-        write_jsonl(out[ROWS], variant_rows)
-        write_json(out[METRICS], result)
-        quantize_plot(result, out[PLOT])
+    result, variant_rows = quantize_variants(loader, tok, sets, rows, cfg, settings.eval, device())
+    result["target_kind"] = read_meta(args.target)["kind"]
+    with staged_outputs(files=[args.rows, args.metrics, args.plot]) as out:
+        write_jsonl(out[args.rows], variant_rows)
+        write_json(out[args.metrics], result)
+        quantize_plot(result, out[args.plot])
     for scheme in result["schemes"]:
         r = result[scheme]
         print(f"{scheme}: forget ROUGE-L {r['forget_rouge_l_recall']:.3f}, retain {r['retain_rouge_l_recall']:.3f}, "

@@ -1,20 +1,17 @@
 """Stage random_labels: k wrong same-field answers for every forget question."""
-from unlearn_lab.cli import PROCESSED, load_sets, run_stage
-from unlearn_lab.data import make_random_labels
+from unlearn_lab.cli import load_sets, run_stage, stage_args
+from unlearn_lab.data.random_labels import make_random_labels
 from unlearn_lab.io import write_jsonl
-from unlearn_lab.params import load_params, number
-from unlearn_lab.validation import validate_params
+from unlearn_lab.settings import load_settings
 
 
 def main():
-    params = load_params()
-    validate_params(params)
-    sets = load_sets()
+    args = stage_args(__doc__, data="folder of the processed sets", out="the random labels (JSON lines)")
+    settings = load_settings()
+    sets = load_sets(args.data)
     pool = [r for records in sets.values() for r in records]
-    labels = make_random_labels(
-        sets["forget"], pool, number(params, "data.random_labels_k", int, 1), number(params, "seed", int)
-    )
-    write_jsonl(PROCESSED / "random_labels.jsonl", labels)
+    labels = make_random_labels(sets["forget"], pool, settings.data.random_labels_k, settings.seed)
+    write_jsonl(args.out, labels)
     print(f"random labels: {len(labels)} for {len(sets['forget'])} forget questions")
 
 

@@ -1,40 +1,40 @@
 """Stage represent: per-layer drift of the unlearned model's hidden states and linear probes."""
-from unlearn_lab.cli import load_sets, run_stage
+from unlearn_lab.cli import load_sets, run_stage, stage_args
 from unlearn_lab.hardware import device
 from unlearn_lab.io import staged_outputs, write_json, write_text_atomic
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
-from unlearn_lab.params import load_params, number
 from unlearn_lab.representation import analyse, layer_table, represent_model, scalar_metrics
 from unlearn_lab.robustness_plots import represent_plot
-from unlearn_lab.validation import validate_params
-
-TABLE, METRICS, PLOT = "plots/represent_layers.csv", "metrics/represent.json", "plots/represent.png"
+from unlearn_lab.settings import load_settings
 
 
 def main():
-    params = load_params()
-    validate_params(params)
-    cfg = params["represent"]
-    sets = load_sets(("forget", "retain", "holdout"))
+    args = stage_args(__doc__, unlearned="the unlearned model folder", target="the target model folder",
+                      oracle="the oracle model folder", data="folder of the processed sets",
+                      table="per-layer table (CSV)", metrics="metrics (JSON)", plot="plot (PNG)")
+    settings = load_settings()
+    cfg = settings.represent
+    sets = load_sets(args.data, ("forget", "retain", "holdout"))
     # Wrong facts for the probe's candidates come from every fact of the same field.
     pool = sets["forget"] + sets["retain"] + sets["holdout"]
-    batch = number(params, "represent.batch_size", int, 1)
-    names = ["unlearned", "target"] + (["oracle"] if read_meta("models/oracle")["kind"] != "none" else [])
-    tok = load_tokenizer("models/unlearned")
+    folders = {"unlearned": args.unlearned, "target": args.target}
+    if read_meta(args.oracle)["kind"] != "none":
+        folders["oracle"] = args.oracle
+    tok = load_tokenizer(args.unlearned)
     states, head = {}, None
-    for name in names:
-        model = load_model(f"models/{name}").to(device())
+    for name, folder in folders.items():
+        model = load_model(folder).to(device())
         if head is None:
             head = model.get_output_embeddings().weight.detach().float().cpu().numpy()
-        states[name] = represent_model(model, tok, sets["forget"], sets["retain"], pool, batch, name,
-                                       number(params, "represent.candidates", int, 1))
+        states[name] = represent_model(model, tok, sets["forget"], sets["retain"], pool, cfg.batch_size, name,
+                                       cfg.candidates)
         del model
-    result = analyse(states, head, number(params, "seed", int), float(cfg.get("probe_c", 1.0)))
+    result = analyse(states, head, settings.seed, cfg.probe_c)
     table = layer_table(result)
-    with staged_outputs(files=[TABLE, METRICS, PLOT]) as out:
-        write_text_atomic(out[TABLE], table.to_csv(index=False, float_format="%.6g"))
-        write_json(out[METRICS], scalar_metrics(result))
-        represent_plot(table.to_dict(orient="list"), out[PLOT])
+    with staged_outputs(files=[args.table, args.metrics, args.plot]) as out:
+        write_text_atomic(out[args.table], table.to_csv(index=False, float_format="%.6g"))
+        write_json(out[args.metrics], scalar_metrics(result))
+        represent_plot(table.to_dict(orient="list"), out[args.plot])
     print({k: v for k, v in scalar_metrics(result).items() if k.startswith(("probe_", "lens_"))})
 
 

@@ -3,34 +3,31 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from unlearn_lab import hardware
-from unlearn_lab.cli import PROCESSED, RAW, load_sets, run_stage
-from unlearn_lab.data import load_idk_pool
+from unlearn_lab.cli import load_sets, run_stage, stage_args
+from unlearn_lab.data.idk import load_idk_pool
 from unlearn_lab.epoch_eval import EpochEvaluation
 from unlearn_lab.io import discarded_outputs, read_jsonl, staged_outputs, write_json
-from unlearn_lab.methods import get_method
+from unlearn_lab.methods import build_method
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
-from unlearn_lab.params import load_params, number
-from unlearn_lab.unlearning import TRAINING_KEYS, resolve_lr, unlearn
-from unlearn_lab.validation import validate_params
-
-TARGET = "models/target"
+from unlearn_lab.settings import load_settings
+from unlearn_lab.unlearning import unlearn
 
 
 def main():
     from dvclive import Live
 
-    params = load_params()
-    validate_params(params)
-    method = str(params["method"])
-    knobs = dict((params.get("methods") or {}).get(method) or {})
-    # Fail on a bad method, knob or lr before spending half a minute loading the model.
-    needs = set(get_method(method, {k: v for k, v in knobs.items() if k not in TRAINING_KEYS}).views)
-    lr = resolve_lr(params)
-    sets = load_sets(("forget", "retain"))
-    idk_pool = load_idk_pool(RAW) if needs & {"forget_idk", "retain_idk"} else None
-    random_labels = read_jsonl(PROCESSED / "random_labels.jsonl") if "forget_wrong" in needs else None
-    hw = params.get("hardware") or {}
-    tok, model = load_tokenizer(TARGET), load_model(TARGET, attn_implementation=hardware.resolve(hw).attn_implementation)
+    args = stage_args(__doc__, target="the target model folder", data="folder of the processed sets",
+                      random_labels="the random labels (JSON lines)", idk="refusal answers, one per line",
+                      out="the unlearned model folder", logs="DVCLive per-step curves",
+                      epoch_logs="DVCLive per-epoch scores", metrics="run report (JSON)")
+    settings = load_settings()
+    method, lr = build_method(settings), settings.effective_lr
+    needs = set(method.views)
+    sets = load_sets(args.data, ("forget", "retain"))
+    idk_pool = load_idk_pool(args.idk) if needs & {"forget_idk", "retain_idk"} else None
+    random_labels = read_jsonl(args.random_labels) if "forget_wrong" in needs else None
+    hw = hardware.resolve(settings.hardware)
+    tok, model = load_tokenizer(args.target), load_model(args.target, attn_implementation=hw.attn_implementation)
     # Under `accelerate launch` every process trains; only rank 0 writes, logs and evaluates.
     writer = hardware.is_main_process()
 
@@ -38,29 +35,27 @@ def main():
         return Live(str(folder), dvcyaml=False, save_dvc_exp=False, report=None) if writer else nullcontext()
 
     # Model, curves and metrics replace the previous run's together, and only when it finished.
-    model_dir, log_dir, epoch_dir, metrics_file = "models/unlearned", "logs/unlearn", "logs/unlearn_epochs", "metrics/unlearn.json"
     outputs = staged_outputs if writer else discarded_outputs
-    with outputs(files=[metrics_file], dirs=[model_dir, log_dir, epoch_dir]) as out:
-        with live_run(out[log_dir]) as live, live_run(out[epoch_dir]) as epoch_live:
+    with outputs(files=[args.metrics], dirs=[args.out, args.logs, args.epoch_logs]) as out:
+        with live_run(out[args.logs]) as live, live_run(out[args.epoch_logs]) as epoch_live:
             epoch_eval = None
-            if writer and params["unlearn"].get("epoch_eval", True):
-                retain_size = number(params, "unlearn.epoch_eval_retain", int, 0)
+            if writer and settings.unlearn.epoch_eval:
+                retain_size = settings.unlearn.epoch_eval_retain
 
                 def epoch_eval(m):
-                    return EpochEvaluation(m, tok, sets["forget"], sets["retain"], params["eval"], epoch_live, retain_size)
+                    return EpochEvaluation(m, tok, sets["forget"], sets["retain"], settings.eval, epoch_live, retain_size)
             model, report = unlearn(
-                model, tok, sets["forget"], sets["retain"], method, knobs, lr, params["model"],
-                {**params["unlearn"], "hardware": hw},
-                Path(".scratch") / "unlearn", number(params, "seed", int), live,
-                idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval,
+                model, tok, sets["forget"], sets["retain"], method, lr, settings.model, settings.unlearn, hw,
+                Path(".scratch") / "unlearn", settings.seed, live,
+                idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval, trainable=settings.trainable,
             )
-        save_trained(model, out[model_dir], parent=TARGET, extra={"unlearn": report})
-        write_json(out[metrics_file], report)
+        save_trained(model, out[args.out], parent=str(args.target), extra={"unlearn": report})
+        write_json(out[args.metrics], report)
     if not writer:
         return
     if report["stopped_early"]:
         print(f"unlearning stopped early: {report['stop_reason']} (the last good weights were kept)")
-    print(f"models/unlearned: {method} lr={lr} steps={report['steps']} in {report['seconds']} s")
+    print(f"{args.out}: {method.name} lr={lr} steps={report['steps']} in {report['seconds']} s")
 
 
 if __name__ == "__main__":

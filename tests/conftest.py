@@ -1,14 +1,26 @@
 import pytest
 import torch
 
+from unlearn_lab import hardware
 from unlearn_lab.modeling import load_model, load_tokenizer, prepare_base
+from unlearn_lab.settings import Model, Tiny
+
+
+@pytest.fixture(autouse=True)
+def fresh_machine():
+    """`auto` settings are resolved once per process; tests that fake a GPU need them anew."""
+    hardware.resolve.cache_clear()
+    hardware.resolve_eval.cache_clear()
+    yield
+    hardware.resolve.cache_clear()
+    hardware.resolve_eval.cache_clear()
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """A 2-layer random Llama with SmolLM2's tokenizer, prepared the way the pipeline does it."""
     out = tmp_path_factory.mktemp("tiny-base")
-    prepare_base({"source": "tiny-random", "tiny": {"layers": 2, "hidden": 32}}, out, seed=0)
+    prepare_base(Model(source="tiny-random", tiny=Tiny(layers=2, hidden=32)), out, seed=0)
     return out
 
 

@@ -57,7 +57,8 @@ def test_process_data_is_byte_identical_across_processes(tmp_path, benchmark):
             params["data"]["import"].update(data["import"])
         with open(repo / "params.yaml", "w") as fh:
             yaml.dump(params, fh)
-        run([sys.executable, str(ROOT / "stages" / "process_data.py")], repo, hashseed)
+        run([sys.executable, str(ROOT / "stages" / "process_data.py"), "--raw", "data/raw", "--out", "data/processed"],
+            repo, hashseed)
         outputs.append({n: (repo / "data" / "processed" / f"{n}.jsonl").read_bytes() for n in SETS})
     assert outputs[0] == outputs[1]
     assert all(outputs[0][n] for n in ("forget", "retain", "world", "replay"))
@@ -69,12 +70,13 @@ from pathlib import Path
 from unlearn_lab.data import build_benchmark
 from unlearn_lab.evaluation import evaluate_model
 from unlearn_lab.modeling import load_model, load_tokenizer
+from unlearn_lab.settings import Data, Eval
 
-sets = build_benchmark({"people": 2, "holdout_people": 1, "forget_fraction": 0.5, "world_eval_size": 3,
-                        "world_replay": 0}, Path(sys.argv[2]), 0)
+sets = build_benchmark(Data(people=2, holdout_people=1, forget_fraction=0.5, world_eval_size=3, world_replay=0),
+                       Path(sys.argv[2]), 0)
 sets = {name: sets[name][:4] for name in ("forget", "retain", "holdout", "world")}
 tok, model = load_tokenizer(sys.argv[1]), load_model(sys.argv[1])
-cfg = {"batch_size": 4, "gen_batch_size": 4, "max_new_tokens": 4}
+cfg = Eval(batch_size=4, gen_batch_size=4, max_new_tokens=4)
 metrics, rows = evaluate_model(model, tok, sets, cfg)
 print(json.dumps({"metrics": metrics, "rows": rows}, sort_keys=True))
 """

@@ -6,6 +6,7 @@ from transformers import TrainingArguments
 
 from unlearn_lab import hardware
 from unlearn_lab.io import UserError
+from unlearn_lab.settings import Eval, Hardware, Unlearn, parse_settings
 from unlearn_lab.training import training_args
 
 
@@ -18,14 +19,14 @@ def fake_cuda(monkeypatch):
     return install
 
 
-def test_auto_on_cpu_is_what_cpu_runs_always_used(monkeypatch):
+def test_auto_on_cpu_is_what_cpu_runs_always_used(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    hw = hardware.resolve({})
+    hw = hardware.resolve(Hardware())
     assert (hw.precision, hw.fuse_views, hw.group_by_length, hw.torch_compile) == ("fp32", False, False, False)
     assert hw.attn_implementation == "sdpa"
     # The Trainer's own default optimizer on this torch, i.e. what training_args gave before.
-    plain = TrainingArguments(output_dir="/tmp/unlearn-lab-test-hw", use_cpu=True)
-    args = training_args({"hardware": {"precision": "auto", "optim": "auto"}}, "/tmp/unlearn-lab-test-hw", 0, 1e-3)
+    plain = TrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    args = training_args(Unlearn(), tmp_path, 0, 1e-3, hardware.resolve(Hardware(precision="auto", optim="auto")))
     assert args.optim == plain.optim
     assert (args.bf16, args.fp16, args.use_cpu, args.torch_compile) == (False, False, True, False)
     assert args.train_sampling_strategy == plain.train_sampling_strategy
@@ -34,55 +35,58 @@ def test_auto_on_cpu_is_what_cpu_runs_always_used(monkeypatch):
 def test_auto_on_an_old_torch_cpu_is_plain_adamw(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch, "__version__", "2.4.1+cpu")
-    assert hardware.resolve({}).optim == "adamw_torch"
+    assert hardware.resolve(Hardware()).optim == "adamw_torch"
 
 
 def test_auto_on_a_bf16_gpu(fake_cuda):
     fake_cuda(bf16=True)
-    hw = hardware.resolve({"precision": "auto", "optim": "auto", "fuse_views": "auto"})
+    hw = hardware.resolve(Hardware(precision="auto", optim="auto", fuse_views="auto"))
     assert (hw.precision, hw.optim, hw.fuse_views) == ("bf16", "adamw_torch_fused", True)
-    kwargs = hardware.trainer_kwargs({})
+    kwargs = hardware.trainer_kwargs(hardware.resolve(Hardware()))
     assert (kwargs["bf16"], kwargs["fp16"], kwargs["use_cpu"], kwargs["optim"]) == (True, False, False, "adamw_torch_fused")
     assert "train_sampling_strategy" not in kwargs
 
 
 def test_auto_on_a_gpu_without_bf16_takes_fp16(fake_cuda):
     fake_cuda(bf16=False)
-    kwargs = hardware.trainer_kwargs({})
+    kwargs = hardware.trainer_kwargs(hardware.resolve(Hardware()))
     assert (kwargs["bf16"], kwargs["fp16"]) == (False, True)
 
 
 def test_explicit_values_win_over_auto(fake_cuda):
     fake_cuda(bf16=True)
-    hw = hardware.resolve({"precision": "fp32", "optim": "adamw_torch", "fuse_views": False,
-                           "group_by_length": True, "torch_compile": True, "attn_implementation": "eager"})
+    hw = hardware.resolve(Hardware(precision="fp32", optim="adamw_torch", fuse_views=False,
+                                   group_by_length=True, torch_compile=True, attn_implementation="eager"))
     assert (hw.precision, hw.optim, hw.fuse_views, hw.group_by_length, hw.torch_compile, hw.attn_implementation) == \
         ("fp32", "adamw_torch", False, True, True, "eager")
-    assert hardware.trainer_kwargs({"group_by_length": True})["train_sampling_strategy"] == "group_by_length"
+    assert hardware.trainer_kwargs(hardware.resolve(Hardware(group_by_length=True)))["train_sampling_strategy"] \
+        == "group_by_length"
 
 
 def test_bad_values_are_user_errors(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(UserError, match="hardware.precision: expected one of"):
-        hardware.resolve({"precision": "half"})
+    with pytest.raises(UserError, match="hardware.precision: must be one of auto, bf16, fp16, fp32, got 'half'"):
+        parse_settings({"hardware": {"precision": "half"}})
     with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
-        hardware.resolve({"precision": "fp16"})
-    with pytest.raises(UserError, match="hardware.torch_compile: expected true, false or auto"):
-        hardware.resolve({"torch_compile": "yes"})
-    with pytest.raises(UserError, match="eval.gen_batch_size: expected a number or auto"):
-        hardware.eval_batch_size({"gen_batch_size": "big"}, "gen_batch_size")
-    with pytest.raises(UserError, match="eval.batch_size: must be positive"):
-        hardware.eval_batch_size({"batch_size": 0}, "batch_size")
+        hardware.resolve(Hardware(precision="fp16"))
+    with pytest.raises(UserError, match="hardware.torch_compile: must be true or false .* or auto, got 'yes'"):
+        parse_settings({"hardware": {"torch_compile": "yes"}})
+    with pytest.raises(UserError, match="eval.gen_batch_size: must be auto or an integer, got 'big'"):
+        parse_settings({"eval": {"gen_batch_size": "big"}})
+    with pytest.raises(UserError, match="eval.batch_size: must be auto or an integer >= 1, got 0"):
+        parse_settings({"eval": {"batch_size": 0}})
 
 
 def test_eval_batch_sizes(monkeypatch, fake_cuda):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    cfg = {"batch_size": "auto", "gen_batch_size": "auto"}
-    assert (hardware.eval_batch_size(cfg, "batch_size"), hardware.eval_batch_size(cfg, "gen_batch_size")) == (8, 16)
-    assert hardware.eval_batch_size({"gen_batch_size": 5}, "gen_batch_size") == 5
-    assert hardware.eval_batch_size({}, "gen_batch_size") == 16
+    cfg = hardware.resolve_eval(Eval(batch_size="auto", gen_batch_size="auto"))
+    assert (cfg.batch_size, cfg.gen_batch_size) == (8, 16)
+    assert hardware.resolve_eval(Eval(gen_batch_size=5)).gen_batch_size == 5
+    assert hardware.resolve_eval(Eval()).gen_batch_size == 16
+    hardware.resolve_eval.cache_clear()
     fake_cuda(bf16=True)
-    assert (hardware.eval_batch_size(cfg, "batch_size"), hardware.eval_batch_size(cfg, "gen_batch_size")) == (32, 64)
+    cfg = hardware.resolve_eval(Eval(batch_size="auto", gen_batch_size="auto"))
+    assert (cfg.batch_size, cfg.gen_batch_size) == (32, 64)
 
 
 def test_only_rank_zero_writes(monkeypatch):

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from unlearn_lab.io import UserError
 from unlearn_lab.methods import METHODS, answer_logprobs, get_method
+from unlearn_lab.settings import KNOBS as KNOB_MODELS
+from unlearn_lab.settings import parse_settings
 from unlearn_lab.methods.base import forward_logits, frozen_reference, fused_views
 from unlearn_lab.modeling import collate, encode_qa
 
@@ -172,7 +174,7 @@ def frozen_copy_then_perturb(model):
 @pytest.mark.parametrize("name", ALL)
 def test_loss_equals_independent_computation(name, tiny_model, tok):
     v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
-    method = get_method(name, KNOBS[name])
+    method = make(name, KNOBS[name])
     loss, parts = method.loss(tiny_model, v, frozen_reference(ref))
     with torch.no_grad():
         want = expected_loss(name, method.knobs, tiny_model, ref, v)
@@ -212,7 +214,7 @@ def test_one_step_lowers_forget_probability(name, memorised, tiny_model, tok):
     tiny_model.load_state_dict(memorised)
     v = views(tok)
     ref = copy.deepcopy(tiny_model).requires_grad_(False)
-    method = get_method(name, STEP_KNOBS.get(name, {}))
+    method = make(name, STEP_KNOBS.get(name, {}))
     with torch.no_grad():
         before = answer_logprobs(logits_of(tiny_model, v["forget"]), v["forget"]["labels"])[0].sum()
     assert before.exp() > 0.01, "the fixture should have memorised the forget answers"
@@ -227,22 +229,34 @@ def test_one_step_lowers_forget_probability(name, memorised, tiny_model, tok):
 
 def test_registry_and_knob_errors():
     assert set(ALL) <= set(METHODS)
+    # every registered method has its knobs declared, and nothing else does
+    assert set(KNOB_MODELS) == {name for name in METHODS if not name.startswith("_")} == set(ALL)
     with pytest.raises(UserError, match="unknown method 'nope'"):
         get_method("nope")
-    with pytest.raises(UserError, match="methods.npo: unknown knob"):
-        get_method("npo", {"betta": 1})
-    with pytest.raises(UserError, match="methods.npo.beta: expected a number"):
-        get_method("npo", {"beta": "high"})
-    assert get_method("npo", {"beta": "0.2"}).beta == 0.2
-    assert get_method("rmu", {"layer": 3.0}).layer == 3
+    with pytest.raises(UserError, match="methods.npo.betta: unknown key; did you mean methods.npo.beta"):
+        parse_settings({"methods": {"npo": {"betta": 1}}})
+    with pytest.raises(UserError, match="methods.npo.beta: must be a number, got 'high'"):
+        parse_settings({"methods": {"npo": {"beta": "high"}}})
+    with pytest.raises(UserError, match="methods.npo.beta: must be > 0"):
+        parse_settings({"methods": {"npo": {"beta": 0}}})
+    # an integer knob is an integer: 3.0 is refused rather than truncated
+    with pytest.raises(UserError, match="methods.rmu.layer: must be an integer, got 3.0"):
+        parse_settings({"methods": {"rmu": {"layer": 3.0}}})
+    assert make("npo", {"beta": 0.2}).beta == 0.2
+    assert make("rmu", {"layer": 3}).layer == 3
 
 
 def test_rmu_trains_only_the_mlps_up_to_its_layer():
-    assert get_method("rmu", {"layer": 7}).trainable_pattern() == r"layers\.(5|6|7)\.mlp\."
-    assert get_method("rmu", {"layer": 1}).trainable_pattern() == r"layers\.(0|1)\.mlp\."
+    assert make("rmu", {"layer": 7}).trainable_pattern() == r"layers\.(5|6|7)\.mlp\."
+    assert make("rmu", {"layer": 1}).trainable_pattern() == r"layers\.(0|1)\.mlp\."
 
 
-FUSABLE = [name for name in ALL if get_method(name, KNOBS[name]).forward_views]
+def make(name, knobs):
+    """The method with these knobs, checked the way params.yaml's are."""
+    return get_method(name, KNOB_MODELS[name](**knobs))
+
+
+FUSABLE = [name for name in ALL if make(name, KNOBS[name]).forward_views]
 
 
 def test_fused_forward_returns_each_views_own_logits(tiny_model, tok):
@@ -260,7 +274,7 @@ def test_fused_forward_returns_each_views_own_logits(tiny_model, tok):
 @pytest.mark.parametrize("name", FUSABLE)
 def test_fused_views_leave_loss_and_gradient_unchanged(name, tiny_model, tok):
     v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
-    method = get_method(name, KNOBS[name])
+    method = make(name, KNOBS[name])
 
     def loss_and_grads():
         tiny_model.zero_grad()

@@ -27,8 +27,8 @@ TINY = {
 }
 
 
-def run(args, cwd):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+def run(args, cwd, **extra_env):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", **extra_env}
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     return proc.stdout + proc.stderr
@@ -61,13 +61,35 @@ def make_repo(repo, extra=None):
     # DVCLive needs a commit to compare against, as in any cloned repository.
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "project"], repo)
-    out = run([str(BIN / "dvc"), "repro"], repo)
+    # Every setting a stage reads is logged (settings/base.py), for test_stages_read_only_declared_params.
+    out = run([str(BIN / "dvc"), "repro"], repo, UNLEARN_LAB_SETTINGS_READS=str(repo.parent / "settings_reads.tsv"))
     return repo, out
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("pipeline"))
+    return make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+
+
+def test_stages_read_only_declared_params(repo):
+    """A setting a stage reads but does not list under `params:` would let DVC serve stale results."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from check_deps import load_stages
+
+    repo, _ = repo
+    by_command = {" ".join(stage["cmd"].split()): (name, stage.get("params") or [])
+                  for name, stage in load_stages(repo / "dvc.yaml").items()}
+    reads = [line.split("\t") for line in (repo.parent / "settings_reads.tsv").read_text().splitlines()]
+    assert reads, "no stage logged a settings read"
+    seen, undeclared = set(), set()
+    for command, key in reads:
+        name, declared = by_command[" ".join(command.split())]
+        seen.add(name)
+        if not any(key == p or key.startswith(f"{p}.") for p in declared if isinstance(p, str)):
+            undeclared.add((name, key))
+    assert not undeclared, f"settings read but not declared under params: {sorted(undeclared)}"
+    # every stage that loads params.yaml logged its reads (plots reads none)
+    assert seen == {n for n, _ in by_command.values()} - {"plots"}
 
 
 def test_world_benchmark_runs_end_to_end(tmp_path):

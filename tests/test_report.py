@@ -1,6 +1,7 @@
 import pytest
 
 from unlearn_lab.report import build_summary
+from unlearn_lab.settings import parse_settings
 
 
 def model(forget, retain, world, fq=None, mu=None):
@@ -20,7 +21,7 @@ def test_summary_headlines_and_checks():
         "oracle": model(0.1, 0.9, 0.45, mu=0.6),
         "unlearned": model(0.2, 0.72, 0.4, fq=0.5, mu=0.3),
     }
-    s = build_summary(models, {"method": "npo", "lr": 1e-4, "data": {"benchmark": "synthetic"}})
+    s = build_summary(models, parse_settings({"method": "npo", "lr": 1e-4, "data": {"benchmark": "synthetic"}}))
     assert s["method"] == "npo" and s["benchmark"] == "synthetic"
     assert s["unlearned"]["forget_rouge_l_recall"] == 0.2 and s["unlearned"]["forget_prob"] == 0.1
     assert s["checks"]["target_world_vs_base"] == pytest.approx(0.9)
@@ -33,7 +34,7 @@ def test_summary_keeps_the_reason_for_a_missing_oracle():
     models = {"base": model(None, None, 0.5), "target": model(1.0, 0.9, 0.45),
               "oracle": {"available": False, "reason": "world benchmark: no oracle"},
               "unlearned": model(0.2, 0.8, 0.4)}
-    s = build_summary(models, {"method": "ga", "lr": 1e-5, "data": {"benchmark": "world"}})
+    s = build_summary(models, parse_settings({"method": "ga", "lr": 1e-5, "data": {"benchmark": "world"}}))
     assert s["oracle"] == {"available": False, "reason": "world benchmark: no oracle"}
     assert "forget_quality" not in s["unlearned"]
 
@@ -41,7 +42,7 @@ def test_summary_keeps_the_reason_for_a_missing_oracle():
 def test_summary_reports_the_lr_the_run_used():
     models = {"base": model(None, None, 0.5), "target": model(1.0, 0.9, 0.45), "oracle": model(0.1, 0.9, 0.45),
               "unlearned": model(0.2, 0.8, 0.4)}
-    params = {"method": "npo", "lr": None, "data": {"benchmark": "synthetic"}}
+    params = parse_settings({"method": "npo", "lr": None, "data": {"benchmark": "synthetic"}})
     s = build_summary(models, params, {"method": "npo", "lr": 2.5e-4})
     assert s["lr"] == 2.5e-4
     assert build_summary(models, params)["lr"] is None

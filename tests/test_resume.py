@@ -5,17 +5,19 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from unlearn_lab.hardware import resolve
 from unlearn_lab.modeling import load_model
+from unlearn_lab.settings import Finetune, Hardware, Lora, Model
 from unlearn_lab.training import finetune
 
 from .conftest import qa_record
 
 RECORDS = [qa_record(i) for i in range(8)]
 # 8 records, batch 4: 2 steps per epoch, a checkpoint after steps 2, 4 and 6.
-CFG = {"epochs": 3, "lr": 0.01, "batch_size": 4}
+CFG = Finetune(epochs=3, lr=0.01, batch_size=4)
 MODEL_CFGS = {
-    "lora": {"lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}, "max_length": 64},
-    "full": {"lora": None, "max_length": 64},
+    "lora": Model(lora=Lora(r=4, alpha=8, dropout=0.0, target_modules="all-linear"), max_length=64),
+    "full": Model(lora=None, max_length=64),
 }
 
 
@@ -39,7 +41,8 @@ def weights(model) -> dict[str, torch.Tensor]:
 
 
 def train(tiny_dir, tok, model_cfg, scratch, cfg=CFG, callbacks=()):
-    return finetune(load_model(tiny_dir), tok, RECORDS, model_cfg, cfg, scratch, seed=0, callbacks=callbacks)
+    return finetune(load_model(tiny_dir), tok, RECORDS, model_cfg, cfg, resolve(Hardware()), scratch, seed=0,
+                    callbacks=callbacks)
 
 
 @pytest.mark.parametrize("kind", sorted(MODEL_CFGS))
@@ -72,13 +75,13 @@ def test_checkpoint_of_other_settings_is_discarded(tiny_dir, tok, tmp_path):
         train(tiny_dir, tok, model_cfg, scratch, callbacks=[KillAfterStep(3)])
     assert (scratch / "checkpoint-2").is_dir()
     # Another learning rate: the old checkpoint must not be resumed.
-    _, report = train(tiny_dir, tok, model_cfg, scratch, cfg={**CFG, "lr": 0.005})
+    _, report = train(tiny_dir, tok, model_cfg, scratch, cfg=CFG.model_copy(update={"lr": 0.005}))
     assert "resumed_from" not in report and report["steps"] == 6
 
 
 def test_checkpointing_off_saves_nothing(tiny_dir, tok, tmp_path):
     scratch = tmp_path / "scratch"
     with pytest.raises(Killed):
-        train(tiny_dir, tok, MODEL_CFGS["lora"], scratch, cfg={**CFG, "checkpoint": False},
+        train(tiny_dir, tok, MODEL_CFGS["lora"], scratch, cfg=CFG.model_copy(update={"checkpoint": False}),
               callbacks=[KillAfterStep(3)])
     assert not list(scratch.glob("checkpoint-*"))

@@ -8,6 +8,8 @@ from unlearn_lab.evaluation import answer_nlls, shared_prompt_nlls
 from unlearn_lab.io import UserError
 from unlearn_lab.metrics import knowledge_recovered, mean_cosine, mean_drift_norm, mean_logit_drift_norm
 from unlearn_lab.modeling import encode_qa
+from unlearn_lab.hardware import resolve
+from unlearn_lab.settings import Hardware, Model, Quantize, Relearn, parse_settings
 from unlearn_lab.quantization import quantize_linear_weights, rtn_quantize, scheme_names
 from unlearn_lab.relearning import relearn, relearn_split, resolve_data
 from unlearn_lab.report import robustness_headline
@@ -73,14 +75,14 @@ def test_quantize_linear_weights_leaves_embeddings_and_head(tiny_model):
 
 
 def test_bitsandbytes_schemes_need_cuda_and_say_why():
-    schemes, reason = scheme_names({"bits": [8, 4], "bnb": "auto"})
+    schemes, reason = scheme_names(Quantize(bits=[8, 4], bnb="auto"))
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     assert schemes == ["int8", "int4"] and "CUDA" in reason
     with pytest.raises(UserError, match="bnb is true"):
-        scheme_names({"bits": [4], "bnb": True})
-    with pytest.raises(UserError, match="list of integers"):
-        scheme_names({"bits": "4"})
+        scheme_names(Quantize(bits=[4], bnb=True))
+    with pytest.raises(UserError, match="quantize.bits: must be a list, got '4'"):
+        parse_settings({"quantize": {"bits": "4"}})
 
 
 # ---------------------------------------------------------------- recovery
@@ -234,8 +236,8 @@ def test_relearn_split_and_auto_choice():
     assert len(relearn_split(forget, retain, "retain", 2)[0]) == 2
     assert resolve_data("auto", forget, retain) == "forget"
     assert resolve_data("auto", forget[:1], retain) == "retain_correlated"
-    with pytest.raises(UserError, match="relearn.data must be one of"):
-        relearn_split(forget, retain, "everything", 0)
+    with pytest.raises(UserError, match="relearn.data: must be one of auto, forget, retain_correlated, retain"):
+        parse_settings({"relearn": {"data": "everything"}})
 
 
 def test_relearning_raises_the_forget_probability(tiny_model, tok, tmp_path):
@@ -244,7 +246,7 @@ def test_relearning_raises_the_forget_probability(tiny_model, tok, tmp_path):
     before = answer_nlls(tiny_model, tok, pairs).mean()
     # Full fine-tuning: a LoRA cannot move the tiny model's random tied embeddings, which cap
     # how far any answer's probability can rise.
-    model, report = relearn(tiny_model, tok, records, {"lora": None, "max_length": 64},
-                            {"steps": 8, "lr": 0.01, "batch_size": 4}, tmp_path, seed=0)
+    model, report = relearn(tiny_model, tok, records, Model(lora=None, max_length=64),
+                            Relearn(steps=8, lr=0.01, batch_size=4), resolve(Hardware()), tmp_path, seed=0)
     assert report["steps"] == 8 and report["lr"] == 0.01
     assert answer_nlls(model, tok, pairs).mean() < before - 1.0

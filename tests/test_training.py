@@ -6,13 +6,17 @@ import torch
 
 from unlearn_lab.evaluation import answer_nlls, evaluate_set, generate_answers
 from unlearn_lab.methods.base import METHODS, UnlearningMethod, forward_logits, register, token_mean_nll
+from unlearn_lab.hardware import resolve
+from unlearn_lab.methods import get_method
 from unlearn_lab.metrics import truth_ratio
+from unlearn_lab.settings import Eval, Finetune, Hardware, Lora, Model, Unlearn
 from unlearn_lab.training import EncodedDataset, finetune
 from unlearn_lab.unlearning import PairedDataset, unlearn
 
 from .conftest import qa_record
 
-LORA = {"lora": {"r": 4, "alpha": 8, "target_modules": "all-linear"}, "max_length": 64}
+LORA = Model(lora=Lora(r=4, alpha=8, target_modules="all-linear"), max_length=64)
+HW = resolve(Hardware())
 
 
 def test_pairing_is_deterministic_and_redrawn_each_epoch(tok):
@@ -25,13 +29,13 @@ def test_pairing_is_deterministic_and_redrawn_each_epoch(tok):
     assert [a[i]["retain"]["input_ids"] for i in range(4)] != first
 
 
-def test_finetune_learns_the_answers(tiny_model, tok):
+def test_finetune_learns_the_answers(tiny_model, tok, tmp_path):
     records = [qa_record(i) for i in range(4)]
     pairs = [(r["question"], r["answer"]) for r in records]
     before = answer_nlls(tiny_model, tok, pairs).mean()
-    full = {"lora": None, "max_length": 64}
-    model, report = finetune(tiny_model, tok, records, full, {"epochs": 8, "lr": 0.01, "batch_size": 4},
-                             "/tmp/unlearn-lab-test-ft", seed=0)
+    full = Model(lora=None, max_length=64)
+    model, report = finetune(tiny_model, tok, records, full, Finetune(epochs=8, lr=0.01, batch_size=4), HW,
+                             tmp_path / "ft", seed=0)
     model.eval()
     assert answer_nlls(model, tok, pairs).mean() < before - 2.0
     assert report["steps"] == 8
@@ -42,10 +46,9 @@ class PlantedNaN(UnlearningMethod):
     """Gradient ascent that turns NaN on its third call, recording the weights it saw."""
 
     name = "_planted_nan"
-    defaults: dict = {}
 
-    def __init__(self, **knobs):
-        super().__init__(**knobs)
+    def __init__(self, knobs):
+        super().__init__(knobs)
         self.seen = []
 
     def loss(self, model, batch, reference):
@@ -56,14 +59,14 @@ class PlantedNaN(UnlearningMethod):
         return loss, {}
 
 
-def test_divergence_guard_stops_and_keeps_last_good_weights(tiny_model, tok, monkeypatch):
+def test_divergence_guard_stops_and_keeps_last_good_weights(tiny_model, tok, monkeypatch, tmp_path):
     made = []
     original = METHODS["_planted_nan"]
-    monkeypatch.setitem(METHODS, "_planted_nan", lambda **k: made.append(original(**k)) or made[-1])
+    monkeypatch.setitem(METHODS, "_planted_nan", lambda k: made.append(original(k)) or made[-1])
     forget = [qa_record(i) for i in range(6)]
     retain = [qa_record(i) for i in range(10, 16)]
-    model, report = unlearn(tiny_model, tok, forget, retain, "_planted_nan", {}, 1e-2, LORA,
-                            {"epochs": 1, "batch_size": 1, "retain_loss_bound": 100}, "/tmp/unlearn-lab-test-ul", seed=0)
+    model, report = unlearn(tiny_model, tok, forget, retain, get_method("_planted_nan"), 1e-2, LORA,
+                            Unlearn(epochs=1, batch_size=1, retain_loss_bound=100), HW, tmp_path / "ul", seed=0)
     assert report["stopped_early"] and "non-finite loss at step 2" in report["stop_reason"]
     assert report["steps"] == 3
     good = made[0].seen[1]  # the weights of the last step whose loss was finite
@@ -72,13 +75,13 @@ def test_divergence_guard_stops_and_keeps_last_good_weights(tiny_model, tok, mon
     assert not torch.equal(made[0].seen[2][next(iter(good))], good[next(iter(good))])
 
 
-def test_npo_with_lora_reference_is_the_frozen_target(tiny_model, tok):
+def test_npo_with_lora_reference_is_the_frozen_target(tiny_model, tok, tmp_path):
     # One NPO step on LoRA: the adapter starts at zero, so p_theta == p_ref and the log-ratio is 0.
     forget = [qa_record(i) for i in range(2)]
     retain = [qa_record(i) for i in range(10, 12)]
     base_w = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
-    model, report = unlearn(tiny_model, tok, forget, retain, "npo", {}, 1e-2, LORA,
-                            {"epochs": 2, "batch_size": 2, "retain_loss_bound": 100}, "/tmp/unlearn-lab-test-npo", seed=0)
+    model, report = unlearn(tiny_model, tok, forget, retain, get_method("npo"), 1e-2, LORA,
+                            Unlearn(epochs=2, batch_size=2, retain_loss_bound=100), HW, tmp_path / "npo", seed=0)
     assert not report["stopped_early"] and report["steps"] == 2
     frozen = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
               for n, p in model.named_parameters() if "lora_" not in n}
@@ -109,7 +112,7 @@ def test_answer_nlls_match_a_single_example_forward(tiny_model, tok):
 
 def test_evaluate_set_rows_are_consistent(tiny_model, tok):
     records = [qa_record(i) for i in range(3)]
-    rows, summary = evaluate_set(tiny_model, tok, records, {"max_new_tokens": 4}, "forget")
+    rows, summary = evaluate_set(tiny_model, tok, records, Eval(max_new_tokens=4), "forget")
     r = records[1]
     nll = answer_nlls(tiny_model, tok, [(r["question"], x) for x in [r["answer"], r["paraphrased_answer"], *r["perturbed_answers"]]])
     assert rows[1]["prob"] == pytest.approx(math.exp(-nll[0]), rel=1e-5)
@@ -156,7 +159,7 @@ def test_saved_adapter_config_does_not_depend_on_the_hash_seed(tiny_model, tmp_p
     """PEFT stores target_modules as a set; the saved file must list them in one fixed order."""
     from unlearn_lab.modeling import add_lora, save_trained
 
-    save_trained(add_lora(tiny_model, LORA["lora"]), tmp_path / "a", parent="base")
+    save_trained(add_lora(tiny_model, LORA.lora), tmp_path / "a", parent="base")
     text = (tmp_path / "a" / "adapter_config.json").read_text()
     modules = __import__("json").loads(text)["target_modules"]
     assert modules == sorted(modules) and len(modules) > 1

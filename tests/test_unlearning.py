@@ -5,18 +5,20 @@ import copy
 import pytest
 import torch
 
+from unlearn_lab.hardware import resolve
 from unlearn_lab.io import UserError
 from unlearn_lab.methods import get_method
+from unlearn_lab.settings import KNOBS, Eval, Hardware, Lora, Model, Unlearn, parse_settings
 from unlearn_lab.training import EncodedDataset
 from unlearn_lab.unlearning import (
-    PairedDataset, build_views, collate_views, make_reference, resolve_lr, restrict_trainable, unlearn,
-    wrong_answer_text,
+    PairedDataset, build_views, collate_views, make_reference, restrict_trainable, unlearn, wrong_answer_text,
 )
 
 from .conftest import qa_record
 
-FULL = {"lora": None, "max_length": 64}
-LORA = {"lora": {"r": 4, "alpha": 8, "target_modules": "all-linear"}, "max_length": 64}
+FULL = Model(lora=None, max_length=64)
+LORA = Model(lora=Lora(r=4, alpha=8, target_modules="all-linear"), max_length=64)
+HW = resolve(Hardware())
 
 
 def records(start, n):
@@ -71,7 +73,7 @@ def test_wrong_answer_keeps_the_sentence():
 def test_reference_stays_frozen_while_the_model_trains(tiny_model, tok, lora):
     from unlearn_lab.modeling import add_lora, collate, encode_qa
 
-    model = add_lora(tiny_model, LORA["lora"]) if lora else tiny_model
+    model = add_lora(tiny_model, LORA.lora) if lora else tiny_model
     reference = make_reference(model, lora)
     b = collate([encode_qa(tok, "Where?", "Here", 64)], tok.pad_token_id)
     ref_before = reference.logits(b).clone()
@@ -88,11 +90,11 @@ def test_reference_stays_frozen_while_the_model_trains(tiny_model, tok, lora):
     assert torch.equal(reference.logits(b), ref_before)
 
 
-def test_trainable_pattern_trains_only_what_it_names(tiny_model, tok):
+def test_trainable_pattern_trains_only_what_it_names(tiny_model, tok, tmp_path):
     before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
-    model, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2), "gd", {"trainable": r"layers\.1\.mlp\."},
-                            1e-2, FULL, {"epochs": 1, "batch_size": 2, "retain_loss_bound": 100},
-                            "/tmp/unlearn-lab-test-pattern", seed=0)
+    model, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2), get_method("gd"), 1e-2, FULL,
+                            Unlearn(epochs=1, batch_size=2, retain_loss_bound=100), HW, tmp_path, seed=0,
+                            trainable=r"layers\.1\.mlp\.")
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(".layers.1.mlp." in n for n in changed)
     assert {n for n in before if ".layers.1.mlp." in n} == changed
@@ -106,46 +108,49 @@ def test_trainable_pattern_errors(tiny_model):
         restrict_trainable(tiny_model, "layers[")
 
 
-def test_rmu_with_lora_trains_only_its_layers(tiny_model, tok):
-    model, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2), "rmu",
-                            {"layer": 1, "steering_coeff": 4.0, "alpha": 10.0}, 1e-2, LORA,
-                            {"epochs": 1, "batch_size": 2, "retain_loss_bound": 100}, "/tmp/unlearn-lab-test-rmu", seed=0)
+def test_rmu_with_lora_trains_only_its_layers(tiny_model, tok, tmp_path):
+    model, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2),
+                            get_method("rmu", KNOBS["rmu"](layer=1, steering_coeff=4.0, alpha=10.0)), 1e-2, LORA,
+                            Unlearn(epochs=1, batch_size=2, retain_loss_bound=100), HW, tmp_path, seed=0)
     trained = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trained and all("lora_" in n and (".layers.0.mlp." in n or ".layers.1.mlp." in n) for n in trained)
     assert not report["stopped_early"]
 
 
-def test_retain_bound_stops_training(tiny_model, tok):
-    model, report = unlearn(tiny_model, tok, records(0, 4), records(10, 4), "ga", {}, 1e-2, FULL,
-                            {"epochs": 2, "batch_size": 1, "retain_loss_bound": 0.5}, "/tmp/unlearn-lab-test-bound", seed=0)
+def test_retain_bound_stops_training(tiny_model, tok, tmp_path):
+    model, report = unlearn(tiny_model, tok, records(0, 4), records(10, 4), get_method("ga"), 1e-2, FULL,
+                            Unlearn(epochs=2, batch_size=1, retain_loss_bound=0.5), HW, tmp_path, seed=0)
     assert report["stopped_early"] and "exceeded the bound 0.5 at step 0" in report["stop_reason"]
 
 
-def test_resolve_lr():
-    methods = {"npo": {"lr": 2.5e-4}, "ga": {}}
-    assert resolve_lr({"method": "npo", "lr": None, "methods": methods}) == 2.5e-4
-    assert resolve_lr({"method": "npo", "lr": "1e-05", "methods": methods}) == 1e-5
+def test_effective_lr(tmp_path):
+    from unlearn_lab.settings import load_settings
+
+    methods = {"npo": {"lr": 2.5e-4}, "ga": {"lr": None}}
+    assert parse_settings({"method": "npo", "lr": None, "methods": methods}).effective_lr == 2.5e-4
+    # what `dvc exp run -S lr=1e-5` writes: YAML 1.2 reads 1e-05 as a float
+    (tmp_path / "params.yaml").write_text("method: npo\nlr: 1e-05\n")
+    assert load_settings(tmp_path / "params.yaml").effective_lr == 1e-5
     with pytest.raises(UserError, match="methods.ga.lr"):
-        resolve_lr({"method": "ga", "lr": None, "methods": methods})
-    with pytest.raises(UserError, match="positive"):
-        resolve_lr({"method": "npo", "lr": -1, "methods": methods})
-    with pytest.raises(UserError, match="lr: expected a number"):
-        resolve_lr({"method": "npo", "lr": "fast", "methods": methods})
+        parse_settings({"method": "ga", "lr": None, "methods": methods})
+    with pytest.raises(UserError, match="lr: must be > 0"):
+        parse_settings({"method": "npo", "lr": -1, "methods": methods})
+    with pytest.raises(UserError, match="lr: must be a number"):
+        parse_settings({"method": "npo", "lr": "fast", "methods": methods})
 
 
-def test_epoch_evaluation_runs_before_and_after_each_epoch(tiny_model, tok):
+def test_epoch_evaluation_runs_before_and_after_each_epoch(tiny_model, tok, tmp_path):
     from unlearn_lab.epoch_eval import EpochEvaluation
 
     made = []
 
     def factory(model):
-        made.append(EpochEvaluation(model, tok, records(0, 2), records(10, 3), {"max_new_tokens": 3}, None,
+        made.append(EpochEvaluation(model, tok, records(0, 2), records(10, 3), Eval(max_new_tokens=3), None,
                                     retain_size=2))
         return made[-1]
 
-    unlearn(tiny_model, tok, records(0, 2), records(10, 3), "ga", {}, 1e-3, FULL,
-            {"epochs": 2, "batch_size": 2, "retain_loss_bound": 100}, "/tmp/unlearn-lab-test-epochs", seed=0,
-            epoch_eval=factory)
+    unlearn(tiny_model, tok, records(0, 2), records(10, 3), get_method("ga"), 1e-3, FULL,
+            Unlearn(epochs=2, batch_size=2, retain_loss_bound=100), HW, tmp_path, seed=0, epoch_eval=factory)
     history = made[0].history
     assert [h["epoch"] for h in history] == [0, 1, 2]
     assert "train_loss" not in history[0] and "train_loss" in history[1]
@@ -154,7 +159,7 @@ def test_epoch_evaluation_runs_before_and_after_each_epoch(tiny_model, tok):
 
 
 @pytest.mark.parametrize("fuse", [False, True])
-def test_fused_views_run_one_forward_per_step_in_the_trainer(tiny_model, tok, monkeypatch, fuse):
+def test_fused_views_run_one_forward_per_step_in_the_trainer(tiny_model, tok, monkeypatch, fuse, tmp_path):
     import unlearn_lab.unlearning as unlearning
 
     grouped = []
@@ -167,11 +172,11 @@ def test_fused_views_run_one_forward_per_step_in_the_trainer(tiny_model, tok, mo
     monkeypatch.setattr(unlearning, "LengthGroupedSampler", RecordingSampler)
     calls = []
     tiny_model.register_forward_hook(lambda *args: calls.append(1))
-    cfg = {"epochs": 1, "batch_size": 2, "retain_loss_bound": 100,
-           "hardware": {"fuse_views": fuse, "group_by_length": True}}
+    cfg = Unlearn(epochs=1, batch_size=2, retain_loss_bound=100)
+    hw = resolve(Hardware(fuse_views=fuse, group_by_length=True))
     # gd logs its own retain NLL, so the trainer adds no watching forward: one step, one or two forwards.
-    _, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2), "gd", {}, 1e-2, FULL, cfg,
-                        "/tmp/unlearn-lab-test-fuse", seed=0)
+    _, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2), get_method("gd"), 1e-2, FULL, cfg, hw,
+                        tmp_path, seed=0)
     assert report["steps"] == 1
     assert len(calls) == (1 if fuse else 2)
     forget_lengths = [len(e["input_ids"]) for e in EncodedDataset(tok, records(0, 2), 64).items]

@@ -1,6 +1,7 @@
-"""What every stage script shares: friendly errors, quiet libraries, the standard paths."""
+"""What every stage script shares: friendly errors, quiet libraries, its paths from the command line."""
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -8,33 +9,38 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .io import UserError
+from .errors import UserError
 
-PROCESSED = Path("data/processed")
-RAW = Path("data/raw")
 SETS = ("forget", "retain", "holdout", "world", "replay")
+
+
+def stage_args(description: str, **paths: str) -> argparse.Namespace:
+    """Parse `--name PATH` for each keyword (its value is the help); every path is required, so
+    dvc.yaml, which declares them as deps and outputs, is the only place they are written."""
+    parser = argparse.ArgumentParser(description=description)
+    for name, help_text in paths.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, type=Path, help=help_text)
+    return parser.parse_args()
 
 
 def run_stage(main: Callable[[], None]) -> None:
     """Run a stage; user errors print one clear line and exit 2, without a traceback."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("transformers", "peft", "accelerate", "dvclive", "datasets"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    from datasets.utils.logging import disable_progress_bar
-
-    disable_progress_bar()
     start = time.time()
     try:
         main()
-        print(f"[{Path(sys.argv[0]).stem}{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}] "
-              f"done in {time.time() - start:.1f} s")
+        print(f"[{Path(sys.argv[0]).stem}] done in {time.time() - start:.1f} s")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 
-def load_sets(names=SETS) -> dict[str, list[dict]]:
+def load_sets(folder: Path, names=SETS) -> dict[str, list[dict]]:
+    """The processed sets `names` from `folder` (data/processed)."""
     from .io import read_jsonl
 
-    return {name: read_jsonl(PROCESSED / f"{name}.jsonl") for name in names}
+    return {name: read_jsonl(Path(folder) / f"{name}.jsonl") for name in names}

@@ -6,7 +6,8 @@ import math
 import numpy as np
 from transformers import TrainerCallback
 
-from .hardware import eval_batch_size
+from .hardware import resolve_eval
+from .settings import Eval
 from .evaluation import generate_answers, shared_prompt_nlls, truth_ratio_function
 from .metrics import rouge_l_recall, truth_ratio_forget_score
 
@@ -17,16 +18,16 @@ class EpochEvaluation(TrainerCallback):
     DVCLive run whose step is the epoch. `retain_size` caps the retain questions (the first
     ones) to keep the cost to a few seconds per epoch."""
 
-    def __init__(self, model, tok, forget: list[dict], retain: list[dict], eval_cfg: dict, live,
+    def __init__(self, model, tok, forget: list[dict], retain: list[dict], eval_cfg: Eval, live,
                  retain_size: int = 16):
-        self.model, self.tok, self.live, self.cfg = model, tok, live, eval_cfg
+        self.model, self.tok, self.live, self.cfg = model, tok, live, resolve_eval(eval_cfg)
         self.forget, self.retain = forget, retain[:retain_size]
         self.losses: list[float] = []
         self.history: list[dict] = []
 
     def _rouge(self, records) -> float:
         gens = generate_answers(self.model, self.tok, [r["question"] for r in records],
-                                eval_batch_size(self.cfg, "gen_batch_size"), int(self.cfg.get("max_new_tokens", 24)),
+                                self.cfg.gen_batch_size, self.cfg.max_new_tokens,
                                 desc="epoch eval")
         return float(np.mean([rouge_l_recall(r["answer"], g) for r, g in zip(records, gens)]))
 
@@ -36,7 +37,7 @@ class EpochEvaluation(TrainerCallback):
         ratio_of = truth_ratio_function(self.cfg)
         nll = shared_prompt_nlls(self.model, self.tok, [r["question"] for r in self.forget],
                                  [[r["paraphrased_answer"], *r["perturbed_answers"]] for r in self.forget],
-                                 eval_batch_size(self.cfg, "batch_size"), desc="epoch eval")
+                                 self.cfg.batch_size, desc="epoch eval")
         row = {
             "epoch": epoch,
             "forget_rouge_l_recall": self._rouge(self.forget),

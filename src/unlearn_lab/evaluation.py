@@ -5,9 +5,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .hardware import eval_batch_size, model_device
-from .methods.base import answer_logprobs
-from .io import UserError
+from .hardware import model_device, resolve_eval
+from .logprobs import answer_logprobs
+from .settings import Eval
 from .metrics import (
     TRUTH_RATIOS,
     answer_probability,
@@ -163,14 +163,11 @@ def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens
     return out
 
 
-def truth_ratio_function(eval_cfg: dict):
-    convention = str(eval_cfg.get("truth_ratio", "tofu"))
-    if convention not in TRUTH_RATIOS:
-        raise UserError(f"params.yaml: eval.truth_ratio: unknown convention {convention!r}; known: {sorted(TRUTH_RATIOS)}")
-    return TRUTH_RATIOS[convention]
+def truth_ratio_function(eval_cfg: Eval):
+    return TRUTH_RATIOS[eval_cfg.truth_ratio]
 
 
-def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str,
+def evaluate_set(model, tok, records: list[dict], eval_cfg: Eval, name: str,
                  bertscore: bool = True) -> tuple[list[dict], dict]:
     """Per-record rows and the set's aggregate metrics.
 
@@ -182,12 +179,13 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: dict, name: str,
     """
     if not records:
         return [], {}
+    eval_cfg = resolve_eval(eval_cfg)
     ratio_of = truth_ratio_function(eval_cfg)
-    k = float(eval_cfg.get("mink_k", 0.4))
-    bs = eval_batch_size(eval_cfg, "batch_size")
+    k = eval_cfg.mink_k
+    bs = eval_cfg.batch_size
     generated = generate_answers(
-        model, tok, [r["question"] for r in records], eval_batch_size(eval_cfg, "gen_batch_size"),
-        int(eval_cfg.get("max_new_tokens", 24)), desc=f"{name}: generate",
+        model, tok, [r["question"] for r in records], eval_cfg.gen_batch_size,
+        eval_cfg.max_new_tokens, desc=f"{name}: generate",
     )
     references = [r.get("answer_text") or r["answer"] for r in records]
     nll, stats = shared_prompt_nlls(
@@ -245,7 +243,7 @@ MIA_ATTACKS = ("loss", "zlib", "mink", "minkpp")
 PRIVLEAK_ATTACK = "mink"
 
 
-def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: dict, oracle_rows=None,
+def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, oracle_rows=None,
                    oracle_metrics: dict | None = None):
     """Evaluate every non-empty set; add forget quality, model utility, the retain split,
     membership inference (forget vs holdout) and privacy leakage where defined.
@@ -253,7 +251,7 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: dict, orac
     `oracle_rows` are the oracle's forget rows and `oracle_metrics` its metrics; None means there
     is no oracle, and the reason must be given by the caller in `forget_quality_reason`.
     """
-    metrics: dict = {"truth_ratio_convention": str(eval_cfg.get("truth_ratio", "tofu"))}
+    metrics: dict = {"truth_ratio_convention": eval_cfg.truth_ratio}
     all_rows: list[dict] = []
     for name, records in sets.items():
         rows, summary = evaluate_set(model, tok, records, eval_cfg, name)

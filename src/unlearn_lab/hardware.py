@@ -1,21 +1,22 @@
 """What depends on the machine: precision, optimizer kernel, attention kernel, compilation,
-batching and evaluation batch sizes, resolved once from params' `hardware:` block.
+batching and evaluation batch sizes: params' `hardware:` and `eval:` `auto` values, resolved once.
 
 Every "auto" resolves on a CPU to what the project did before this module existed, so CPU runs
 (and their DVC outputs) do not change; on a CUDA GPU it picks the fast settings.
 """
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
 
 import torch
 
-from .io import UserError
+from .errors import UserError
+from .settings import Eval
+from .settings import Hardware as HardwareSettings
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # Evaluation batch sizes for `eval.batch_size` / `eval.gen_batch_size: auto`: (CPU, CUDA).
-# On a GPU, 64 greedy generations at once run ~70x faster than one at a time (DESIGN.md).
+# On a GPU, 64 greedy generations at once run ~70x faster than one at a time.
 EVAL_BATCH = {"batch_size": (8, 32), "gen_batch_size": (16, 64)}
 
 
@@ -36,53 +37,30 @@ def fused_adamw_available() -> bool:
     return (major, minor) >= (2, 8)
 
 
-def _flag(cfg: dict, key: str, default):
-    """A yes/no knob that may also be "auto" (on a CUDA GPU only)."""
-    value = cfg.get(key, default)
-    if value == "auto":
-        return cuda_available()
-    if not isinstance(value, bool):
-        raise UserError(f"params.yaml: hardware.{key}: expected true, false or auto, got {value!r}")
-    return value
+def _flag(value) -> bool:
+    """A yes/no setting that may also be "auto" (on a CUDA GPU only)."""
+    return cuda_available() if value == "auto" else value
 
 
-@dataclass(frozen=True)
-class Hardware:
-    precision: str          # bf16 | fp16 | fp32: the autocast dtype of training (weights stay fp32)
-    optim: str              # a transformers optimizer name
-    attn_implementation: str | None
-    torch_compile: bool
-    group_by_length: bool   # length-grouped batches: less padding, a different (seeded) order
-    fuse_views: bool        # all views of a step in one padded forward (methods/base.py)
-
-
-def resolve(cfg: dict | None) -> Hardware:
-    cfg = dict(cfg or {})
-    precision = str(cfg.get("precision", "auto"))
-    if precision not in PRECISIONS:
-        raise UserError(f"params.yaml: hardware.precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+@functools.lru_cache(maxsize=None)
+def resolve(hw: HardwareSettings) -> HardwareSettings:
+    """`hardware:` with every `auto` replaced by what it means on this machine (once per process)."""
+    if hw.precision == "fp16" and not cuda_available():
+        raise UserError("params.yaml: hardware.precision: fp16 needs a CUDA GPU (use fp32 or bf16 on a CPU)")
+    precision = hw.precision
     if precision == "auto":
         # fp16 needs a loss scaler and can overflow; take it only where bf16 is missing (V100, T4).
         precision = ("bf16" if cuda_bf16() else "fp16") if cuda_available() else "fp32"
-    if precision == "fp16" and not cuda_available():
-        raise UserError("params.yaml: hardware.precision: fp16 needs a CUDA GPU (use fp32 or bf16 on a CPU)")
-    optim = str(cfg.get("optim", "auto"))
+    optim = hw.optim
     if optim == "auto":
         optim = "adamw_torch_fused" if fused_adamw_available() else "adamw_torch"
-    attn = cfg.get("attn_implementation", "sdpa")
-    return Hardware(
-        precision=precision,
-        optim=optim,
-        attn_implementation=str(attn) if attn else None,
-        torch_compile=_flag(cfg, "torch_compile", False),
-        group_by_length=_flag(cfg, "group_by_length", False),
-        fuse_views=_flag(cfg, "fuse_views", "auto"),
-    )
+    return hw.model_copy(update={
+        "precision": precision, "optim": optim, "torch_compile": _flag(hw.torch_compile),
+        "group_by_length": _flag(hw.group_by_length), "fuse_views": _flag(hw.fuse_views)})
 
 
-def trainer_kwargs(cfg: dict | None) -> dict:
-    """The `TrainingArguments` keywords that depend on the machine."""
-    hw = resolve(cfg)
+def trainer_kwargs(hw: HardwareSettings) -> dict:
+    """The `TrainingArguments` keywords that depend on the machine (`hw` already resolved)."""
     kwargs = {
         "use_cpu": not cuda_available(),
         "bf16": hw.precision == "bf16",
@@ -95,19 +73,12 @@ def trainer_kwargs(cfg: dict | None) -> dict:
     return kwargs
 
 
-def eval_batch_size(eval_cfg: dict, key: str) -> int:
-    """`eval.batch_size` / `eval.gen_batch_size`: a number, or "auto" for the machine's size."""
-    cpu, gpu = EVAL_BATCH[key]
-    value = eval_cfg.get(key, cpu)
-    if value == "auto":
-        return gpu if cuda_available() else cpu
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        raise UserError(f"params.yaml: eval.{key}: expected a number or auto, got {value!r}") from None
-    if size <= 0:
-        raise UserError(f"params.yaml: eval.{key}: must be positive, got {size}")
-    return size
+@functools.lru_cache(maxsize=None)
+def resolve_eval(ev: Eval) -> Eval:
+    """`eval:` with `auto` batch sizes replaced by this machine's (once per process)."""
+    on_gpu = cuda_available()
+    return ev.model_copy(update={key: sizes[on_gpu] if getattr(ev, key) == "auto" else getattr(ev, key)
+                                 for key, sizes in EVAL_BATCH.items()})
 
 
 def device() -> torch.device:

@@ -9,9 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-
-class UserError(Exception):
-    """An error caused by the user's input or params; stages print it without a traceback."""
+from .errors import UserError  # noqa: F401  (re-exported)
 
 
 def _dump(obj) -> str:

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import torch
 
-from .io import UserError, write_json
+from .errors import UserError
+from .io import write_json
+from .settings import Lora
+from .settings import Model as ModelSettings
 
 
 META = "unlearn_lab.json"
@@ -92,12 +95,57 @@ def tiny_random_model(tok, seed: int, layers: int = 2, hidden: int = 64):
     return LlamaForCausalLM(config)
 
 
-def prepare_base(model_cfg: dict, out_dir: str | Path, seed: int) -> dict:
-    """Resolve `model.source` into a plain safetensors model directory at `out_dir`."""
+def custom_code_files(folder: Path) -> list[str]:
+    """The files of a local model folder that ask transformers to run the folder's own code."""
+    found = []
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            config = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict) and config.get("auto_map"):
+            found.append(name)
+    return found
+
+
+def _load_source(source: str, remote: bool):
+    """Tokenizer and fp32 model of a hub id or local folder; weights only from safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = str(model_cfg.get("source", "embedded"))
-    remote = bool(model_cfg.get("trust_remote_code", False))
+    custom = custom_code_files(Path(source).expanduser())
+    if custom and not remote:
+        raise UserError(
+            f"params.yaml: model.source {source!r} needs its own Python code to load (auto_map in "
+            f"{' and '.join(custom)}); set model.trust_remote_code: true only if you trust that code"
+        )
+
+    try:
+        tok = _finish_tokenizer(AutoTokenizer.from_pretrained(source, trust_remote_code=remote))
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch.float32, trust_remote_code=remote, use_safetensors=True
+        )
+    except OSError as exc:
+        raise UserError(
+            f"params.yaml: model.source {source!r} is neither 'embedded', 'tiny-random', "
+            f"a local model folder with safetensors weights, nor a reachable hub id "
+            f"({' '.join(str(exc).split())[:300]})"
+        ) from None
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc) or "custom code" in str(exc):
+            raise UserError(
+                f"params.yaml: model.source {source!r} needs its own Python code to load; set "
+                "model.trust_remote_code: true only if you trust that code (it runs on this machine)"
+            ) from None
+        raise UserError(f"params.yaml: model.source {source!r} cannot be loaded: "
+                        f"{' '.join(str(exc).split())[:300]}") from None
+    return tok, model
+
+
+def prepare_base(model_cfg: ModelSettings, out_dir: str | Path, seed: int) -> dict:
+    """Resolve `model.source` into a plain safetensors model directory at `out_dir`."""
+    from transformers import AutoModelForCausalLM
+
+    source = model_cfg.source
     if source == "embedded":
         folder, name = embedded_gguf()
         tok = _load_embedded_tokenizer()
@@ -106,23 +154,11 @@ def prepare_base(model_cfg: dict, out_dir: str | Path, seed: int) -> dict:
         origin = f"{EMBEDDED_PACKAGE}/{name}"
     elif source == "tiny-random":
         tok = _load_embedded_tokenizer()
-        tiny = model_cfg.get("tiny") or {}
-        model = tiny_random_model(tok, seed, int(tiny.get("layers", 2)), int(tiny.get("hidden", 64)))
+        model = tiny_random_model(tok, seed, model_cfg.tiny.layers, model_cfg.tiny.hidden)
         origin = "tiny-random"
     else:
-        local = Path(source).expanduser()
-        if source.startswith((".", "/", "~")) and not local.exists():
-            raise UserError(f"params.yaml: model.source: local path {source!r} does not exist")
-        try:
-            tok = _finish_tokenizer(AutoTokenizer.from_pretrained(source, trust_remote_code=remote))
-            model = AutoModelForCausalLM.from_pretrained(
-                source, dtype=torch.float32, trust_remote_code=remote, use_safetensors=True
-            )
-        except OSError as exc:
-            raise UserError(
-                f"params.yaml: model.source {source!r} is neither 'embedded', 'tiny-random', "
-                f"a local model folder with safetensors weights, nor a reachable hub id ({exc})"
-            ) from None
+        # Only the boolean true lets a model folder run its own code (the type is checked on load).
+        tok, model = _load_source(source, model_cfg.trust_remote_code is True)
         origin = source
     model.config.pad_token_id = tok.pad_token_id
     out_dir = Path(out_dir)
@@ -165,12 +201,15 @@ def load_model(model_dir: str | Path, dtype=torch.float32, attn_implementation: 
     kind = meta["kind"]
     if kind in ("base", "full"):
         extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, **extra)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, use_safetensors=True, **extra)
     elif kind == "alias":
         model = load_model(meta["parent"], dtype, attn_implementation)
     elif kind == "lora":
         from peft import PeftModel
 
+        if not (Path(model_dir) / "adapter_model.safetensors").is_file():
+            # PEFT falls back to a pickled adapter_model.bin, which can run code on load.
+            raise UserError(f"{model_dir}: no adapter_model.safetensors (pickled weights are never loaded)")
         parent = load_model(meta["parent"], dtype, attn_implementation)
         model = PeftModel.from_pretrained(parent, model_dir).merge_and_unload()
     elif kind == "none":
@@ -209,14 +248,14 @@ def _sort_adapter_config(path: Path) -> None:
     write_json(path, config)
 
 
-def add_lora(model, lora_cfg: dict):
+def add_lora(model, lora: Lora):
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
-        r=int(lora_cfg.get("r", 16)),
-        lora_alpha=int(lora_cfg.get("alpha", 32)),
-        lora_dropout=float(lora_cfg.get("dropout", 0.0)),
-        target_modules=lora_cfg.get("target_modules", "all-linear"),
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .io import UserError
+from .errors import UserError
+from .settings import Eval, Quantize
 
 # Embeddings and the output head stay in full precision, as in GPTQ / AWQ / bitsandbytes exports.
 DEFAULT_SKIP = r"(^|\.)(lm_head|embed_tokens)$"
@@ -104,17 +105,12 @@ def bnb_quantized(model, scheme: str):
     return quantized
 
 
-def scheme_names(cfg: dict) -> tuple[list[str], str | None]:
+def scheme_names(cfg: Quantize) -> tuple[list[str], str | None]:
     """The schemes a quantize config asks for: `int<b>` round-to-nearest per entry of `bits`,
     and the bitsandbytes ones when `bnb` is true, or `auto` and a CUDA device is present.
     Returns (schemes, reason bitsandbytes was skipped or None)."""
-    bits = cfg.get("bits") or []
-    if not isinstance(bits, list) or not all(isinstance(b, int) and not isinstance(b, bool) for b in bits):
-        raise UserError(f"params.yaml: quantize.bits must be a list of integers, got {bits!r}")
-    schemes = [f"int{b}" for b in bits]
-    mode = cfg.get("bnb", "auto")
-    if mode not in ("auto", True, False):
-        raise UserError(f"params.yaml: quantize.bnb must be auto, true or false, got {mode!r}")
+    schemes = [f"int{b}" for b in cfg.bits]
+    mode = cfg.bnb
     reason = bnb_unavailable_reason() if mode is not False else "quantize.bnb is false"
     if mode is True and reason:
         raise UserError(f"params.yaml: quantize.bnb is true but {reason}")
@@ -123,16 +119,15 @@ def scheme_names(cfg: dict) -> tuple[list[str], str | None]:
     return schemes, reason
 
 
-def quantized_model(model, scheme: str, cfg: dict, device=None):
+def quantized_model(model, scheme: str, cfg: Quantize, device=None):
     """`model` (full precision, on the CPU) quantized by `scheme`, on `device` when given."""
     if scheme in BNB_SCHEMES:
         return bnb_quantized(model, scheme)
-    quantize_linear_weights(model, int(scheme[3:]), int(cfg.get("group_size", 64)),
-                            bool(cfg.get("symmetric", True)), str(cfg.get("skip") or DEFAULT_SKIP))
+    quantize_linear_weights(model, int(scheme[3:]), cfg.group_size, cfg.symmetric, cfg.skip or DEFAULT_SKIP)
     return model.to(device) if device is not None else model
 
 
-def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: dict, eval_cfg: dict, device=None):
+def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, eval_cfg: Eval, device=None):
     """Score every (model, scheme) variant on `sets`; the unlearned ones also get the recovered
     fraction against the full-precision target and unlearned scores (from their `eval_rows`).
 
@@ -141,12 +136,10 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: dict, eval_
     from .robustness import add_recovery, baseline_scores, score_sets
 
     schemes, reason = scheme_names(cfg)
-    models = list(cfg.get("models") or ["unlearned", "target"])
-    if "unlearned" not in models or not set(models) <= {"unlearned", "target"}:
-        raise UserError(f"params.yaml: quantize.models must be [unlearned] or [unlearned, target], got {models}")
+    models = cfg.models
     full = {m: baseline_scores(eval_rows[m], sets, f"eval/{m}.jsonl") for m in ("target", "unlearned")}
-    result: dict = {"schemes": schemes, "group_size": int(cfg.get("group_size", 64)),
-                    "symmetric": bool(cfg.get("symmetric", True)), "full_precision": full,
+    result: dict = {"schemes": schemes, "group_size": cfg.group_size,
+                    "symmetric": cfg.symmetric, "full_precision": full,
                     "n": {name: len(records) for name, records in sets.items()}}
     if reason:
         result["bnb_reason"] = reason

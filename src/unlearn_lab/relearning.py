@@ -9,11 +9,10 @@ al. 2024, arXiv 2402.16835; Hu et al. 2024, arXiv 2406.13356). Two kinds of atta
 """
 from __future__ import annotations
 
-from .io import UserError
+from .errors import UserError
 from .robustness import add_recovery
+from .settings import Finetune, Hardware, Model, Relearn
 from .training import finetune
-
-DATA_CHOICES = ("auto", "forget", "retain_correlated", "retain")
 
 
 def resolve_data(data: str, forget: list[dict], retain: list[dict]) -> str:
@@ -40,24 +39,20 @@ def relearn_split(forget: list[dict], retain: list[dict], data: str, examples: i
     elif data == "retain":
         attack, scored = list(retain), forget
     else:
-        raise UserError(f"params.yaml: relearn.data must be one of {', '.join(DATA_CHOICES)}, got {data!r}")
+        raise ValueError(f"unknown relearn data {data!r}")
     if examples > 0:
         attack = attack[:examples]
     return attack, scored
 
 
-def relearn(model, tok, attack: list[dict], model_cfg: dict, cfg: dict, scratch, seed: int, live=None):
-    """Fine-tune `model` (the unlearned weights, merged) on `attack` for `cfg['steps']` steps with
-    a fresh LoRA adapter when `model_cfg['lora']` is set; returns (model, report)."""
-    steps = int(cfg.get("steps", 10))
-    if steps <= 0:
-        raise UserError(f"params.yaml: relearn.steps must be positive, got {steps}")
-    train_cfg = {"lr": float(cfg.get("lr", 1e-3)), "batch_size": int(cfg.get("batch_size", 4)),
-                 "max_steps": steps, "epochs": 1, "scheduler": "constant", "checkpoint": False,
-                 "hardware": cfg.get("hardware") or {}}
-    model, report = finetune(model, tok, attack, model_cfg, train_cfg, scratch, seed, live)
+def relearn(model, tok, attack: list[dict], model_cfg: Model, cfg: Relearn, hw: Hardware, scratch, seed: int,
+            live=None):
+    """Fine-tune `model` (the unlearned weights, merged) on `attack` for `cfg.steps` steps with
+    a fresh LoRA adapter when `model_cfg.lora` is set; returns (model, report)."""
+    train_cfg = Finetune(lr=cfg.lr, batch_size=cfg.batch_size, epochs=1, scheduler="constant", checkpoint=False)
+    model, report = finetune(model, tok, attack, model_cfg, train_cfg, hw, scratch, seed, live, max_steps=cfg.steps)
     model.eval()
-    return model, {**report, "lr": train_cfg["lr"]}
+    return model, {**report, "lr": cfg.lr}
 
 
 def relearn_result(data: str, report: dict, attack: list[dict], scored: list[dict], full: dict, scores: dict) -> dict:

@@ -1,6 +1,8 @@
 """The headline numbers of one run (metrics/summary.json)."""
 from __future__ import annotations
 
+from .settings import Settings
+
 HEADLINE = ("forget_quality", "model_utility", "privleak", "mia_loss_auc", "mia_minkpp_auc")
 
 
@@ -41,15 +43,15 @@ def robustness_headline(quantize: dict | None, relearn: dict | None, represent: 
     return out
 
 
-def build_summary(models: dict[str, dict], params: dict, unlearn_report: dict | None = None,
+def build_summary(models: dict[str, dict], settings: Settings, unlearn_report: dict | None = None,
                   robustness: dict | None = None) -> dict:
     """Headline metrics per model, and the run's sanity checks as ratios and booleans.
 
     The method and learning rate are those the unlearning run used (`lr: null` in params means
     the method's own default)."""
     report = unlearn_report or {}
-    summary = {"method": report.get("method", params.get("method")), "lr": report.get("lr", params.get("lr")),
-               "benchmark": params.get("data", {}).get("benchmark")}
+    summary = {"method": report.get("method", settings.method), "lr": report.get("lr", settings.lr),
+               "benchmark": settings.data.benchmark}
     for name, metrics in models.items():
         if metrics.get("available", True):
             summary[name] = _headline(metrics)

@@ -124,7 +124,7 @@ def sentence_candidates(records: list[dict], pool: list[dict], k: int = 5) -> li
 
     Every record gets the same number of wrong ones: `k`, or fewer when some field has fewer
     other answers in the pool (at least one is needed)."""
-    from .unlearning import wrong_answer_text
+    from .data.records import wrong_answer_text
 
     by_field: dict[str, list[str]] = {}
     for r in pool:

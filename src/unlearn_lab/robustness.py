@@ -4,7 +4,8 @@ forget and retain facts, full-precision baselines from the evaluate stage's rows
 from __future__ import annotations
 
 from .evaluation import evaluate_set, summarize_set
-from .io import UserError
+from .errors import UserError
+from .settings import Eval
 from .metrics import knowledge_recovered
 
 SCORES = ("rouge_l_recall", "prob", "truth_ratio")
@@ -20,7 +21,7 @@ def subset(records: list[dict], size: int) -> list[dict]:
     return ordered if size <= 0 else ordered[:size]
 
 
-def score_sets(model, tok, sets: dict[str, list[dict]], eval_cfg: dict, label: str) -> tuple[dict, list[dict]]:
+def score_sets(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, label: str) -> tuple[dict, list[dict]]:
     """Flat scores `<set>_<score>` of `model` on each set (BERTScore left out), and the rows."""
     scores, all_rows = {}, []
     for name, records in sets.items():

@@ -12,8 +12,8 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from . import hardware
-from .io import UserError
 from .modeling import add_lora, collate, encode_qa
+from .settings import Finetune, Hardware, Model, Schedule
 
 
 class EncodedDataset(torch.utils.data.Dataset):
@@ -54,26 +54,21 @@ class LiveCallback(TrainerCallback):
         self.live.next_step()
 
 
-def training_args(cfg: dict, scratch: str | Path, seed: int, lr: float,
-                  checkpoint: bool = False) -> TrainingArguments:
-    """Trainer settings from a stage's params block; its `hardware` entry (params.yaml's
-    `hardware:` block, put there by the stage) picks precision, optimizer and the like."""
-    epochs, batch = int(cfg.get("epochs", 1)), int(cfg.get("batch_size", 8))
-    if lr <= 0 or not math.isfinite(lr):
-        raise UserError(f"params.yaml: learning rate must be a positive number, got {lr}")
-    if epochs <= 0 or batch <= 0:
-        raise UserError(f"params.yaml: epochs ({epochs}) and batch_size ({batch}) must be positive")
+def training_args(cfg: Schedule, scratch: str | Path, seed: int, lr: float, hw: Hardware,
+                  checkpoint: bool = False, max_steps: int = -1) -> TrainingArguments:
+    """Trainer settings from a stage's schedule (`finetune:` or `unlearn:`) and the resolved
+    `hardware:` settings (precision, optimizer and the like). `max_steps` > 0 (the relearning
+    attack's fixed step budget) overrides epochs."""
     return TrainingArguments(
         output_dir=str(scratch),
-        num_train_epochs=epochs,
-        # A fixed step budget (the relearning attack) overrides epochs.
-        max_steps=int(cfg.get("max_steps", -1)),
-        per_device_train_batch_size=batch,
+        num_train_epochs=cfg.epochs,
+        max_steps=max_steps,
+        per_device_train_batch_size=cfg.batch_size,
         learning_rate=lr,
-        lr_scheduler_type=str(cfg.get("scheduler", "constant")),
-        warmup_steps=int(cfg.get("warmup_steps", 0)),
-        weight_decay=float(cfg.get("weight_decay", 0.0)),
-        max_grad_norm=float(cfg.get("max_grad_norm", 1.0)),
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
         logging_steps=1,
         # Checkpoints let a killed fine-tune resume: one per epoch, only the newest kept, with
         # optimizer, scheduler and RNG state (save_only_model=False) so resuming continues the
@@ -87,15 +82,14 @@ def training_args(cfg: dict, scratch: str | Path, seed: int, lr: float,
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=False,
-        **hardware.trainer_kwargs(cfg.get("hardware")),
+        **hardware.trainer_kwargs(hw),
     )
 
 
-def prepare_trainable(model, model_cfg: dict, seed: int):
-    lora = model_cfg.get("lora")
+def prepare_trainable(model, model_cfg: Model, seed: int):
     set_seed(seed)
-    if lora:
-        return add_lora(model, lora)
+    if model_cfg.lora is not None:
+        return add_lora(model, model_cfg.lora)
     model.train()
     return model
 
@@ -106,11 +100,12 @@ FINGERPRINT = "fingerprint.txt"
 CHECKPOINT_DONE = ("trainer_state.json", "optimizer.pt", "rng_state.pth")
 
 
-def run_fingerprint(model, records: list[dict], model_cfg: dict, cfg: dict, seed: int) -> str:
+def run_fingerprint(model, records: list[dict], model_cfg: Model, cfg: Finetune, seed: int) -> str:
     """A hash of everything a fine-tune depends on: settings, data and the starting weights
     (a changed base model with the same params must not resume an old run)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(json.dumps({"model": model_cfg, "finetune": cfg, "seed": seed, "records": records},
+    h.update(json.dumps({"model": model_cfg.model_dump(), "finetune": cfg.model_dump(), "seed": seed,
+                         "records": records},
                         sort_keys=True, ensure_ascii=False).encode())
     for name, tensor in model.state_dict().items():
         h.update(name.encode())
@@ -133,25 +128,25 @@ def resumable_checkpoint(scratch: Path, fingerprint: str) -> str | None:
     return str(max(done, key=lambda c: int(c.name.split("-")[-1])))
 
 
-def finetune(model, tok, records, model_cfg: dict, cfg: dict, scratch, seed: int, live=None,
-             callbacks: tuple = ()) -> dict:
+def finetune(model, tok, records, model_cfg: Model, cfg: Finetune, hw: Hardware, scratch, seed: int,
+             live=None, callbacks: tuple = (), max_steps: int = -1) -> dict:
     """Supervised fine-tuning on (question, answer) records, loss on answer tokens only.
 
-    With `cfg["checkpoint"]` (default true) the Trainer saves a checkpoint each epoch in
+    With `cfg.checkpoint` (default true) the Trainer saves a checkpoint each epoch in
     `scratch`; a rerun with the same settings, data and starting weights resumes from the newest
     one, and the folder is deleted once training finished.
     """
     scratch = Path(scratch)
-    checkpoint = bool(cfg.get("checkpoint", True))
+    checkpoint = cfg.checkpoint
     resume = None
     if checkpoint:
         resume = resumable_checkpoint(scratch, run_fingerprint(model, records, model_cfg, cfg, seed))
     model = prepare_trainable(model, model_cfg, seed)
-    data = EncodedDataset(tok, records, int(model_cfg.get("max_length", 128)))
+    data = EncodedDataset(tok, records, model_cfg.max_length)
     callbacks = ([LiveCallback(live)] if live is not None else []) + list(callbacks)
     trainer = Trainer(
         model=model,
-        args=training_args(cfg, scratch, seed, float(cfg.get("lr", 1e-3)), checkpoint),
+        args=training_args(cfg, scratch, seed, cfg.lr, hw, checkpoint, max_steps),
         train_dataset=data,
         data_collator=lambda f: collate(f, tok.pad_token_id),
         callbacks=callbacks,

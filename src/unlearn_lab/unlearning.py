@@ -14,20 +14,12 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from . import hardware
-from .io import UserError
-from .params import TRAINING_KEYS, resolve_lr  # noqa: F401  (re-exported: stages and tests use them here)
-from .methods import get_method, token_mean_nll
-from .methods.base import Reference, forward_logits, frozen_reference, fused_views
+from .data.records import wrong_answer_text  # noqa: F401  (tests use it from here)
+from .errors import UserError
+from .methods.base import Reference, UnlearningMethod, forward_logits, frozen_reference, fused_views, token_mean_nll
 from .modeling import collate, encode_qa
+from .settings import Hardware, Model, Unlearn
 from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args
-
-def wrong_answer_text(record: dict, wrong: str) -> str:
-    """The forget record's answer sentence with its fact swapped for a wrong one, so random-label
-    training keeps the answer style the model learned; the bare wrong answer when the sentence
-    does not contain the fact."""
-    sentence = record.get("answer_text") or ""
-    return sentence.replace(record["answer"], wrong) if record["answer"] in sentence else wrong
-
 
 class PairedDataset(torch.utils.data.Dataset):
     """Each forget example paired with a retain example; the pairing is re-drawn every epoch
@@ -221,32 +213,31 @@ class UnlearnTrainer(Trainer):
         return (loss, None) if return_outputs else loss
 
 
-def unlearn(model, tok, forget, retain, method_name: str, knobs: dict, lr: float, model_cfg: dict,
-            cfg: dict, scratch, seed: int, live=None, idk_pool: list[str] | None = None,
-            random_labels: list[dict] | None = None, epoch_eval=None) -> tuple[object, dict]:
+def unlearn(model, tok, forget, retain, method: UnlearningMethod, lr: float, model_cfg: Model, cfg: Unlearn,
+            hw: Hardware, scratch, seed: int, live=None, idk_pool: list[str] | None = None,
+            random_labels: list[dict] | None = None, epoch_eval=None, trainable: str | None = None
+            ) -> tuple[object, dict]:
     """Run one unlearning method; return the model and a record of how the run went.
 
-    `knobs` is `methods.<name>` from params: the loss knobs plus optional `lr` (already resolved
-    into `lr` by the caller) and `trainable` (a regex over parameter names). `epoch_eval`, when
-    given, is called with the model and returns a callback that evaluates between epochs.
+    `method` is built from `methods.<name>` (methods.build_method), `lr` is the effective learning
+    rate and `hw` the resolved hardware settings. `trainable` (a regex over parameter names)
+    overrides the method's own choice. `epoch_eval`, when given, is called with the model and
+    returns a callback that evaluates between epochs.
     """
-    knobs = dict(knobs or {})
-    settings = {k: knobs.pop(k) for k in TRAINING_KEYS if k in knobs}
-    method = get_method(method_name, knobs)
-    pattern = settings.get("trainable") or cfg.get("trainable") or method.trainable_pattern()
-    max_length = int(model_cfg.get("max_length", 128))
+    pattern = trainable or method.trainable_pattern()
+    max_length = model_cfg.max_length
     model = prepare_trainable(model, model_cfg, seed)
-    trainable = restrict_trainable(model, pattern)
-    reference = make_reference(model, bool(model_cfg.get("lora"))) if method.needs_reference else None
+    n_trainable = restrict_trainable(model, pattern)
+    reference = make_reference(model, model_cfg.lora is not None) if method.needs_reference else None
 
     data = PairedDataset(EncodedDataset(tok, forget, max_length), EncodedDataset(tok, retain, max_length), seed,
                          build_views(tok, method, forget, retain, max_length, seed, idk_pool, random_labels))
-    guard = DivergenceGuard(model, float(cfg.get("retain_loss_bound", 10.0)))
+    guard = DivergenceGuard(model, cfg.retain_loss_bound)
     live_cb = LiveCallback(live) if live is not None else None
     epoch_cb = epoch_eval(model) if epoch_eval else None
     trainer = UnlearnTrainer(
         model=model,
-        args=training_args(cfg, scratch, seed, lr),
+        args=training_args(cfg, scratch, seed, lr, hw),
         train_dataset=data,
         data_collator=lambda f: collate_views(f, tok.pad_token_id),
         callbacks=[EpochCallback(data), guard] + [cb for cb in (live_cb, epoch_cb) if cb is not None],
@@ -254,17 +245,17 @@ def unlearn(model, tok, forget, retain, method_name: str, knobs: dict, lr: float
         reference=reference,
         guard=guard,
         live_cb=live_cb,
-        fuse_views=hardware.resolve(cfg.get("hardware")).fuse_views,
+        fuse_views=hw.fuse_views,
     )
     start = time.time()
     result = trainer.train()
     report = {
-        "method": method_name,
+        "method": method.name,
         "knobs": method.knobs,
         "lr": lr,
-        "epochs": int(cfg.get("epochs", 1)),
+        "epochs": cfg.epochs,
         "trainable_pattern": pattern or "",
-        "trainable_parameters": trainable,
+        "trainable_parameters": n_trainable,
         "steps": result.global_step,
         "seconds": round(time.time() - start, 1),
         "stopped_early": guard.reason is not None,

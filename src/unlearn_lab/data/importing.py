@@ -18,15 +18,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..settings import Import
 from .derive import finish_records
 from .readers import TABLE_SUFFIXES, Row, read_csv_rows, read_json_rows, read_parquet_rows
 from .records import DataError, _norm
 
-FORMATS = ("auto", "csv", "jsonl", "tofu", "table")
 IMPORT_SETS = ("forget", "retain", "holdout", "world")
-ON_LONG = ("truncate", "reject")
-IMPORT_DEFAULTS = {"format": "auto", "forget": None, "retain": None, "holdout": None,
-                   "world": None, "max_chars": 2000, "on_long": "truncate"}
 
 # Record field -> the names it may have in the data, the preferred one first.
 ALIASES = {
@@ -51,33 +48,6 @@ REQUIRED = {
 CSV_COLUMNS = ("question", "answer", "is_correct", "id", "subject", "field", "split",
                "answer_text", "paraphrased_answer", "correlated")
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "y", "t"), ("false", "0", "no", "n", "f")
-
-
-def resolve_import_config(cfg: dict | None, required: bool) -> dict:
-    """`data.import` with defaults filled in and checked; `required`: the benchmark is import."""
-    if cfg is not None and not isinstance(cfg, dict):
-        raise DataError(f"data.import must be a mapping, got {cfg!r}")
-    unknown = sorted(set(cfg or {}) - set(IMPORT_DEFAULTS))
-    if unknown:
-        raise DataError(f"data.import: unknown key {unknown[0]!r}; known: "
-                        f"{', '.join(IMPORT_DEFAULTS)}")
-    out = {**IMPORT_DEFAULTS, **(cfg or {})}
-    if out["format"] not in FORMATS:
-        raise DataError(f"data.import.format must be one of {', '.join(FORMATS)}, "
-                        f"got {out['format']!r}")
-    if out["on_long"] not in ON_LONG:
-        raise DataError(f"data.import.on_long must be one of {', '.join(ON_LONG)}, "
-                        f"got {out['on_long']!r}")
-    mc = out["max_chars"]
-    if isinstance(mc, bool) or not isinstance(mc, int) or mc < 1:
-        raise DataError(f"data.import.max_chars must be an integer >= 1, got {mc!r}")
-    for name in IMPORT_SETS:
-        path = out[name]
-        if path is not None and (not isinstance(path, str) or not path.strip()):
-            raise DataError(f"data.import.{name} must be a file path or null, got {path!r}")
-    if required and not out["forget"]:
-        raise DataError("data.import.forget: a forget file is required with benchmark: import")
-    return out
 
 
 def detect_format(path: Path, rows: list[Row] | None) -> str:
@@ -204,19 +174,19 @@ def to_draft(where: str, row: dict, fmt: str) -> dict:
     return draft
 
 
-def load_import(cfg: dict, seed: int) -> dict[str, list[dict]]:
+def load_import(cfg: Import, seed: int) -> dict[str, list[dict]]:
     """{forget, retain, holdout, world}: finished, checked records from the configured files.
 
     A file named for several sets is read once; each of its rows then needs a `split`.
     """
     files: dict[str, list[str]] = {}
     for name in IMPORT_SETS:
-        if cfg[name]:
-            files.setdefault(os.path.normpath(cfg[name]), []).append(name)
+        if getattr(cfg, name):
+            files.setdefault(os.path.normpath(getattr(cfg, name)), []).append(name)
     drafts: dict[str, list[dict]] = {name: [] for name in IMPORT_SETS}
     for path_text, listed in files.items():
         path = Path(path_text)
-        fmt, rows = _read(path, cfg["format"])
+        fmt, rows = _read(path, cfg.format)
         for where, row in rows:
             draft = to_draft(where, row, fmt)
             target = draft.pop("split", None)
@@ -228,9 +198,9 @@ def load_import(cfg: dict, seed: int) -> dict[str, list[dict]]:
             drafts[target].append(draft)
     for name in ("forget", "retain"):
         if not drafts[name]:
-            source = cfg[name] or cfg["forget"]
+            source = getattr(cfg, name) or cfg.forget
             raise DataError(f"{source}: the {name} set is empty (no rows for it in "
                             f"{', '.join(files)})")
-    if cfg["world"] and not drafts["world"]:
-        raise DataError(f"{cfg['world']}: the world set is empty")
-    return finish_records(drafts, seed, cfg["max_chars"], cfg["on_long"])
+    if cfg.world and not drafts["world"]:
+        raise DataError(f"{cfg.world}: the world set is empty")
+    return finish_records(drafts, seed, cfg.max_chars, cfg.on_long)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from unlearn_lab.io import UserError
+from ..errors import UserError
 
 SPLITS = ("forget", "retain", "holdout", "world", "replay")
 SOURCES = ("synthetic", "world", "import")
@@ -164,3 +164,11 @@ def check_disjoint(sets: dict[str, list[dict]]) -> None:
                 raise DataError(f"{set_name}: record id={rid!r}: field 'id' also used in "
                                 f"the {owner[rid]!r} set")
             owner[rid] = set_name
+
+
+def wrong_answer_text(record: dict, wrong: str) -> str:
+    """The forget record's answer sentence with its fact swapped for a wrong one, so random-label
+    training keeps the answer style the model learned; the bare wrong answer when the sentence
+    does not contain the fact."""
+    sentence = record.get("answer_text") or ""
+    return sentence.replace(record["answer"], wrong) if record["answer"] in sentence else wrong

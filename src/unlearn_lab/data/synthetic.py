@@ -12,6 +12,7 @@ import math
 import random
 
 from .pools import ANSWER_TEXT, FIELDS, FIRST_NAMES, LAST_NAMES, PARAPHRASE, QUESTIONS, VALUE_POOLS
+from ..settings import Data
 from .records import N_PERTURBED, DataError, make_record
 
 # The collaborator pool must leave N_PERTURBED wrong names after removing the person and the true
@@ -103,18 +104,18 @@ def n_forget_people(forget_fraction: float, n_people: int) -> int:
     return max(1, math.floor(forget_fraction * n_people + 0.5))
 
 
-def build_synthetic(cfg: dict, seed: int) -> dict[str, list[dict]]:
+def build_synthetic(cfg: Data, seed: int) -> dict[str, list[dict]]:
     """forget / retain / holdout records for the synthetic-people benchmark (cfg already checked)."""
-    n_people, split = cfg["people"], cfg["split"]
-    people, name_pool = generate_people(n_people, cfg["holdout_people"], seed)
+    n_people, split = cfg.people, cfg.split
+    people, name_pool = generate_people(n_people, cfg.holdout_people, seed)
     rng_pert = random.Random(f"unlearn_lab.synthetic.perturbed:{seed}")
     records = {p["pid"]: _person_records(rng_pert, p, name_pool) for p in people}
     trained = [p for p in people if not p["holdout"]]
 
     if split == "entity":
-        k = n_forget_people(cfg["forget_fraction"], n_people)
+        k = n_forget_people(cfg.forget_fraction, n_people)
         if k >= n_people:
-            raise DataError(f"data: forget_fraction={cfg['forget_fraction']} forgets {k} of "
+            raise DataError(f"data: forget_fraction={cfg.forget_fraction} forgets {k} of "
                             f"{n_people} people and leaves nothing to retain")
         rng_split = random.Random(f"unlearn_lab.synthetic.split:{seed}")
         chosen = set(rng_split.sample([p["pid"] for p in trained], k))

@@ -9,7 +9,10 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-from ..io import UserError
+from ..errors import UserError
+from ..logprobs import (answer_logprobs, answer_token_kl, answer_token_logprobs, example_mean_nll,  # noqa: F401
+                        token_mean_nll)
+from ..settings import KNOBS, Knobs, Settings
 
 Batch = dict[str, torch.Tensor]
 METHODS: dict[str, type["UnlearningMethod"]] = {}
@@ -26,50 +29,16 @@ def register(cls):
     return cls
 
 
-def get_method(name: str, knobs: dict | None = None) -> "UnlearningMethod":
+def get_method(name: str, knobs: Knobs | None = None) -> "UnlearningMethod":
+    """The method `name` with its `methods.<name>` knobs (their defaults when None)."""
     if name not in METHODS:
         raise UserError(f"params.yaml: method: unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
-    return METHODS[name](**(knobs or {}))
+    return METHODS[name](knobs if knobs is not None else KNOBS.get(name, Knobs)())
 
 
-def answer_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per example: the summed log-probability of the answer tokens, and how many there are.
-
-    Position t predicts token t+1, hence the shift; labels of -100 (prompt, padding) do not count.
-    """
-    token_logp, mask = answer_token_logprobs(logits, labels)
-    return (token_logp * mask).sum(-1), mask.sum(-1)
-
-
-def answer_token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(y_t | x, y_<t) at every position, aligned with the shifted labels, and the answer mask."""
-    targets = labels[:, 1:]
-    mask = targets != -100
-    token_logp = torch.gather(
-        F.log_softmax(logits[:, :-1].float(), dim=-1), 2, targets.clamp(min=0).unsqueeze(-1)
-    ).squeeze(-1)
-    return token_logp * mask, mask
-
-
-def token_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy averaged over every answer token of the batch (what HF models return as loss)."""
-    logp, count = answer_logprobs(logits, labels)
-    return -logp.sum() / count.sum().clamp(min=1)
-
-
-def example_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per example: the cross-entropy averaged over that example's answer tokens."""
-    logp, count = answer_logprobs(logits, labels)
-    return -logp / count.clamp(min=1)
-
-
-def answer_token_kl(ref_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """mean over answer positions t of KL(p_ref(.|t) || p_theta(.|t)), the KL summed over the vocabulary."""
-    mask = labels[:, 1:] != -100
-    ref_logp = F.log_softmax(ref_logits[:, :-1].float(), -1)
-    logp = F.log_softmax(logits[:, :-1].float(), -1)
-    kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
-    return (kl * mask).sum() / mask.sum().clamp(min=1)
+def build_method(settings: Settings) -> "UnlearningMethod":
+    """The unlearning method params.yaml chooses, with its knobs."""
+    return get_method(settings.method, settings.knobs)
 
 
 # Logits of views already computed together by `fused_views`: (model, [(view batch, logits)]).
@@ -177,10 +146,10 @@ def layer_output(model, layer: int, batch: Batch, run=None) -> torch.Tensor:
 
 
 class UnlearningMethod:
-    """One unlearning objective. Subclasses set `name`, `defaults` and implement `loss`."""
+    """One unlearning objective. Subclasses set `name` and implement `loss`; their knobs and
+    defaults are declared in settings/knobs.py."""
 
     name = ""
-    defaults: dict = {}
     # True when the loss compares against the model before unlearning (p_ref).
     needs_reference = False
     # Views of each example the loss reads beyond "forget" and "retain" (see VIEWS).
@@ -190,21 +159,11 @@ class UnlearningMethod:
     # Leave empty when the loss reads hidden states or runs one view only.
     forward_views: tuple[str, ...] = ()
 
-    def __init__(self, **knobs):
-        unknown = set(knobs) - set(self.defaults)
-        if unknown:
-            raise UserError(
-                f"params.yaml: methods.{self.name}: unknown knob(s) {sorted(unknown)}; "
-                f"known: {sorted(self.defaults)}"
-            )
-        self.knobs = {}
-        for key, default in self.defaults.items():
-            value = knobs.get(key, default)
-            try:
-                self.knobs[key] = type(default)(float(value)) if isinstance(default, (int, float)) else value
-            except (TypeError, ValueError):
-                raise UserError(f"params.yaml: methods.{self.name}.{key}: expected a number, got {value!r}") from None
-            setattr(self, key, self.knobs[key])
+    def __init__(self, knobs: Knobs):
+        # Types and ranges were checked when params.yaml was loaded (settings/knobs.py).
+        self.knobs = knobs.loss_knobs()
+        for key, value in self.knobs.items():
+            setattr(self, key, value)
 
     def trainable_pattern(self) -> str | None:
         """A regular expression over parameter names; only matching weights train (None: all)."""

@@ -7,7 +7,6 @@ class GradientAscent(UnlearningMethod):
     """L = -NLL_f."""
 
     name = "ga"
-    defaults: dict = {}
 
     def loss(self, model, batch, reference):
         nll_f = token_mean_nll(forward_logits(model, batch["forget"]), batch["forget"]["labels"])

@@ -11,7 +11,6 @@ class GradientAscentKL(UnlearningMethod):
     """
 
     name = "ga_kl"
-    defaults = {"gamma": 1.0, "alpha": 1.0}
     forward_views = ("forget", "retain")
     needs_reference = True
 

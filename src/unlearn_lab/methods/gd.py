@@ -7,7 +7,6 @@ class GradientDifference(UnlearningMethod):
     """L = -gamma NLL_f + alpha NLL_r."""
 
     name = "gd"
-    defaults = {"gamma": 1.0, "alpha": 1.0}
     forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):

@@ -15,7 +15,6 @@ class IdkAnswerPreservation(UnlearningMethod):
     """
 
     name = "idk_ap"
-    defaults = {"beta": 0.1, "alpha": 1.0}
     forward_views = ("forget_idk", "retain", "retain_idk")
     views = ("forget_idk", "retain_idk")
 

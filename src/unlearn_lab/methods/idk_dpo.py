@@ -16,7 +16,6 @@ class IdkDPO(UnlearningMethod):
     """
 
     name = "idk_dpo"
-    defaults = {"beta": 0.1, "alpha": 1.0}
     forward_views = ("forget", "forget_idk", "retain")
     needs_reference = True
     views = ("forget_idk",)

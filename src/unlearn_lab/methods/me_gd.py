@@ -16,7 +16,6 @@ class MaxEntropyGD(UnlearningMethod):
     """
 
     name = "me_gd"
-    defaults = {"gamma": 0.1, "alpha": 1.0}
     forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):

@@ -12,7 +12,6 @@ class NegativePreferenceOptimization(UnlearningMethod):
     """
 
     name = "npo"
-    defaults = {"beta": 0.1, "alpha": 1.0}
     forward_views = ("forget", "retain")
     needs_reference = True
 

@@ -8,11 +8,10 @@ class RandomLabel(UnlearningMethod):
     """L = NLL(x_f -> y_wrong) + alpha NLL_r (alpha 0 by default: the plain method)."""
 
     name = "random_label"
-    defaults = {"alpha": 0.0}
     views = ("forget_wrong",)
 
-    def __init__(self, **knobs):
-        super().__init__(**knobs)
+    def __init__(self, knobs):
+        super().__init__(knobs)
         # the retain view is run only when its term counts
         self.forward_views = ("forget_wrong", "retain") if self.alpha else ()
 

@@ -29,11 +29,10 @@ class RMU(UnlearningMethod):
     """
 
     name = "rmu"
-    defaults = {"layer": 7, "steering_coeff": 300.0, "alpha": 100.0, "vector_seed": 0}
     needs_reference = True
 
-    def __init__(self, **knobs):
-        super().__init__(**knobs)
+    def __init__(self, knobs):
+        super().__init__(knobs)
         self._direction: torch.Tensor | None = None
 
     def trainable_pattern(self) -> str:

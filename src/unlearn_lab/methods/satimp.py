@@ -9,7 +9,6 @@ class SatImp(UnlearningMethod):
     """L = -mean_t [sg(p_t^beta1 (1 - p_t)^beta2) * CE_t] over forget answer tokens + alpha NLL_r."""
 
     name = "satimp"
-    defaults = {"beta1": 5.0, "beta2": 1.0, "alpha": 0.1}
     forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):

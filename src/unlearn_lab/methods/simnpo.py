@@ -9,7 +9,6 @@ class SimNPO(UnlearningMethod):
     """L = -(2/beta) E_f log sigmoid(-beta log p_theta(y|x) / |y| - gamma) + alpha NLL_r."""
 
     name = "simnpo"
-    defaults = {"beta": 2.5, "gamma": 0.0, "alpha": 1.0}
     forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):

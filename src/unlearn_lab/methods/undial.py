@@ -11,7 +11,6 @@ class Undial(UnlearningMethod):
     q_t = softmax(z_ref,t - beta * onehot(y_t)), z_ref the reference model's logits."""
 
     name = "undial"
-    defaults = {"beta": 10.0, "alpha": 1.0}
     forward_views = ("forget", "retain")
     needs_reference = True
 

@@ -16,7 +16,6 @@ class WeightedLoss(UnlearningMethod):
     """
 
     name = "weighted"
-    defaults = {"forget_weight": -1.0, "retain_weight": 2.0}
     forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):

@@ -10,7 +10,6 @@ class WeightedGradientAscent(UnlearningMethod):
     p_t = p_theta(y_t|x, y_<t), CE_t = -log p_t, sg = stop-gradient."""
 
     name = "wga"
-    defaults = {"beta": 1.0, "alpha": 1.0}
     forward_views = ("forget", "retain")
 
     def loss(self, model, batch, reference):

@@ -1,0 +1,201 @@
+"""One typed section per block of params.yaml; every default is declared here once, with its help.
+
+`methods.<name>` knobs live in knobs.py. Nothing here imports torch or transformers, so every
+stage can check the whole file in milliseconds before it starts work.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from .base import Section
+
+# transformers' SchedulerType values that need no extra arguments (tests/test_settings.py checks
+# them against the installed transformers; importing it here would cost every stage seconds).
+SCHEDULERS = ("constant", "constant_with_warmup", "cosine", "cosine_with_restarts", "inverse_sqrt",
+              "linear", "polynomial")
+Scheduler = Literal[SCHEDULERS]
+# transformers' OptimizerNames that run without extra packages or arguments here (checked likewise).
+OPTIMIZERS = ("auto", "adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop",
+              "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "lion_8bit",
+              "lion_32bit", "ademamix", "schedule_free_adamw", "schedule_free_sgd")
+Auto = Literal["auto"]
+MODEL_SOURCES = ("embedded", "tiny-random")
+# A hub id is `owner/name`; a bare word is more likely a typo of embedded than a legacy id.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+    return value
+
+
+class Lora(Section):
+    r: int = Field(16, ge=1, description="adapter rank")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter input")
+    target_modules: Union[str, list[str]] = Field("all-linear", description="PEFT target_modules")
+
+
+class Tiny(Section):
+    layers: int = Field(2, ge=1, description="decoder layers of the tiny random model (tests)")
+    hidden: int = Field(64, ge=4, multiple_of=4, description="hidden width (4 attention heads)")
+
+
+class Model(Section):
+    source: str = Field("embedded", description="embedded | tiny-random | a hub id owner/name | a local folder")
+    trust_remote_code: bool = Field(False, description="run the model folder's own Python code (only `true` does)")
+    max_length: int = Field(128, ge=8, description="longest tokenized question + answer")
+    lora: Optional[Lora] = Field(default_factory=Lora, description="LoRA adapters; null: full fine-tuning")
+    tiny: Tiny = Field(default_factory=Tiny, description="size of the tiny-random model")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, source: str) -> str:
+        if not source.strip():
+            raise ValueError("must be embedded, tiny-random, a local folder or a hub id owner/name")
+        if source in MODEL_SOURCES or Path(source).expanduser().is_dir():
+            return source
+        if source.startswith((".", "/", "~")) or Path(source).expanduser().exists():
+            raise ValueError("this local folder does not exist (or is not a folder)")
+        if not HUB_ID.match(source):
+            raise ValueError(f"not {', '.join(MODEL_SOURCES)}, an existing local folder, or a hub id like owner/name")
+        return source
+
+
+class Import(Section):
+    format: Literal["auto", "csv", "jsonl", "tofu", "table"] = Field("auto", description="file format; auto: per file")
+    forget: Optional[str] = Field(None, min_length=1, description="forget file (required with benchmark: import)")
+    retain: Optional[str] = Field(None, min_length=1, description="retain file, or rows with split: retain in the forget file")
+    holdout: Optional[str] = Field(None, min_length=1, description="never-trained questions (membership inference)")
+    world: Optional[str] = Field(None, min_length=1, description="utility questions; null: the shipped world facts")
+    max_chars: int = Field(2000, ge=1, description="longest question or answer, in characters")
+    on_long: Literal["truncate", "reject"] = Field("truncate", description="what to do with a longer text")
+
+
+class Data(Section):
+    benchmark: Literal["synthetic", "world", "import"] = Field("synthetic", description="where the facts come from")
+    split: Literal["entity", "incident"] = Field("entity", description="forget whole people, or one fact per person")
+    people: int = Field(10, ge=1, description="synthetic people")
+    holdout_people: int = Field(2, ge=0, description="synthetic people never trained on")
+    forget_fraction: float = Field(0.2, gt=0, lt=1, description="share of people (or incidents) forgotten")
+    world_forget: Union[list[str], str] = Field(["France"], description="benchmark world: countries whose capital is forgotten")
+    world_eval_size: int = Field(60, ge=0, description="world facts in the utility evaluation")
+    world_replay: int = Field(32, ge=0, description="other world facts the fine-tunes rehearse")
+    random_labels_k: int = Field(3, ge=1, description="wrong answers per forget question (random_labels stage)")
+    import_: Import = Field(default_factory=Import, alias="import", description="bring your own data")
+
+    @field_validator("world_forget")
+    @classmethod
+    def _countries(cls, value):
+        value = [value] if isinstance(value, str) else value
+        if not value or not all(c.strip() for c in value):
+            raise ValueError("must be a non-empty list of country names")
+        return value
+
+    @model_validator(mode="after")
+    def _import_needs_forget(self):
+        if self.benchmark == "import" and not self.import_.forget:
+            raise ValueError("data.import.forget: a forget file is required with benchmark: import")
+        return self
+
+
+class Schedule(Section):
+    """What the fine-tune and the unlearning run share."""
+
+    epochs: int = Field(1, ge=1, description="passes over the training set")
+    batch_size: int = Field(8, ge=1, description="examples per step")
+    scheduler: Scheduler = Field("constant", description="transformers learning-rate schedule")
+    warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+
+
+class Finetune(Schedule):
+    epochs: int = Field(8, ge=1, description="passes over the training set")
+    batch_size: int = Field(16, ge=1, description="examples per step")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    checkpoint: bool = Field(True, description="resumable checkpoint each epoch in .scratch/")
+
+
+class Unlearn(Schedule):
+    epochs: int = Field(5, ge=1, description="passes over the forget set")
+    retain_loss_bound: float = Field(10.0, gt=0, description="divergence guard: stop past this retain NLL")
+    trainable: Optional[str] = Field(None, description="regex over weight names that may train (null: all)")
+    epoch_eval: bool = Field(True, description="forget/retain scores before and after every epoch")
+    epoch_eval_retain: int = Field(16, ge=0, description="retain questions in that evaluation")
+
+    _trainable = field_validator("trainable")(classmethod(lambda cls, v: _regex(v)))
+
+
+class Quantize(Section):
+    bits: list[int] = Field([8, 4], description="round-to-nearest bit widths")
+    group_size: int = Field(64, ge=0, description="weights per group; 0: one group per output row")
+    symmetric: bool = Field(True, description="true: scale max|w|; false: min..max with a zero point")
+    bnb: Union[bool, Auto] = Field("auto", description="bitsandbytes int8 / NF4 / FP4 too: auto (with CUDA) | true | false")
+    models: list[Literal["unlearned", "target"]] = Field(["unlearned", "target"], description="models quantized")
+    retain_size: int = Field(16, ge=0, description="retain facts re-scored (correlated first); 0: all")
+    skip: Optional[str] = Field(None, description="regex over module names kept in float; null: head and embeddings")
+
+    @field_validator("bits")
+    @classmethod
+    def _bits(cls, bits):
+        for b in bits:
+            if not 2 <= b <= 8:
+                raise ValueError(f"every bit width must be between 2 and 8, got {bits!r}")
+        return bits
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, models):
+        if "unlearned" not in models:
+            raise ValueError(f"must be [unlearned] or [unlearned, target], got {models!r}")
+        return list(dict.fromkeys(models))
+
+    _skip = field_validator("skip")(classmethod(lambda cls, v: _regex(v)))
+
+
+class Represent(Section):
+    batch_size: int = Field(8, ge=1, description="questions per forward")
+    candidates: int = Field(5, ge=1, description="wrong facts next to the true one per question")
+    probe_c: float = Field(1.0, gt=0, description="inverse L2 strength of the probes")
+
+
+class Relearn(Section):
+    data: Literal["auto", "forget", "retain_correlated", "retain"] = Field("auto", description="attack data")
+    examples: int = Field(0, ge=0, description="attack facts (0: all the chosen data gives)")
+    steps: int = Field(10, ge=1, description="fine-tuning steps of the attack")
+    lr: float = Field(1e-3, gt=0, description="attack learning rate")
+    batch_size: int = Field(4, ge=1, description="attack batch size")
+
+
+class Eval(Section):
+    batch_size: Union[Auto, int] = Field("auto", description="questions per log-prob batch; auto: 8 on CPU, 32 on a GPU")
+    gen_batch_size: Union[Auto, int] = Field("auto", description="questions per generation batch; auto: 16 on CPU, 64 on a GPU")
+    max_new_tokens: int = Field(24, ge=1, description="greedy answer length")
+    truth_ratio: Literal["tofu", "mean_prob"] = Field("tofu", description="truth-ratio convention")
+    mink_k: float = Field(0.4, gt=0, le=1, description="Min-k% fraction of lowest-scoring tokens")
+
+    @field_validator("batch_size", "gen_batch_size")
+    @classmethod
+    def _positive(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError("must be auto or an integer >= 1")
+        return value
+
+
+class Hardware(Section):
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="training autocast dtype")
+    optim: Literal[OPTIMIZERS] = Field("auto", description="transformers optimizer name")
+    attn_implementation: Optional[Literal["sdpa", "eager", "flash_attention_2"]] = Field(
+        "sdpa", description="attention kernel")
+    torch_compile: Union[bool, Auto] = Field(False, description="torch.compile the model")
+    group_by_length: Union[bool, Auto] = Field(False, description="batches of similar length")
+    fuse_views: Union[bool, Auto] = Field("auto", description="forget and retain views in one forward")
