@@ -165,6 +165,7 @@ def train_run(opts: dict, method_name: str) -> dict:
 
     from unlearn_lab import hardware
     from unlearn_lab.methods import get_method
+    from unlearn_lab.settings import Hardware, Lora, Model, Unlearn
     from unlearn_lab.training import prepare_trainable, training_args
     from unlearn_lab.unlearning import (DivergenceGuard, PairedDataset, UnlearnTrainer, collate_views,
                                         make_reference, restrict_trainable)
@@ -174,13 +175,13 @@ def train_run(opts: dict, method_name: str) -> dict:
     params = count_params(model)
     vocab = model.config.vocab_size
     lora = LORA if opts["lora"] else None
-    model = prepare_trainable(model, {"lora": lora}, seed=0)
+    model = prepare_trainable(model, Model(lora=Lora(**lora) if lora else None), seed=0)
     restrict_trainable(model, None)
     method = get_method(method_name)
     reference = make_reference(model, bool(lora)) if method.needs_reference else None
     steps, batch, seq = opts["steps"] + opts["warmup"], opts["batch"], opts["seq"]
     data = PairedDataset(synthetic_examples(steps * batch, seq, vocab, 1), synthetic_examples(steps * batch, seq, vocab, 2), 0)
-    hw_cfg = {"precision": opts["precision"], "fuse_views": opts["fuse"], "torch_compile": opts["compile"]}
+    hw = hardware.resolve(Hardware(precision=opts["precision"], fuse_views=opts["fuse"], torch_compile=opts["compile"]))
     times: list[float] = []
 
     class StepTimer(TrainerCallback):
@@ -198,12 +199,12 @@ def train_run(opts: dict, method_name: str) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         trainer = UnlearnTrainer(
             model=model,
-            args=training_args({"epochs": 1, "batch_size": batch, "hardware": hw_cfg}, scratch, 0, 1e-5),
+            args=training_args(Unlearn(epochs=1, batch_size=batch), scratch, 0, 1e-5, hw),
             train_dataset=data,
             data_collator=lambda f: collate_views(f, 2),
             callbacks=[StepTimer(), guard],
             method=method, reference=reference, guard=guard,
-            fuse_views=hardware.resolve(hw_cfg).fuse_views,
+            fuse_views=hw.fuse_views,
         )
         trainer.remove_callback(ProgressCallback)
         trainer.train()
@@ -212,7 +213,7 @@ def train_run(opts: dict, method_name: str) -> dict:
     trained = 2 * batch * seq  # forget + retain views
     reference_tokens = batch * seq if method.needs_reference else 0
     memory, memory_kind = peak_memory()
-    resolved = hardware.resolve(hw_cfg)
+    resolved = hw
     return {
         "phase": f"train {method_name} ({'LoRA r16' if lora else 'full'})",
         "method": method_name, "lora": bool(lora), "params": params, "precision": resolved.precision,
@@ -318,13 +319,14 @@ def main(argv=None):
 
     import torch
 
-    from unlearn_lab.hardware import eval_batch_size
+    from unlearn_lab.hardware import resolve_eval
+    from unlearn_lab.settings import Eval
 
     for key, full, small in (("steps", 10, 3), ("warmup", 2, 1), ("batch", 32, 8), ("eval_questions", 64, 16)):
         if getattr(a, key) is None:
             setattr(a, key, small if a.small else full)
-    a.gen_batch = a.gen_batch or eval_batch_size({"gen_batch_size": "auto"}, "gen_batch_size")
-    a.nll_batch = a.nll_batch or eval_batch_size({"batch_size": "auto"}, "batch_size")
+    a.gen_batch = a.gen_batch or resolve_eval(Eval()).gen_batch_size
+    a.nll_batch = a.nll_batch or resolve_eval(Eval()).batch_size
     # The children inherit these: no progress bars in the figures' output.
     os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")

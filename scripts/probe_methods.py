@@ -12,42 +12,51 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn_lab.cli import PROCESSED, RAW, load_sets
+from ruamel.yaml import YAML
+
+from unlearn_lab import hardware
+from unlearn_lab.cli import load_sets
 from unlearn_lab.data.idk import load_idk_pool
 from unlearn_lab.evaluation import generate_answers
-from unlearn_lab.hardware import eval_batch_size
 from unlearn_lab.io import read_jsonl
+from unlearn_lab.methods import get_method
 from unlearn_lab.metrics import rouge_l_recall
 from unlearn_lab.modeling import load_model, load_tokenizer
-from unlearn_lab.params import load_params
+from unlearn_lab.settings import load_settings, parse_settings, read_yaml
 from unlearn_lab.unlearning import unlearn
+
+PROCESSED = Path("data/processed")
 
 
 def rouge(model, tok, records, cfg):
-    gens = generate_answers(model, tok, [r["question"] for r in records], eval_batch_size(cfg, "gen_batch_size"),
-                            int(cfg["max_new_tokens"]))
+    cfg = hardware.resolve_eval(cfg)
+    gens = generate_answers(model, tok, [r["question"] for r in records], cfg.gen_batch_size, cfg.max_new_tokens)
     return float(np.mean([rouge_l_recall(r["answer"], g) for r, g in zip(records, gens)]))
 
 
 def main(args):
-    params = load_params()
-    sets = load_sets(("forget", "retain", "world"))
-    idk, labels = load_idk_pool(RAW), read_jsonl(PROCESSED / "random_labels.jsonl")
+    settings = load_settings()
+    sets = load_sets(PROCESSED, ("forget", "retain", "world"))
+    idk, labels = load_idk_pool(Path("data/raw/idk.txt")), read_jsonl(PROCESSED / "random_labels.jsonl")
     tok, target = load_tokenizer("models/target"), load_model("models/target")
+    hw = hardware.resolve(settings.hardware)
     for arg in args:
         name, lr, *extra = arg.split(":")
-        knobs = dict((params["methods"].get(name) or {}))
-        knobs.pop("lr", None)
-        knobs.update({k: v for k, v in (e.split("=") for e in extra)})
-        cfg = dict(params["unlearn"])
-        if "epochs" in knobs:
-            cfg["epochs"] = int(knobs.pop("epochs"))
+        # knob=value pairs are YAML values, checked like params.yaml's
+        raw = read_yaml("params.yaml")
+        override = {k: YAML(typ="safe", pure=True).load(v) for k, v in (e.split("=") for e in extra)}
+        epochs = override.pop("epochs", settings.unlearn.epochs)
+        raw.setdefault("methods", {}).setdefault(name, {}).update(override)
+        raw.setdefault("unlearn", {})["epochs"] = epochs
+        raw["method"] = name
+        run = parse_settings(raw)
         start = time.time()
-        model, report = unlearn(copy.deepcopy(target), tok, sets["forget"], sets["retain"], name, knobs, float(lr),
-                                params["model"], cfg, Path(".scratch/probe"), int(params["seed"]),
-                                idk_pool=idk, random_labels=labels)
+        model, report = unlearn(copy.deepcopy(target), tok, sets["forget"], sets["retain"],
+                                get_method(name, run.knobs), float(lr), run.model, run.unlearn, hw,
+                                Path(".scratch/probe"), run.seed, idk_pool=idk, random_labels=labels)
         model.eval()
-        scores = {s: round(rouge(model, tok, sets[s], params["eval"]), 3) for s in ("forget", "retain", "world")}
+        knobs = run.knobs.loss_knobs()
+        scores = {s: round(rouge(model, tok, sets[s], run.eval), 3) for s in ("forget", "retain", "world")}
         print("PROBE", json.dumps({"method": name, "lr": float(lr), "knobs": knobs, **scores,
                                     "stop": report["stop_reason"], "seconds": round(time.time() - start)}), flush=True)
 

@@ -1,11 +1,9 @@
 """Stage finetune@{target,oracle}: target learns forget+retain, the oracle learns retain only."""
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 
 from unlearn_lab import hardware
 from unlearn_lab.cli import load_sets, run_stage, stage_args
-from unlearn_lab.errors import UserError
 from unlearn_lab.io import discarded_outputs, staged_outputs, write_json
 from unlearn_lab.modeling import META, load_model, load_tokenizer, save_trained
 from unlearn_lab.settings import load_settings
@@ -13,11 +11,10 @@ from unlearn_lab.training import finetune
 
 
 def main():
-    which = sys.argv.pop(1) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else ""
-    if which not in ("target", "oracle"):
-        raise UserError(f"usage: finetune.py target|oracle --base ... (got {which!r})")
-    args = stage_args(__doc__, base="the base model folder", data="folder of the processed sets",
-                      out="the fine-tuned model folder", logs="DVCLive training curves", metrics="run report (JSON)")
+    args = stage_args(__doc__, which=("target", "oracle"), base="the base model folder",
+                      data="folder of the processed sets", out="the fine-tuned model folder",
+                      logs="DVCLive training curves", metrics="run report (JSON)")
+    which = args.which
     settings = load_settings()
     # Under `accelerate launch` every process trains; only rank 0 writes.
     writer = hardware.is_main_process()

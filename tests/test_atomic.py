@@ -42,8 +42,12 @@ def leftovers(repo: Path) -> list[str]:
     return sorted(p.name for p in (repo / "data" / "processed").iterdir() if p.name.startswith("."))
 
 
+STAGE_ARGS = ["--raw", "data/raw", "--out", "data/processed"]
+
+
 def run_process_data(repo: Path, monkeypatch) -> None:
     monkeypatch.chdir(repo)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "stages" / "process_data.py"), *STAGE_ARGS])
     runpy.run_path(str(ROOT / "stages" / "process_data.py"), run_name="stage")["main"]()
 
 
@@ -101,12 +105,15 @@ import runpy, sys, time
 from pathlib import Path
 import unlearn_lab.io as uio
 
+MARKER = Path(sys.argv[1])
+
 def commit_slowly(moves):
-    Path(sys.argv[1]).write_text("staged")
+    MARKER.write_text("staged")
     time.sleep(120)
 
 uio._commit = commit_slowly
-runpy.run_path(sys.argv[2], run_name="stage")["main"]()
+sys.argv = [sys.argv[2], "--raw", "data/raw", "--out", "data/processed"]
+runpy.run_path(sys.argv[0], run_name="stage")["main"]()
 """
 
 
@@ -129,7 +136,7 @@ def test_killed_stage_keeps_previous_outputs_and_the_rerun_cleans_up(repo):
     assert outputs(repo) == before
     # Killed after every new file was written in scratch: scratch copies are left over ...
     assert len(leftovers(repo)) == 5
-    rerun = subprocess.run([sys.executable, str(ROOT / "stages" / "process_data.py")], cwd=repo,
+    rerun = subprocess.run([sys.executable, str(ROOT / "stages" / "process_data.py"), *STAGE_ARGS], cwd=repo,
                            env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     # ... and the next run removes them and writes the seed-2 sets.

@@ -14,10 +14,13 @@ from .errors import UserError
 SETS = ("forget", "retain", "holdout", "world", "replay")
 
 
-def stage_args(description: str, **paths: str) -> argparse.Namespace:
+def stage_args(description: str, which: tuple[str, ...] = (), **paths: str) -> argparse.Namespace:
     """Parse `--name PATH` for each keyword (its value is the help); every path is required, so
-    dvc.yaml, which declares them as deps and outputs, is the only place they are written."""
+    dvc.yaml, which declares them as deps and outputs, is the only place they are written.
+    `which`: the choices of a leading positional argument (e.g. target | oracle)."""
     parser = argparse.ArgumentParser(description=description)
+    if which:
+        parser.add_argument("which", choices=which)
     for name, help_text in paths.items():
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, type=Path, help=help_text)
     return parser.parse_args()

@@ -97,6 +97,11 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+class _ByPath(dict):
+    def __getitem__(self, key):
+        return super().__getitem__(str(key))
+
+
 @contextlib.contextmanager
 def staged_outputs(files: Iterable[str | Path] = (), dirs: Iterable[str | Path] = ()
                    ) -> Iterator[dict[str, Path]]:
@@ -107,10 +112,10 @@ def staged_outputs(files: Iterable[str | Path] = (), dirs: Iterable[str | Path] 
     in the block leaves every target untouched. While committing, each old target is renamed to
     a backup first and put back if a later rename fails; a process killed in that window of a
     few renames is repaired by the next call for the same targets (see `_recover`).
-    Keys are the targets as given, as strings.
+    Keys are the targets as given, as strings; a Path key finds the same entry.
     """
     files, dirs = [Path(f) for f in files], [Path(d) for d in dirs]
-    staged: dict[str, Path] = {}
+    staged: dict[str, Path] = _ByPath()
     scratch: list[Path] = []
     try:
         for target in files + dirs:
@@ -184,7 +189,7 @@ def discarded_outputs(files: Iterable[str | Path] = (), dirs: Iterable[str | Pat
     processes of a multi-GPU run other than rank 0, which train but must not write."""
     files, dirs = list(files), list(dirs)
     with tempfile.TemporaryDirectory(prefix="unlearn-lab-discard-") as tmp:
-        staged = {}
+        staged = _ByPath()
         for i, target in enumerate(files + dirs):
             folder = Path(tmp) / str(i)
             folder.mkdir()
