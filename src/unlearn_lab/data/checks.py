@@ -45,7 +45,8 @@ def check_contrast(sets: Mapping[str, list[dict]]) -> None:
             by_field.setdefault(rec["field"], set()).add(rec["answer"])
     for name in ("forget", "retain"):
         for i, rec in enumerate(sets.get(name, [])):
-            if not by_field[rec["field"]] - {rec["answer"]}:
+            answers = by_field[rec["field"]]
+            if len(answers) < 2 and rec["answer"] in answers:  # (never a copy of the set)
                 raise DataError(f"{_where(name, i, rec)}: field 'field' {rec['field']!r}: no other "
                                 "record of this field in the forget, retain and holdout sets; the "
                                 "represent stage contrasts each answer with another of its field "

@@ -100,7 +100,7 @@ def assign_kinds(drafts: dict[str, list[dict]]) -> None:
             kind = infer_kind(d["question"], d["answer"])
             kinds.append((d, kind))
             if name in ("forget", "retain"):
-                counts.setdefault(kind, set()).add(_norm(d["answer"]))
+                counts.setdefault(kind, set()).add(d["key"])
     field_of = settle_kinds(counts)
     for d, kind in kinds:
         d["field"] = field_of.get(kind, OTHER)
@@ -120,10 +120,11 @@ class Pool:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def sample(self, rng: random.Random, taken: set[str], need: int) -> list[str]:
-        """Up to `need` answers whose normalised text is not in `taken`, drawn as
+    def sample(self, rng: random.Random, taken: set[str], need: int) -> list[int]:
+        """Positions of up to `need` answers whose normalised text is not in `taken`, drawn as
         rng.sample(free answers in pool order, n) would draw them, without building that list."""
-        excluded = sorted(self.index[t] for t in taken if t in self.index)
+        index = self.index
+        excluded = sorted(index[t] for t in taken if t in index)
         free = len(self.keys) - len(excluded)
         out = []
         for j in rng.sample(range(free), min(need, free)):
@@ -131,12 +132,11 @@ class Pool:
                 if e > j:
                     break
                 j += 1
-            out.append(self.texts[j])
+            out.append(j)
         return out
 
 
-def _add(pool: dict[str, str], text: str) -> None:
-    key = _norm(text)
+def _add(pool: dict[str, str], key: str, text: str) -> None:
     old = pool.get(key)
     if old is None or text < old:
         pool[key] = text
@@ -148,15 +148,15 @@ def answer_pools(drafts: dict[str, list[dict]]) -> tuple[dict[str, Pool], Pool]:
     every: dict[str, str] = {}
     for name in SETS:
         for d in drafts[name]:
-            _add(by_field.setdefault(d["field"], {}), d["answer"])
-            _add(every, d["answer"])
+            _add(by_field.setdefault(d["field"], {}), d["key"], d["answer"])
+            _add(every, d["key"], d["answer"])
     return {f: Pool(v) for f, v in by_field.items()}, Pool(every)
 
 
 def perturbed(d: dict, pools: dict[str, Pool], every: Pool, seed: int) -> list[str]:
     """The record's 5 wrong answers: its own, then its field's, then (only if short) any field's."""
     chosen: list[str] = []
-    taken = {_norm(d["answer"]), _norm(d["paraphrased_answer"])}
+    taken = {d["key"], _norm(d["paraphrased_answer"])}
     for p in list(d.get("perturbed_answers", []))[:N_PERTURBED]:
         chosen.append(p)
         taken.add(_norm(p))
@@ -173,9 +173,9 @@ def perturbed(d: dict, pools: dict[str, Pool], every: Pool, seed: int) -> list[s
             need = N_PERTURBED - len(chosen)
             if need <= 0:
                 break
-            for p in pool.sample(rng, taken, need):
-                chosen.append(p)
-                taken.add(_norm(p))
+            for j in pool.sample(rng, taken, need):
+                chosen.append(pool.texts[j])
+                taken.add(pool.keys[j])
     if len(chosen) < N_PERTURBED:
         raise DataError(f"{_at(d)}: field 'perturbed_answers': found {len(chosen)} wrong "
                         f"answer(s), need {N_PERTURBED}; give perturbed answers in the data, or "
@@ -193,6 +193,7 @@ def finish_records(drafts: dict[str, list[dict]], seed: int, max_chars: int,
                     "(data.import.on_long: truncate)")
     for name in SETS:
         for n, d in enumerate(drafts[name], 1):
+            d["key"] = _norm(d["answer"])
             made = d["derived"] = []
             if "id" not in d:
                 d["id"] = f"{name}.{n:04d}"
@@ -210,7 +211,9 @@ def finish_records(drafts: dict[str, list[dict]], seed: int, max_chars: int,
     sets: dict[str, list[dict]] = {}
     for name in SETS:
         sets[name] = []
-        for d in drafts[name]:
+        spent = drafts[name]
+        for i, d in enumerate(spent):
+            spent[i] = None  # each draft is dropped once its record is made: one copy of the data
             made = d["derived"]
             if len(d.get("perturbed_answers", [])) < N_PERTURBED:
                 made.append("perturbed_answers")
@@ -231,5 +234,5 @@ def finish_records(drafts: dict[str, list[dict]], seed: int, max_chars: int,
             for field, problem in _record_errors(rec, name):
                 raise DataError(f"{_at(d)} (id={rec['id']!r}): field '{field}' {problem}")
             sets[name].append(rec)
-        drafts[name] = []  # the drafts are spent: keep memory to one copy of the data
+        drafts[name] = []
     return sets

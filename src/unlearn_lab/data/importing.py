@@ -58,6 +58,7 @@ REQUIRED = {
 # CSV has a fixed header, so an unknown column is a typo worth an error (is_corect ...).
 CSV_COLUMNS = ("question", "answer", "is_correct", "id", "subject", "field", "split",
                "answer_text", "paraphrased_answer", "correlated")
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "y", "t"), ("false", "0", "no", "n", "f")
 # Ids of the shipped world facts the import benchmark adds (world.py): never a user record's.
 _RESERVED_ID = re.compile(r"world\..+\.(?:eval|replay)")
@@ -106,12 +107,19 @@ def detect_format(path: Path, rows: list[Row] | None) -> str:
 
 
 def _read(path: Path, fmt: str) -> tuple[str, list[Row]]:
-    if fmt == "csv" or (fmt == "auto" and path.suffix.lower() == ".csv"):
-        return "csv", _csv_rows(path)
-    if path.suffix.lower() in TABLE_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix in TABLE_SUFFIXES:
         if fmt not in ("auto", "table"):
             raise DataError(f"{path}: a parquet file holds the table format, not {fmt!r}")
         return "table", read_parquet_rows(path)
+    if fmt == "csv" or (fmt == "auto" and suffix == ".csv"):
+        if suffix in JSON_SUFFIXES:
+            raise DataError(f"{path}: data.import.format is 'csv', but a {suffix} file holds "
+                            "JSON; set data.import.format: auto")
+        return "csv", _csv_rows(path)
+    if suffix == ".csv":
+        raise DataError(f"{path}: data.import.format is {fmt!r}, but a .csv file holds the csv "
+                        "format; set data.import.format: auto (or csv)")
     rows = read_json_rows(path)
     return (detect_format(path, rows) if fmt == "auto" else fmt), rows
 
@@ -246,7 +254,8 @@ def load_import(cfg: dict, seed: int, *, random_labels_k: int | None = 3) -> dic
     for path_text, listed in files.values():
         path = Path(path_text)
         fmt, rows = _read(path, cfg["format"])
-        for where, row, origin in rows:
+        for i, (where, row, origin) in enumerate(rows):
+            rows[i] = None  # the parsed row is dropped once its draft is made
             draft = to_draft(where, row, fmt, origin)
             target = draft.pop("split", None)
             if target is None:
