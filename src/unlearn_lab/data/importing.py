@@ -286,8 +286,9 @@ def _check_random_labels(sets: dict[str, list[dict]], k: int, locations: dict[st
     pool = [r for name in IMPORT_SETS for r in sets[name]]
     for rec, available in label_shortfalls(sets["forget"], pool, k):
         given = len(rec.get("wrong_answers", []))
+        where = locations.get(rec["id"], rec["origin"])
         raise DataError(
-            f"{locations.get(rec['id'], rec['origin'])}: field 'answer': the random-labels stage needs "
+            f"{where}: field 'answer': the random-labels stage needs "
             f"data.random_labels_k={k} wrong answers for this question, the data has "
             f"{available} ({given} of its own, the rest answers of other forget, retain and "
             "world records); import more records, add wrong answers (is_correct false), or "

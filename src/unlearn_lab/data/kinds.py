@@ -24,8 +24,8 @@ without surrounding spaces and a final full stop, the question in lower case:
           LLC, Corp, Company, University, College, Institute, Bank, Press, Labs, Group,
           Foundation, Society, Museum, Hospital, School, Award, Prize, Medal, Church, Party,
           Club, Team, Records, Studios, Systems, Technologies, Industries, Motors, Media,
-          Energy, Airlines, ... : the list _ORG_WORDS); or a proper name of one to four words when the question
-          starts with "who", "whom" or "whose";
+          Energy, Airlines ...: the list _ORG_WORDS below); or a proper name of one to four
+          words when the question starts with "who", "whom" or "whose";
 - anything else is of no recognised kind, and keeps the field name `imported` (the name every
   imported record had before kinds were inferred).
 A proper name is words that each start with an upper-case letter, with lower-case joining words
@@ -38,7 +38,7 @@ records keep `imported`; if `imported` itself then holds only 1 to 5 distinct an
 smallest remaining kinds join it until it holds 6 or no kind is left. So every kind in use, and
 `imported` when present, gives each of its forget and retain records at least 5 wrong answers of
 its own (what the perturbed answers, the random labels and the representation probe's candidates
-need); small data imports with the single field `imported`, exactly as before. Where a kind still
+need); small data keeps the single field `imported` it had before kinds. Where a kind still
 has too few answers for a record (a record of the holdout or world set, or answers the record's
 own wrong answers already took), its draws fall back to answers of any kind (derive.py,
 random_labels.py). All of this depends on the answers in the data, never on the order of rows.
@@ -65,9 +65,10 @@ _YEAR = re.compile(r"(?:in\s+|c\.\s*|circa\s+)?(?:1\d{3}|20\d{2})s?|\d{1,4}\s*(?
                    r"|(?:AD|CE)\s*\d{1,4}", re.IGNORECASE)
 _YEAR_QUESTION = re.compile(r"\b(?:what|which|in what)\s+year\b")
 _WHOLE = re.compile(r"\d{1,4}")
-_NUMBER = re.compile(r"[-+\u2212]?[$\u20ac\u00a3\u00a5]?\s?(?:\d{1,3}(?:[,\u202f\u00a0 ]\d{3})+|\d+)"
-                     r"(?:[.,]\d+)?(?:\s*%|(?:\s+[^\W\d_]{1,12}|\s*[^\W\d_]{1,3}[\u00b2\u00b3]?)"
-                     r"{0,2})")
+_NUMBER = re.compile(r"[-+\u2212]?[$\u20ac\u00a3\u00a5]?\s?"
+                     r"(?:\d{1,3}(?:[,\u202f\u00a0 ]\d{3})+|\d+)(?:[.,]\d+)?"
+                     # then a % or at most two unit words / symbols (km, m\u00b2, million)
+                     r"(?:\s*%|(?:\s+[^\W\d_]{1,12}|\s*[^\W\d_]{1,3}[\u00b2\u00b3]?){0,2})")
 _NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
