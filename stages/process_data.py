@@ -1,15 +1,31 @@
 """Stage process_data: build the forget / retain / holdout / world / replay sets."""
 from unlearn_lab.cli import SETS, run_stage, stage_args
 from unlearn_lab.data.benchmark import build_benchmark
+from unlearn_lab.data.checks import check_contrast, check_fits
 from unlearn_lab.io import jsonl_text, write_files_atomic
 from unlearn_lab.settings import load_settings
 
 
+def prompt_lengths(base, questions: list[str]) -> dict[str, int]:
+    """Tokens of each question's chat prompt, as the training and evaluation encode it."""
+    from unlearn_lab.modeling import load_tokenizer, prompt_text
+
+    tok = load_tokenizer(base)
+    unique = list(dict.fromkeys(questions))
+    ids = tok([prompt_text(tok, q) for q in unique], add_special_tokens=False)["input_ids"]
+    return dict(zip(unique, map(len, ids)))
+
+
 def main():
     args = stage_args(__doc__, raw="the shipped raw data (world facts, your imports)",
+                      base="the base model folder (its tokenizer measures the questions)",
                       out="folder of the processed sets")
     settings = load_settings()
     sets = build_benchmark(settings.data, args.raw, settings.seed)
+    # What later stages would refuse is refused here, before any model work.
+    lengths = prompt_lengths(args.base, [r["question"] for records in sets.values() for r in records])
+    check_fits(sets, lengths.__getitem__, settings.model.max_length)
+    check_contrast(sets)
     # All five files or none: later stages must never see sets from two different runs.
     write_files_atomic({args.out / f"{name}.jsonl": jsonl_text(sets[name]) for name in SETS})
     print(", ".join(f"{name}: {len(records)}" for name, records in sets.items()))

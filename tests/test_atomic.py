@@ -42,7 +42,7 @@ def leftovers(repo: Path) -> list[str]:
     return sorted(p.name for p in (repo / "data" / "processed").iterdir() if p.name.startswith("."))
 
 
-STAGE_ARGS = ["--raw", "data/raw", "--out", "data/processed"]
+STAGE_ARGS = ["--raw", "data/raw", "--base", "models/base", "--out", "data/processed"]
 
 
 def run_process_data(repo: Path, monkeypatch) -> None:
@@ -52,9 +52,10 @@ def run_process_data(repo: Path, monkeypatch) -> None:
 
 
 @pytest.fixture()
-def repo(tmp_path, monkeypatch):
+def repo(tmp_path, monkeypatch, tiny_dir):
     """A directory where process_data has run once (seed 1); params now say seed 2."""
     repo = make_repo(tmp_path / "repo", seed=1)
+    shutil.copytree(tiny_dir, repo / "models" / "base")  # its tokenizer measures the questions
     run_process_data(repo, monkeypatch)
     set_seed(repo, 2)
     return repo
@@ -112,7 +113,7 @@ def commit_slowly(moves):
     time.sleep(120)
 
 uio._commit = commit_slowly
-sys.argv = [sys.argv[2], "--raw", "data/raw", "--out", "data/processed"]
+sys.argv = [sys.argv[2], "--raw", "data/raw", "--base", "models/base", "--out", "data/processed"]
 runpy.run_path(sys.argv[0], run_name="stage")["main"]()
 """
 

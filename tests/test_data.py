@@ -12,10 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_lab.data import (DataError, build_benchmark, load_idk_pool, make_random_labels,
-                              validate_records)
+from unlearn_lab.data import DataError, load_idk_pool, make_random_labels, validate_records
+from unlearn_lab.data.benchmark import build_benchmark as _build_benchmark
 from unlearn_lab.data.pools import PARAPHRASE, VALUE_POOLS
 from unlearn_lab.data.world import PARAPHRASE as WORLD_PARAPHRASE
+from unlearn_lab.errors import UserError
+from unlearn_lab.settings import parse_settings
+
+
+def build_benchmark(cfg: dict, raw_dir, seed: int):
+    """The data section `cfg` checked the way a stage checks params.yaml, then built."""
+    return _build_benchmark(parse_settings({"data": cfg}).data, raw_dir, seed)
+
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 SETS = ("forget", "retain", "holdout", "world", "replay")
@@ -52,8 +60,8 @@ def world_bench():
 # --- determinism -------------------------------------------------------------------------------
 
 def test_same_seed_is_byte_identical_across_processes():
-    code = ("import json,sys; from pathlib import Path; from unlearn_lab.data import "
-            "build_benchmark; cfg=json.loads(sys.argv[1]); "
+    code = ("import json,sys; from pathlib import Path; from unlearn_lab.data import build_benchmark; "
+            "from unlearn_lab.settings import parse_settings; cfg=parse_settings({'data': json.loads(sys.argv[1])}).data; "
             "print(json.dumps(build_benchmark(cfg, Path(sys.argv[2]), 3), sort_keys=True))")
     for cfg in CONFIGS.values():
         outs = set()
@@ -144,10 +152,10 @@ def test_forget_fraction_rounding_and_limits():
     sets = build_benchmark({"people": 4, "forget_fraction": 0.1}, RAW, 0)
     assert len({r["subject"] for r in sets["forget"]}) == 1  # at least one person
     with pytest.raises(DataError, match="nothing to retain"):
-        build_benchmark({"people": 2, "forget_fraction": 1.0}, RAW, 0)
-    with pytest.raises(DataError, match="data.split"):
+        build_benchmark({"people": 2, "forget_fraction": 0.99}, RAW, 0)
+    with pytest.raises(UserError, match="data.split"):
         build_benchmark({"split": "bogus"}, RAW, 0)
-    with pytest.raises(DataError, match="data.people"):
+    with pytest.raises(UserError, match="data.people"):
         build_benchmark({"people": 0}, RAW, 0)
 
 

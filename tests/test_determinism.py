@@ -44,7 +44,7 @@ def import_files(raw: Path) -> dict:
 
 
 @pytest.mark.parametrize("benchmark", ["synthetic", "import"])
-def test_process_data_is_byte_identical_across_processes(tmp_path, benchmark):
+def test_process_data_is_byte_identical_across_processes(tmp_path, benchmark, tiny_dir):
     outputs = []
     for hashseed in ("1", "4242"):
         repo = tmp_path / f"run{hashseed}"
@@ -57,8 +57,8 @@ def test_process_data_is_byte_identical_across_processes(tmp_path, benchmark):
             params["data"]["import"].update(data["import"])
         with open(repo / "params.yaml", "w") as fh:
             yaml.dump(params, fh)
-        run([sys.executable, str(ROOT / "stages" / "process_data.py"), "--raw", "data/raw", "--out", "data/processed"],
-            repo, hashseed)
+        run([sys.executable, str(ROOT / "stages" / "process_data.py"), "--raw", "data/raw", "--base", str(tiny_dir),
+             "--out", "data/processed"], repo, hashseed)
         outputs.append({n: (repo / "data" / "processed" / f"{n}.jsonl").read_bytes() for n in SETS})
     assert outputs[0] == outputs[1]
     assert all(outputs[0][n] for n in ("forget", "retain", "world", "replay"))

@@ -186,7 +186,7 @@ def run_stage(tmp_path, params_text: str, script="prepare_model.py", *args):
 
 def test_a_typo_anywhere_stops_the_first_stage(tmp_path):
     proc = run_stage(tmp_path, "methods:\n  npo:\n    beta: 0\n", "process_data.py", "--raw", str(ROOT / "data/raw"),
-                     "--out", "data/processed")
+                     "--base", "models/base", "--out", "data/processed")
     assert proc.returncode == 2
     assert proc.stderr == "error: params.yaml: methods.npo.beta: must be > 0, got 0\n"
     assert not (tmp_path / "data").exists()

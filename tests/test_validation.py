@@ -159,7 +159,7 @@ def test_stage_reports_bad_data_in_one_line_without_traceback(tmp_path):
         yaml.dump(params, fh)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.run([sys.executable, str(ROOT / "stages" / "process_data.py"), "--raw", "data/raw",
-                           "--out", "data/processed"], cwd=tmp_path,
+                           "--base", "models/base", "--out", "data/processed"], cwd=tmp_path,
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr == "error: data/raw/import/forget.csv:3: field 'answer' is empty\n"

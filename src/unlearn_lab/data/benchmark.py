@@ -47,7 +47,7 @@ def _imported_benchmark(cfg: Data, facts: list[dict], seed: int) -> dict[str, li
     """The user's sets; without a world set of their own, the shipped world-facts sample measures
     model utility. Replay (world facts both fine-tunes rehearse) comes from the shipped facts,
     never one whose question the user's data also asks."""
-    sets = load_import(cfg.import_, seed)
+    sets = load_import(cfg.import_, seed, random_labels_k=cfg.random_labels_k)
     asked = {_norm(r["question"]) for name in ("forget", "retain", "holdout", "world")
              for r in sets[name]}
     fresh = [r for r in facts if _norm(r["question"]) not in asked]

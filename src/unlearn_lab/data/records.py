@@ -6,6 +6,7 @@ shape error in training or a silently wrong metric.
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Iterable
 
 from ..errors import UserError
@@ -67,8 +68,11 @@ def make_record(*, rid: str, subject: str, field: str, question: str, answer: st
 
 
 def _norm(text: str) -> str:
-    # Case and spacing differences do not make a wrong answer different from the true one.
-    return " ".join(text.split()).casefold()
+    """The form texts are compared in (duplicate questions, a wrong answer against the true one):
+    Unicode compatibility normalisation (NFKC: full-width letters, ligatures, composed and
+    decomposed accents, non-breaking spaces), runs of white space folded to one space, and case
+    folded. Case and spacing differences do not make a wrong answer different from the true one."""
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
 def _type_problem(val, typ: type) -> str | None:

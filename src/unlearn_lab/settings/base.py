@@ -30,9 +30,10 @@ class Section(BaseModel):
     def __getattribute__(self, name: str):
         value = object.__getattribute__(self, name)
         if _recording["on"] and not name.startswith("_") and name in type(self).model_fields:
+            # Only sections loaded from params.yaml have a place; ones the code builds do not count.
             prefix = self.__pydantic_private__.get("_at") if self.__pydantic_private__ else None
             key = type(self).model_fields[name].alias or name
-            if not isinstance(value, Section):
+            if prefix is not None and not isinstance(value, Section):
                 _record(f"{prefix}.{key}" if prefix else key)
         return value
 
