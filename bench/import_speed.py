@@ -79,8 +79,9 @@ def write_files(folder: Path, rows: int, with_field: bool, seed: int = 0) -> dic
 
 CHILD = """
 import json, sys, time
-from unlearn_lab.data.importing import IMPORT_DEFAULTS, load_import
-cfg = {**IMPORT_DEFAULTS, **json.loads(sys.argv[1])}
+from unlearn_lab.data.importing import load_import
+from unlearn_lab.settings import Import
+cfg = Import(**json.loads(sys.argv[1]))
 start = time.perf_counter()
 sets = load_import(cfg, 0, random_labels_k=3)
 print(json.dumps({"seconds": time.perf_counter() - start,

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from unlearn_lab.data import make_random_labels, validate_records
 from unlearn_lab.data.benchmark import build_benchmark as _build_benchmark
-from unlearn_lab.settings import Import, parse_settings
 from unlearn_lab.data.importing import detect_format
+from unlearn_lab.settings import Import, parse_settings
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 SMALL_WORLD = {"world_eval_size": 6, "world_replay": 4}
@@ -582,3 +585,14 @@ def test_load_import_takes_the_import_settings_and_k(tmp_path):
     with pytest.raises(DataError, match="data.random_labels_k=6 wrong answers"):
         load_import(cfg, 0, random_labels_k=6)
     assert load_import(cfg, 0, random_labels_k=None) == load_import(cfg, 0)
+
+
+def test_import_benchmark_runs_on_small_files():
+    """bench/import_speed.py (the 400k-row figure) still runs: its generated files import."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "import_speed.py"
+    env = {**os.environ, "PYTHONPATH": str(bench.parents[1] / "src")}
+    proc = subprocess.run([sys.executable, str(bench), "--sizes", "300"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split() for line in proc.stdout.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("300", "no"), ("300", "yes")]
