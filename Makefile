@@ -5,9 +5,16 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test methods sweep compare clean-scratch
+.PHONY: install install-cluster repro test methods sweep compare clean-scratch
 
 install: $(VENV)/.installed
+
+# Ray, for `make sweep BACKEND=ray` (and its tests); the default install stays without it.
+install-cluster: $(VENV)/.cluster
+
+$(VENV)/.cluster: $(VENV)/.installed
+	$(BIN)/pip install -e '.[cluster]'
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 repro: install
 	$(BIN)/dvc repro
 
-test: install
+test: install install-cluster
 	$(BIN)/pytest
 
 # Every method except the committed default (npo) at its own default knobs and lr, one
@@ -30,20 +37,39 @@ methods: install
 	for m in $(METHODS); do $(BIN)/dvc exp run -S method=$$m || exit 1; done
 	$(MAKE) compare
 
-# A grid for a GPU machine: every method x learning rate x epoch count below, queued as DVC
-# experiments, run one at a time (`--run-all` waits for the queue; a second job would share the
-# GPU), then the comparison table and Pareto plot. `null` is the method's own tuned lr.
+# A grid of experiments: every method x learning rate x epoch count x seed below (plus any
+# SWEEP_SET axis, e.g. SWEEP_SET="methods.npo.beta=0.1,0.2"), then the comparison table and Pareto
+# plot. `null` is the method's own tuned lr; an empty SWEEP_SEEDS keeps params.yaml's seed.
+# BACKEND=dvc (default): queued DVC experiments run one at a time on this machine (`--run-all`
+# waits for the queue; a second job would share the GPU).
+# BACKEND=ray: one Ray task per trial, one GPU each (or SWEEP_CPUS cores where there is no GPU), on
+# a local Ray cluster or the one RAY_ADDRESS names; each trial runs in a clone of this repository
+# at HEAD, and the finished experiments come back here (README "Grids on Ray").
 # Override on the command line: make sweep SWEEP_METHODS="npo simnpo" SWEEP_LRS="null 1e-5"
+BACKEND ?= dvc
 SWEEP_METHODS ?= ga gd npo
 SWEEP_LRS ?= null 1e-4 5e-4
 SWEEP_EPOCHS ?= 5
+SWEEP_SEEDS ?=
+SWEEP_SET ?=
+SWEEP_CPUS ?= 1
+SWEEP_ARGS ?=
 sweep: install
+ifeq ($(BACKEND),ray)
+	$(MAKE) install-cluster
+	$(BIN)/python -m unlearn_lab.sweep --methods $(SWEEP_METHODS) --lrs $(SWEEP_LRS) --epochs $(SWEEP_EPOCHS) \
+		$(if $(SWEEP_SEEDS),--seeds $(SWEEP_SEEDS)) $(foreach s,$(SWEEP_SET),-S $(s)) --cpus-per-trial $(SWEEP_CPUS) \
+		$(SWEEP_ARGS) || echo "some trials failed (listed above); comparing the others"
+else
 	for m in $(SWEEP_METHODS); do for lr in $(SWEEP_LRS); do for e in $(SWEEP_EPOCHS); do \
-		$(BIN)/dvc exp run --queue -S method=$$m -S lr=$$lr -S unlearn.epochs=$$e || exit 1; \
-	done; done; done
+		for s in $(or $(SWEEP_SEEDS),_); do \
+		$(BIN)/dvc exp run --queue -S method=$$m -S lr=$$lr -S unlearn.epochs=$$e \
+			$$([ "$$s" = _ ] || echo "-S seed=$$s") $(foreach s,$(SWEEP_SET),-S $(s)) || exit 1; \
+	done; done; done; done
 	$(BIN)/dvc exp run --run-all --jobs 1
 	# Failed experiments show here; the comparison below leaves them out.
 	$(BIN)/dvc queue status
+endif
 	$(MAKE) compare
 
 compare: install

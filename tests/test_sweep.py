@@ -52,9 +52,9 @@ def test_three_trials_come_back_and_compare_lists_them(driver):
     assert [r["set"]["method"] for r in sorted(result["finished"], key=lambda r: r["set"]["method"])] == \
         ["ga", "gd", "npo"], lines
     assert not result["failed"] and not result["skipped"]
-    # every trial had a workspace of its own, and each said when it started and ended
+    # every trial had a workspace of its own, and a line when queued and when done
     assert len({r["workspace"] for r in result["finished"]}) == 3
-    assert sum(line.startswith("[start]") for line in lines) == 3 and sum(line.startswith("[done]") for line in lines) == 3
+    assert sum(line.startswith("[queued]") for line in lines) == 3 and sum(line.startswith("[done]") for line in lines) == 3
     run([str(BIN / "python"), str(ROOT / "scripts" / "compare_experiments.py")], driver)
     with open(driver / "metrics" / "comparison.csv", newline="") as fh:
         rows = {row["experiment"]: row for row in csv.DictReader(fh)}

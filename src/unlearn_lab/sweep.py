@@ -136,7 +136,7 @@ def sweep(trials: list[dict[str, str]], repo: Path, push_to: str | None = None, 
         name = f"sweep-{key}"
         ref = remote.remote(str(repo), commit, overrides, name, str(workdir), cache, push_to, command)
         by_ref[ref] = (key, overrides)
-        log(f"[start] {name} {_show(overrides)} (attempt {attempts[key]}/{retries + 1})")
+        log(f"[queued] {name} {_show(overrides)} (attempt {attempts[key]}/{retries + 1})")
 
     for key, overrides in todo:
         submit(key, overrides)
