@@ -40,10 +40,11 @@ def main(args):
     idk, labels = load_idk_pool(Path("data/raw/idk.txt")), read_jsonl(PROCESSED / "random_labels.jsonl")
     tok, target = load_tokenizer("models/target"), load_model("models/target")
     hw = hardware.resolve(settings.hardware)
+    params = read_yaml("params.yaml")
     for arg in args:
         name, lr, *extra = arg.split(":")
         # knob=value pairs are YAML values, checked like params.yaml's
-        raw = read_yaml("params.yaml")
+        raw = copy.deepcopy(params)
         override = {k: YAML(typ="safe", pure=True).load(v) for k, v in (e.split("=") for e in extra)}
         epochs = override.pop("epochs", settings.unlearn.epochs)
         raw.setdefault("methods", {}).setdefault(name, {}).update(override)

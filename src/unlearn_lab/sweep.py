@@ -48,6 +48,12 @@ def trial_key(overrides: dict[str, str], commit: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _tool_env() -> dict:
+    """Stage commands call `python` and `dvc`: this interpreter's environment first, as `make` does."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def _run(cmd: list[str], cwd, env=None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if proc.returncode:
@@ -62,9 +68,7 @@ def run_trial(origin: str, commit: str, overrides: dict[str, str], name: str, ro
     `command` replaces `dvc exp run` (tests use it to fail on purpose)."""
     workspace = Path(root) / f"{name}-{uuid.uuid4().hex[:8]}"
     start = time.time()
-    # Stage commands call `python` and `dvc`: this interpreter's environment first, as `make` does.
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = _tool_env()
     _run(["git", "clone", "--quiet", origin, str(workspace)], root)
     try:
         _run(["git", "checkout", "--quiet", commit], workspace)
@@ -115,9 +119,7 @@ def sweep(trials: list[dict[str, str]], repo: Path, push_to: str | None = None, 
     push_to = push_to or str(repo)
     workdir = (workdir or repo / ".sweep" / "workspaces").resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    dvc = str(Path(sys.executable).with_name("dvc"))
-    dvc = dvc if Path(dvc).exists() else "dvc"
-    cache = _run([dvc, "cache", "dir"], repo).strip() if share_cache else None
+    cache = _run(["dvc", "cache", "dir"], repo, _tool_env()).strip() if share_cache else None
     state = load_state(repo)
     todo, skipped = [], []
     for overrides in trials:
@@ -162,7 +164,7 @@ def sweep(trials: list[dict[str, str]], repo: Path, push_to: str | None = None, 
         log(f"[done] {result['name']} {_show(overrides)} in {result['seconds']} s on {result['host']}")
     if push_to != str(repo) and finished:
         # The experiments went to a git remote: bring them into the driver's repository.
-        _run([dvc, "exp", "pull", "--no-cache", push_to, *[r["name"] for r in finished]], repo)
+        _run(["dvc", "exp", "pull", "--no-cache", push_to, *[r["name"] for r in finished]], repo, _tool_env())
     log(f"sweep: {len(finished)} finished, {len(skipped)} skipped, {len(failed)} failed")
     for f in failed:
         log(f"  failed: {_show(f['set'])}: {f['error']}")

@@ -238,17 +238,23 @@ class _Lines:
         return self.line
 
 
-def _decode(path: Path, text: str, pos: int, start_line: int):
-    """(value, end) of the JSON value at pos; DataError at the line of the problem."""
+def _decoded(path: Path, start_line: int, decode, *args, offset: int = 0):
+    """decode(*args), with its errors as DataError at the line of the problem (JSON's own line
+    number plus `offset` for a syntax error, `start_line` for the rest)."""
     try:
-        return _DECODER.raw_decode(text, pos)
+        return decode(*args)
     except _DuplicateKey as exc:
         raise DataError(f"{path}:{start_line}: field '{exc.args[0]}' appears twice in one "
                         "object") from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise DataError(f"{path}:{exc.lineno + offset}: not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise DataError(f"{path}:{start_line}: not valid JSON (nested too deeply)") from None
+
+
+def _decode(path: Path, text: str, pos: int, start_line: int):
+    """(value, end) of the JSON value at pos; DataError at the line of the problem."""
+    return _decoded(path, start_line, _DECODER.raw_decode, text, pos)
 
 
 def _json_list(path: Path, text: str, pos: int, lines: _Lines) -> list[Row]:
@@ -304,15 +310,7 @@ def _json_lines(path: Path, text: str) -> list[Row]:
         line = line.lstrip("\ufeff")  # a byte-order mark where two files were joined
         if not line.strip():
             continue
-        try:
-            rows.append(Row(f"{path}:{lineno}", _DECODER.decode(line)))
-        except _DuplicateKey as exc:
-            raise DataError(f"{path}:{lineno}: field '{exc.args[0]}' appears twice in one "
-                            "object") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        except RecursionError:
-            raise DataError(f"{path}:{lineno}: not valid JSON (nested too deeply)") from None
+        rows.append(Row(f"{path}:{lineno}", _decoded(path, lineno, _DECODER.decode, line, offset=lineno - 1)))
     return rows
 
 
