@@ -15,7 +15,11 @@ def exp_data(method, lr, forget, fq, mu, seconds=10.0):
                 "world": {"rouge_l_recall": 0.45}, "forget_quality": fq, "model_utility": mu}},
             "metrics/target.json": {"data": {"model_utility": 0.7, "forget_quality": 0.003,
                                              "forget": {"rouge_l_recall": 0.94}}},
-            "metrics/summary.json": {"data": {"quant_int4_recovered": -0.5, "relearn_recovered": forget / 2}},
+            # each robustness stage's headline block; this run wrote no logit-lens figure
+            "metrics/quantize.json": {"data": {"headline": {"quant_int4_recovered": -0.5}}},
+            "metrics/relearn.json": {"data": {"headline": {"relearn_recovered": forget / 2}}},
+            "metrics/represent.json": {"data": {"headline": {"probe_forget_accuracy_max": 0.3} if method == "npo"
+                                                else {"lens_forget_accuracy_max_reason": "not run"}}},
         },
     }
 
@@ -43,9 +47,10 @@ def test_rows_from_exp_show(tmp_path):
         table = list(csv.DictReader(fh))
     assert list(table[0])[: len(COLUMNS)] == COLUMNS
     assert table[1]["method"] == "gd" and float(table[1]["forget_quality"]) == 0.05
-    # robustness headline from the summary; a key the run did not write stays empty
+    # robustness headlines from the stages' metrics; a key the run did not write stays empty
     assert float(table[1]["relearn_recovered"]) == 0.15 and float(table[1]["quant_int4_recovered"]) == -0.5
-    assert table[1]["lens_forget_accuracy_max"] == ""
+    assert table[1]["probe_forget_accuracy_max"] == "" and float(table[2]["probe_forget_accuracy_max"]) == 0.3
+    assert "lens_forget_accuracy_max_reason" not in table[1]
 
 
 def test_pareto_and_best():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-COLUMNS = ["method", "lr", "epochs", "forget_rouge_l", "retain_rouge_l", "world_rouge_l",
-           "forget_truth_ratio", "forget_quality", "model_utility", "seconds"]
-# Does the forgetting hold (metrics/summary.json; empty for experiments run before those stages)
-ROBUSTNESS = ["quant_int4_recovered", "relearn_recovered", "probe_forget_accuracy_max", "lens_forget_accuracy_max"]
+from .metrics.table import comparison_columns
+
+# The run's own columns around the metric columns of the metrics table (metrics/table.py).
+COLUMNS = ["method", "lr", "epochs", *(column for _, _, column in comparison_columns()), "seconds"]
 EXTRA = ["experiment", "rev", "knobs", "stop_reason"]
 
 
@@ -32,24 +32,36 @@ def row_of(name: str, rev: str, data: dict) -> dict | None:
         return None
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
     knobs = unlearn.get("knobs") or {}
-    summary = _file(data, "metrics/summary.json")
+    row = {"method": unlearn.get("method"), "lr": unlearn.get("lr"),
+           "epochs": unlearn.get("epochs", _dig(params, "unlearn", "epochs"))}
+    for set_name, metric, column in comparison_columns():
+        row[column] = unlearned.get(metric) if set_name is None else _dig(unlearned, set_name, metric)
+    row["seconds"] = unlearn.get("seconds")
     return {
-        "method": unlearn.get("method"),
-        "lr": unlearn.get("lr"),
-        "epochs": unlearn.get("epochs", _dig(params, "unlearn", "epochs")),
-        "forget_rouge_l": _dig(unlearned, "forget", "rouge_l_recall"),
-        "retain_rouge_l": _dig(unlearned, "retain", "rouge_l_recall"),
-        "world_rouge_l": _dig(unlearned, "world", "rouge_l_recall"),
-        "forget_truth_ratio": _dig(unlearned, "forget", "truth_ratio"),
-        "forget_quality": unlearned.get("forget_quality"),
-        "model_utility": unlearned.get("model_utility"),
-        "seconds": unlearn.get("seconds"),
-        **{key: summary.get(key) for key in ROBUSTNESS},
+        **row,
+        **robustness_headline(data),
         "experiment": name,
         "rev": rev[:7],
         "knobs": " ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in sorted(knobs.items())),
         "stop_reason": unlearn.get("stop_reason", ""),
     }
+
+
+def robustness_headline(data: dict) -> dict:
+    """Does the forgetting hold: the `headline` block each robustness stage writes into its
+    metrics file (empty for experiments run before those stages)."""
+    out = {}
+    for path in sorted(data.get("metrics") or {}):
+        block = _file(data, path).get("headline")
+        if isinstance(block, dict):
+            out.update({k: v for k, v in block.items() if not k.endswith("_reason")})
+    return out
+
+
+def robustness_columns(rows: list[dict]) -> list[str]:
+    """Every robustness headline key any row has, in order of first appearance."""
+    known = set(COLUMNS + EXTRA)
+    return list(dict.fromkeys(k for r in rows for k in r if k not in known))
 
 
 def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list[dict]:
@@ -93,7 +105,7 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
 
     from .io import write_text_atomic
 
-    frame = pd.DataFrame(rows, columns=COLUMNS + ROBUSTNESS + EXTRA)
+    frame = pd.DataFrame(rows, columns=COLUMNS + robustness_columns(rows) + EXTRA)
     write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 
@@ -106,11 +118,9 @@ def pareto_front(rows: list[dict]) -> list[dict]:
 
 
 def plot_pareto(rows: list[dict], references: dict, path: str | Path) -> None:
-    import matplotlib
+    from .plotting import pyplot, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ok = [r for r in rows if r["forget_quality"] is not None and r["model_utility"] is not None]
     front = sorted(pareto_front(ok), key=lambda r: r["model_utility"])
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -148,11 +158,7 @@ def plot_pareto(rows: list[dict], references: dict, path: str | Path) -> None:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save(fig, path, dpi=110)
 
 
 def best_forgetter(rows: list[dict], target_utility: float, fraction: float = 0.9) -> dict | None:

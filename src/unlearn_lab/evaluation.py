@@ -8,32 +8,10 @@ from tqdm.auto import tqdm
 from .hardware import model_device, resolve_eval
 from .logprobs import answer_logprobs
 from .settings import Eval
-from .metrics import (
-    TRUTH_RATIOS,
-    answer_probability,
-    auc,
-    bertscore_f1,
-    bleu,
-    exact_memorization,
-    extraction_strength,
-    forget_quality,
-    loss_score,
-    mink_score,
-    minkpp_score,
-    model_utility,
-    perplexity,
-    privleak,
-    rouge_l_f1,
-    rouge_l_recall,
-    truth_ratio_forget_score,
-    truth_ratio_retain_score,
-    zlib_score,
-)
+from .metrics import table
+from .metrics.likelihood import TRUTH_RATIOS
+from .metrics.table import Scored
 from .modeling import collate, encode_qa, prompt_text
-
-UTILITY_SETS = ("retain", "world")
-UTILITY_KEYS = ("prob", "rouge_l_recall", "truth_ratio")
-
 
 @torch.no_grad()
 def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, desc: str = "log-probs"):
@@ -67,12 +45,8 @@ def prompt_cached_forwards(model, tok, questions, answers, batch_size: int, desc
     dev = model_device(model)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start : start + batch_size]
-        width = max(len(prompts[i]) for i in idx)
-        p_ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-        p_mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            p_ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-            p_mask[row, width - len(prompts[i]):] = 1
+        left = tok.pad({"input_ids": [prompts[i] for i in idx]}, padding_side="left", return_tensors="pt")
+        p_ids, p_mask = left["input_ids"], left["attention_mask"]
         p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
         # Built on the CPU, run where the model is.
         p_ids, p_mask, p_pos = p_ids.to(dev), p_mask.to(dev), p_pos.to(dev)
@@ -81,12 +55,9 @@ def prompt_cached_forwards(model, tok, questions, answers, batch_size: int, desc
         cache = first.past_key_values
         cache.batch_repeat_interleave(k)
         a_tok = [tok(a, add_special_tokens=False)["input_ids"] + [eos] for i in idx for a in answers[i]]
-        a_width = max(len(a) for a in a_tok)
-        a_ids = torch.full((len(a_tok), a_width), tok.pad_token_id, dtype=torch.long)
-        a_mask = torch.zeros((len(a_tok), a_width), dtype=torch.long)
-        for row, a in enumerate(a_tok):
-            a_ids[row, : len(a)] = torch.tensor(a)
-            a_mask[row, : len(a)] = 1
+        right = tok.pad({"input_ids": a_tok}, padding_side="right", return_tensors="pt")
+        a_ids, a_mask = right["input_ids"], right["attention_mask"]
+        a_width = a_ids.shape[1]
         a_ids, a_mask = a_ids.to(dev), a_mask.to(dev)
         lengths = p_mask.sum(-1).repeat_interleave(k)
         a_pos = lengths.unsqueeze(1) + torch.arange(a_width, device=dev).unsqueeze(0)
@@ -141,25 +112,21 @@ def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens
     prompts = [prompt_text(tok, q) for q in questions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out = [""] * len(prompts)
-    side = tok.padding_side
-    tok.padding_side = "left"
     dev = model_device(model)
-    try:
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
-            idx = order[start : start + batch_size]
-            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-            gen = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
-            texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :].cpu(), skip_special_tokens=True)
-            for i, text in zip(idx, texts):
-                out[i] = text.strip()
-    finally:
-        tok.padding_side = side
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+        idx = order[start : start + batch_size]
+        enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, padding_side="left",
+                  add_special_tokens=False).to(dev)
+        gen = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :].cpu(), skip_special_tokens=True)
+        for i, text in zip(idx, texts):
+            out[i] = text.strip()
     return out
 
 
@@ -169,20 +136,18 @@ def truth_ratio_function(eval_cfg: Eval):
 
 def evaluate_set(model, tok, records: list[dict], eval_cfg: Eval, name: str,
                  bertscore: bool = True) -> tuple[list[dict], dict]:
-    """Per-record rows and the set's aggregate metrics.
+    """Per-record rows and the set's aggregate metrics: every row-level metric of the table
+    (metrics/table.py) for each record, then the set's summary.
 
-    ROUGE-L recall scores the generation against the bare fact (`answer`), so a memorised sentence
-    frame earns nothing by itself; ROUGE-L F1, BLEU and BERTScore compare it with the full
-    reference sentence (`answer_text`), and `prob`, perplexity, memorisation and the membership
-    scores are those of that sentence, the text the models were trained on. `bertscore=False`
-    leaves BERTScore out (the robustness stages re-evaluate many model variants).
+    The generation is compared with the bare fact (`answer`) or the full reference sentence
+    (`answer_text`) as each metric's row says; `prob`, perplexity, memorisation and the membership
+    scores are those of the reference sentence, the text the models were trained on.
+    `bertscore=False` leaves out the optional (costly) metrics: the robustness stages re-evaluate
+    many model variants.
     """
     if not records:
         return [], {}
     eval_cfg = resolve_eval(eval_cfg)
-    ratio_of = truth_ratio_function(eval_cfg)
-    k = eval_cfg.mink_k
-    bs = eval_cfg.batch_size
     generated = generate_answers(
         model, tok, [r["question"] for r in records], eval_cfg.gen_batch_size,
         eval_cfg.max_new_tokens, desc=f"{name}: generate",
@@ -191,62 +156,41 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: Eval, name: str,
     nll, stats = shared_prompt_nlls(
         model, tok, [r["question"] for r in records],
         [[ref, r["paraphrased_answer"], *r["perturbed_answers"]] for r, ref in zip(records, references)],
-        bs, desc=f"{name}: log-probs", token_stats=True,
+        eval_cfg.batch_size, desc=f"{name}: log-probs", token_stats=True,
     )
-    bert = bertscore_f1(references, generated) if bertscore else [None] * len(records)
+    scored = [Scored(r, ref, gen, row_nll, st, eval_cfg)
+              for r, ref, gen, row_nll, st in zip(records, references, generated, nll, stats)]
+    values = {}
+    for metric in table.of_level("row"):
+        if metric.optional and not bertscore:
+            continue
+        values[metric.name] = metric.compute(scored) if metric.batch else [metric.compute(s) for s in scored]
     rows = []
-    for r, ref, gen, row_nll, st, bs_f1 in zip(records, references, generated, nll, stats, bert):
-        rows.append({
-            "id": r["id"],
-            "set": name,
-            "question": r["question"],
-            "answer": r["answer"],
-            "reference": ref,
-            "generated": gen,
-            "correlated": bool(r.get("correlated", False)),
-            "rouge_l_recall": rouge_l_recall(r["answer"], gen),
-            "rouge_l_f1": rouge_l_f1(ref, gen),
-            "bleu": bleu(ref, gen),
-            **({"bertscore_f1": bs_f1} if bertscore else {}),
-            "nll": float(row_nll[0]),
-            "n_tokens": int(len(st["logp"])),
-            "prob": float(answer_probability(row_nll[0])),
-            "truth_ratio": ratio_of(row_nll[1], row_nll[2:]),
-            "exact_memorization": exact_memorization(st["correct"]),
-            "extraction_strength": extraction_strength(st["correct"]),
-            "mia_loss": loss_score(st["logp"]),
-            "mia_zlib": zlib_score(st["logp"], ref),
-            "mia_mink": mink_score(st["logp"], k),
-            "mia_minkpp": minkpp_score(st["logp"], st["mu"], st["sigma"], k),
-        })
+    for i, s in enumerate(scored):
+        r = s.record
+        rows.append({"id": r["id"], "set": name, "question": r["question"], "answer": r["answer"],
+                     "reference": s.reference, "generated": s.generated, "correlated": bool(r.get("correlated", False)),
+                     "n_tokens": int(len(s.stats["logp"])), **{key: v[i] for key, v in values.items()}})
     return rows, summarize_set(rows, name)
 
 
-SET_MEANS = ("rouge_l_recall", "rouge_l_f1", "bleu", "bertscore_f1", "prob", "exact_memorization",
-             "extraction_strength")
-
-
 def summarize_set(rows: list[dict], name: str) -> dict:
-    """Means over the set's rows, corpus perplexity, and the truth-ratio aggregate (the forget
-    form on forget facts, the retain form elsewhere)."""
-    score = truth_ratio_forget_score if name == "forget" else truth_ratio_retain_score
+    """The set's summary: its size, each row-level metric's aggregate (a mean, or the truth-ratio
+    score of the set's kind) and each set-level metric."""
     summary = {"n": len(rows)}
-    summary.update({key: float(np.mean([row[key] for row in rows])) for key in SET_MEANS if key in rows[0]})
-    # exp(mean token NLL over the set): weight each row's mean NLL by its token count
-    summary["perplexity"] = perplexity(np.repeat([row["nll"] for row in rows], [row["n_tokens"] for row in rows]))
-    summary["truth_ratio"] = score([row["truth_ratio"] for row in rows])
+    for metric in table.of_level("row"):
+        if metric.aggregate is not None and metric.name in rows[0]:
+            summary[metric.name] = metric.aggregate([row[metric.name] for row in rows], name)
+    for metric in table.of_level("set"):
+        summary[metric.name] = metric.compute(rows, name)
     return summary
-
-
-MIA_ATTACKS = ("loss", "zlib", "mink", "minkpp")
-# MUSE reports privacy leakage from the Min-k% attack.
-PRIVLEAK_ATTACK = "mink"
 
 
 def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, oracle_rows=None,
                    oracle_metrics: dict | None = None):
-    """Evaluate every non-empty set; add forget quality, model utility, the retain split,
-    membership inference (forget vs holdout) and privacy leakage where defined.
+    """Evaluate every non-empty set, split the retain set into facts correlated with the forget
+    set and the others, then add each model-level metric of the table where its inputs are there
+    (forget quality, model utility, membership inference, privacy leakage).
 
     `oracle_rows` are the oracle's forget rows and `oracle_metrics` its metrics; None means there
     is no oracle, and the reason must be given by the caller in `forget_quality_reason`.
@@ -263,21 +207,13 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, orac
                     chosen = [row for row in rows if row["correlated"] == flag]
                     if chosen:
                         metrics[part] = summarize_set(chosen, part)
-    if "forget" in metrics and oracle_rows:
-        ours = [r["truth_ratio"] for r in all_rows if r["set"] == "forget"]
-        metrics["forget_quality"] = forget_quality(ours, [r["truth_ratio"] for r in oracle_rows])
-    if all(s in metrics for s in UTILITY_SETS):
-        metrics["model_utility"] = model_utility(metrics[s][k] for s in UTILITY_SETS for k in UTILITY_KEYS)
-    if "forget" in metrics and "holdout" in metrics:
-        for attack in MIA_ATTACKS:
-            metrics[f"mia_{attack}_auc"] = auc([r[f"mia_{attack}"] for r in all_rows if r["set"] == "forget"],
-                                               [r[f"mia_{attack}"] for r in all_rows if r["set"] == "holdout"])
-        oracle_auc = (oracle_metrics or {}).get(f"mia_{PRIVLEAK_ATTACK}_auc")
-        if oracle_auc is not None and oracle_auc < 1.0:
-            metrics["privleak"] = privleak(metrics[f"mia_{PRIVLEAK_ATTACK}_auc"], oracle_auc)
-        elif oracle_metrics is not None:
-            metrics["privleak_reason"] = ("the oracle has no membership-inference AUC" if oracle_auc is None
-                                          else "the oracle's AUC is 1: privacy leakage is undefined")
-    elif "forget" in metrics:
-        metrics["mia_reason"] = "no holdout set: membership inference compares forget with holdout answers"
+    context = table.ModelContext(metrics, all_rows, oracle_rows, oracle_metrics)
+    for metric in table.of_level("model"):
+        try:
+            value = metric.compute(context)
+        except table.Undefined as why:
+            metrics[f"{metric.reason_key or metric.name}_reason"] = str(why)
+            continue
+        if value is not None:
+            metrics[metric.name] = value
     return metrics, all_rows

@@ -6,37 +6,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics.table import bars
+from .plotting import COLORS, grouped_bars, pyplot, save
+
 MODELS = ("target", "oracle", "unlearned")
-COLORS = {"target": "tab:red", "oracle": "tab:green", "unlearned": "tab:blue", "base": "tab:grey",
-          "relearned": "tab:orange"}
-BARS = [("forget", "rouge_l_recall", "forget ROUGE-L"), ("retain", "rouge_l_recall", "retain ROUGE-L"),
-        ("world", "rouge_l_recall", "world ROUGE-L"), ("forget", "prob", "forget prob"),
-        ("retain", "prob", "retain prob"), ("forget", "truth_ratio", "forget truth ratio"),
-        ("forget", "exact_memorization", "forget exact memo."), (None, "model_utility", "model utility"),
-        (None, "mia_minkpp_auc", "MIA Min-k%++ AUC")]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=100)
-    _plt().close(fig)
-    tmp.replace(path)
 
 
 def truth_ratio_plot(rows: dict[str, list[dict]], metrics: dict[str, dict], path: Path) -> None:
     """Empirical CDFs of the forget-set truth ratios: forget quality is the KS test between the
     unlearned (or target) curve and the oracle's."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for model in MODELS:
         values = np.sort([r["truth_ratio"] for r in rows.get(model, []) if r["set"] == "forget"])
@@ -52,56 +31,43 @@ def truth_ratio_plot(rows: dict[str, list[dict]], metrics: dict[str, dict], path
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]]):
-    width = 0.8 / max(1, len(series))
-    x = np.arange(len(groups))
-    for i, (model, values) in enumerate(series.items()):
-        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=model, color=COLORS.get(model))
-        for bar, v in zip(bars, values):
-            if np.isfinite(v):
-                ax.annotate(f"{v:.2f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom",
-                            fontsize=7, xytext=(0, 1), textcoords="offset points")
-    ax.set_xticks(x, groups)
-    ax.legend(fontsize=9, loc="upper center", ncol=len(series), frameon=False)
+    save(fig, path)
 
 
 def retain_split_plot(metrics: dict[str, dict], path: Path) -> None:
     """ROUGE-L recall and prob on retain facts correlated with the forget set (same people /
     fields) against the other retain facts: collateral damage shows first on the correlated ones."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key in zip(axes, ("rouge_l_recall", "prob")):
         groups = ["retain_correlated", "retain_other"]
         series = {m: [metrics[m].get(g, {}).get(key, np.nan) for g in groups] for m in MODELS if m in metrics}
-        _grouped_bars(ax, ["correlated", "other"], series)
+        grouped_bars(ax, ["correlated", "other"], series)
         ax.set_ylim(0, 1.22)
         ax.set_title({"rouge_l_recall": "ROUGE-L recall", "prob": "answer probability"}[key])
     fig.suptitle("Retain facts correlated with the forget set vs the others")
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def metric_bars_plot(metrics: dict[str, dict], path: Path) -> None:
     """Headline metrics of target / oracle / unlearned side by side (all on a 0-1 scale)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(12, 4.5))
-    labels = [label for _, _, label in BARS]
+    labels = [label for _, _, label in bars()]
     series = {}
     for model in MODELS:
         if model in metrics:
             m = metrics[model]
-            values = [(m.get(s, {}) if s else m).get(k) for s, k, _ in BARS]
+            values = [(m.get(s, {}) if s else m).get(k) for s, k, _ in bars()]
             series[model] = [np.nan if v is None else float(v) for v in values]
-    _grouped_bars(ax, labels, series)
+    grouped_bars(ax, labels, series)
     ax.set_ylim(0, 1.2)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Target (knows everything), oracle (never saw the forget set), unlearned")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def pick_examples(rows: dict[str, list[dict]], n: int = 4) -> list[str]:
@@ -141,7 +107,7 @@ def before_after_plot(table: list[dict], path: Path) -> None:
     """The table as an image, so `dvc plots show` shows it next to the charts."""
     import textwrap
 
-    plt = _plt()
+    plt = pyplot()
     # 12 inches at 100 dpi: as wide as the other figures, so `dvc plots show` needs no scrolling
     fig, ax = plt.subplots(figsize=(12, 0.9 + 0.62 * len(table)))
     ax.axis("off")
@@ -160,7 +126,7 @@ def before_after_plot(table: list[dict], path: Path) -> None:
             cell.set_facecolor("#fdecea")
     ax.set_title("Greedy answers before (target) and after unlearning; forget rows shaded", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def read_live_series(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -178,7 +144,7 @@ def read_live_series(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def training_curves_plot(runs: dict[str, Path], path: Path) -> None:
     """Per-step training loss of each run (fine-tunes and unlearning), and the unlearning
     method's own loss parts; the same curves as the DVCLive plots, drawn without JavaScript."""
-    plt = _plt()
+    plt = pyplot()
     series = {name: read_live_series(d) for name, d in runs.items()}
     unlearn = series.get("unlearn", {})
     parts = [k for k in unlearn
@@ -200,13 +166,13 @@ def training_curves_plot(runs: dict[str, Path], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def epoch_curves_plot(run_dir: Path, path: Path) -> None:
     """Forget / retain ROUGE-L recall and the forget truth-ratio score before and after each
     unlearning epoch, with the epoch's mean loss."""
-    plt = _plt()
+    plt = pyplot()
     s = read_live_series(run_dir)
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(12, 4))
     for key, label, color in (("epoch/forget_rouge_l_recall", "forget ROUGE-L recall", "tab:red"),
@@ -226,4 +192,4 @@ def epoch_curves_plot(run_dir: Path, path: Path) -> None:
         a.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)

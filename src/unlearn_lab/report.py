@@ -1,23 +1,8 @@
 """The headline numbers of one run (metrics/summary.json)."""
 from __future__ import annotations
 
+from .metrics.table import headline
 from .settings import Settings
-
-HEADLINE = ("forget_quality", "model_utility", "privleak", "mia_loss_auc", "mia_minkpp_auc")
-
-
-def _headline(metrics: dict) -> dict:
-    out = {}
-    for name in ("forget", "retain", "world"):
-        if name in metrics:
-            out[f"{name}_rouge_l_recall"] = metrics[name]["rouge_l_recall"]
-            out[f"{name}_prob"] = metrics[name]["prob"]
-            out[f"{name}_truth_ratio"] = metrics[name]["truth_ratio"]
-    if "forget" in metrics and "exact_memorization" in metrics["forget"]:
-        out["forget_exact_memorization"] = metrics["forget"]["exact_memorization"]
-    out.update({k: metrics[k] for k in HEADLINE if k in metrics})
-    return out
-
 
 def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
@@ -54,7 +39,7 @@ def build_summary(models: dict[str, dict], settings: Settings, unlearn_report: d
                "benchmark": settings.data.benchmark}
     for name, metrics in models.items():
         if metrics.get("available", True):
-            summary[name] = _headline(metrics)
+            summary[name] = headline(metrics)
         else:
             summary[name] = {"available": False, "reason": metrics.get("reason", "")}
     t, u, b = summary.get("target", {}), summary.get("unlearned", {}), summary.get("base", {})

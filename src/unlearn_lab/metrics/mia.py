@@ -5,19 +5,20 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-from scipy import stats
 
 
 def auc(member_scores, nonmember_scores) -> float:
-    """ROC AUC = P(score(member) > score(non-member)) + 0.5 P(tie), by the Mann-Whitney U
-    statistic: U / (n_members n_nonmembers). 1.0: perfectly separable; 0.5: no signal."""
+    """ROC AUC = P(score(member) > score(non-member)) + 0.5 P(tie), the Mann-Whitney U statistic
+    over n_members n_nonmembers (scikit-learn's `roc_auc_score`, members labelled 1).
+    1.0: perfectly separable; 0.5: no signal."""
+    from sklearn.metrics import roc_auc_score
+
     m = np.asarray(member_scores, dtype=float)
     n = np.asarray(nonmember_scores, dtype=float)
     if len(m) == 0 or len(n) == 0:
         raise ValueError("auc needs at least one member and one non-member score")
-    ranks = stats.rankdata(np.concatenate([m, n]))
-    u = ranks[: len(m)].sum() - len(m) * (len(m) + 1) / 2
-    return float(u / (len(m) * len(n)))
+    labels = np.concatenate([np.ones(len(m)), np.zeros(len(n))])
+    return float(roc_auc_score(labels, np.concatenate([m, n])))
 
 
 def loss_score(token_logp) -> float:
