@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from unlearn_lab.evaluation import answer_nlls, shared_prompt_nlls
-from unlearn_lab.io import UserError
+from unlearn_lab.errors import UserError
 from unlearn_lab.metrics import knowledge_recovered, mean_cosine, mean_drift_norm, mean_logit_drift_norm
 from unlearn_lab.modeling import encode_qa
 from unlearn_lab.hardware import resolve

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from unlearn_lab.hardware import resolve
-from unlearn_lab.io import UserError
+from unlearn_lab.errors import UserError
 from unlearn_lab.methods import get_method
 from unlearn_lab.settings import KNOBS, Eval, Hardware, Lora, Model, Unlearn, parse_settings
 from unlearn_lab.training import EncodedDataset

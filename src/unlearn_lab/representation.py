@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .evaluation import prompt_cached_forwards
-from .io import UserError
+from .errors import UserError
 from .metrics import mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
 
