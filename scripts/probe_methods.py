@@ -15,7 +15,7 @@ import numpy as np
 from ruamel.yaml import YAML
 
 from unlearn_lab import hardware
-from unlearn_lab.cli import load_sets
+from unlearn_lab.data.sets import load_sets
 from unlearn_lab.data.idk import load_idk_pool
 from unlearn_lab.evaluation import generate_answers
 from unlearn_lab.io import read_jsonl

@@ -2,12 +2,13 @@
 import argparse
 from pathlib import Path
 
-from unlearn_lab.cli import SETS, load_sets, run_stage
+from unlearn_lab.data.sets import SETS, load_sets
 from unlearn_lab.evaluation import evaluate_model
 from unlearn_lab.hardware import device
 from unlearn_lab.io import json_text, jsonl_text, read_json, read_jsonl, write_files_atomic
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage
 
 
 def arguments() -> argparse.Namespace:

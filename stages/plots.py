@@ -1,10 +1,10 @@
 """Stage plots: figures and the before/after answer table from the evaluation outputs."""
-from unlearn_lab.cli import run_stage, stage_args
 from unlearn_lab.io import read_json, read_jsonl, write_text_atomic
 from unlearn_lab.plots import (
     MODELS, before_after_markdown, before_after_plot, before_after_rows, epoch_curves_plot, metric_bars_plot,
     retain_split_plot, training_curves_plot, truth_ratio_plot,
 )
+from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():

@@ -1,8 +1,8 @@
 """Stage prepare_model: resolve model.source into a model folder (safetensors + tokenizer)."""
-from unlearn_lab.cli import run_stage, stage_args
 from unlearn_lab.io import atomic_dir
 from unlearn_lab.modeling import prepare_base
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():

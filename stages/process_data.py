@@ -1,9 +1,10 @@
 """Stage process_data: build the forget / retain / holdout / world / replay sets."""
-from unlearn_lab.cli import SETS, run_stage, stage_args
 from unlearn_lab.data.benchmark import build_benchmark
 from unlearn_lab.data.checks import check_contrast, check_fits
+from unlearn_lab.data.sets import SETS
 from unlearn_lab.io import jsonl_text, write_files_atomic
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage, stage_args
 
 
 def prompt_lengths(base, questions: list[str]) -> dict[str, int]:

@@ -1,12 +1,13 @@
 """Stage quantize: unlearned and target models at low bit widths, forget and retain scores again."""
-from unlearn_lab.cli import load_sets, run_stage, stage_args
+from unlearn_lab.data.sets import load_sets
 from unlearn_lab.hardware import device
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
-from unlearn_lab.quantization import quantize_variants
-from unlearn_lab.robustness import subset
-from unlearn_lab.robustness_plots import quantize_plot
+from unlearn_lab.robustness.common import subset
+from unlearn_lab.robustness.plots import quantize_plot
+from unlearn_lab.robustness.quantization import quantize_variants
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():

@@ -1,8 +1,9 @@
 """Stage random_labels: k wrong same-field answers for every forget question."""
-from unlearn_lab.cli import load_sets, run_stage, stage_args
 from unlearn_lab.data.random_labels import make_random_labels
+from unlearn_lab.data.sets import load_sets
 from unlearn_lab.io import write_jsonl
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():

@@ -2,13 +2,14 @@
 from pathlib import Path
 
 from unlearn_lab import hardware
-from unlearn_lab.cli import load_sets, run_stage, stage_args
+from unlearn_lab.data.sets import load_sets
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer
-from unlearn_lab.relearning import relearn, relearn_result, relearn_split, resolve_data
-from unlearn_lab.robustness import baseline_scores, score_sets
-from unlearn_lab.robustness_plots import relearn_plot
+from unlearn_lab.robustness.common import baseline_scores, score_sets
+from unlearn_lab.robustness.plots import relearn_plot
+from unlearn_lab.robustness.relearning import relearn, relearn_result, relearn_split, resolve_data
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():

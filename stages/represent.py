@@ -1,11 +1,12 @@
 """Stage represent: per-layer drift of the unlearned model's hidden states and linear probes."""
-from unlearn_lab.cli import load_sets, run_stage, stage_args
+from unlearn_lab.data.sets import load_sets
 from unlearn_lab.hardware import device
 from unlearn_lab.io import staged_outputs, write_json, write_text_atomic
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
-from unlearn_lab.representation import analyse, layer_table, represent_model, scalar_metrics
-from unlearn_lab.robustness_plots import represent_plot
+from unlearn_lab.robustness.plots import represent_plot
+from unlearn_lab.robustness.representation import analyse, layer_table, represent_model, scalar_metrics
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():

@@ -1,8 +1,8 @@
 """Stage summary: headline numbers of the run from the per-model metrics."""
-from unlearn_lab.cli import run_stage, stage_args
 from unlearn_lab.io import read_json, write_json
 from unlearn_lab.report import build_summary, robustness_headline
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():

@@ -3,13 +3,14 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from unlearn_lab import hardware
-from unlearn_lab.cli import load_sets, run_stage, stage_args
 from unlearn_lab.data.idk import load_idk_pool
+from unlearn_lab.data.sets import load_sets
 from unlearn_lab.epoch_eval import EpochEvaluation
 from unlearn_lab.io import discarded_outputs, read_jsonl, staged_outputs, write_json
 from unlearn_lab.methods import build_method
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
 from unlearn_lab.settings import load_settings
+from unlearn_lab.stage import run_stage, stage_args
 from unlearn_lab.unlearning import unlearn
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from .test_import import RETAIN_QA, jsonl
+from .import_fixtures import RETAIN_QA, jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = ("forget", "retain", "holdout", "world", "replay")

@@ -5,7 +5,7 @@ import torch
 from transformers import TrainingArguments
 
 from unlearn_lab import hardware
-from unlearn_lab.io import UserError
+from unlearn_lab.errors import UserError
 from unlearn_lab.settings import Eval, Hardware, Unlearn, parse_settings
 from unlearn_lab.training import training_args
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearn_lab.io import UserError
+from unlearn_lab.errors import UserError
 from unlearn_lab.methods import METHODS, answer_logprobs, get_method
 from unlearn_lab.settings import KNOBS as KNOB_MODELS
 from unlearn_lab.settings import parse_settings

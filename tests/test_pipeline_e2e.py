@@ -11,6 +11,17 @@ from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from check_deps import load_stages  # noqa: E402  (scripts/ is not a package)
+
+# Files inside the folders dvc.yaml declares, which the stages after them (or a reader) need.
+INSIDE_OUTPUTS = [
+    "models/base/model.safetensors", "models/target/adapter_model.safetensors",
+    "models/oracle/adapter_model.safetensors", "models/unlearned/adapter_model.safetensors",
+    "logs/unlearn/plots/metrics/train/loss.tsv", "logs/finetune_target/plots/metrics/train/loss.tsv",
+    "logs/unlearn_epochs/plots/metrics/epoch/forget_rouge_l_recall.tsv",
+    "logs/relearn/plots/metrics/train/loss.tsv",
+]
 
 TINY = {
     "model": {"source": "tiny-random", "tiny": {"layers": 2, "hidden": 32}, "max_length": 64,
@@ -25,6 +36,29 @@ TINY = {
     "relearn": {"steps": 2, "batch_size": 2},
     "represent": {"candidates": 3},
 }
+
+
+def _paths(entries) -> list[str]:
+    """The paths of a list of dvc.yaml entries: `path` or `{path: options}`; a top-level plot whose
+    `y` is a mapping names its files there (its key is then only the plot's id)."""
+    out = []
+    for entry in entries or []:
+        if isinstance(entry, str):
+            out.append(entry)
+            continue
+        for key, options in entry.items():
+            y = (options or {}).get("y") if isinstance(options, dict) else None
+            out.extend(y if isinstance(y, dict) else [key])
+    return out
+
+
+def declared_outputs(dvc_yaml: Path) -> list[str]:
+    """Every path `dvc_yaml` declares a stage writes: each stage's outs, metrics and plots (foreach
+    and matrix stages expanded, as DVC does), and the top-level plots."""
+    paths = [p for stage in load_stages(dvc_yaml).values() for section in ("outs", "metrics", "plots")
+             for p in _paths(stage.get(section))]
+    paths += _paths((YAML(typ="safe", pure=True).load(dvc_yaml.read_text()) or {}).get("plots"))
+    return sorted(set(paths))
 
 
 def run(args, cwd, **extra_env):
@@ -71,11 +105,18 @@ def repo(tmp_path_factory):
     return make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
 
 
+def test_declared_outputs_reads_every_stage_of_dvc_yaml():
+    """Quick, no repro: the expected outputs come from dvc.yaml, foreach stages expanded."""
+    paths = declared_outputs(ROOT / "dvc.yaml")
+    assert not [p for p in paths if "${" in p]
+    assert {"models/base", "models/target", "models/oracle", "logs/finetune_oracle", "metrics/finetune_target.json",
+            "eval/target.jsonl", "eval/unlearned.jsonl", "metrics/unlearned.json", "data/processed/random_labels.jsonl",
+            "metrics/summary.json", "plots/before_after.md", "plots/represent_layers.csv",
+            "logs/relearn/plots/metrics"} <= set(paths)
+
+
 def test_stages_read_only_declared_params(repo):
     """A setting a stage reads but does not list under `params:` would let DVC serve stale results."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from check_deps import load_stages
-
     repo, _ = repo
     by_command = {" ".join(stage["cmd"].split()): (name, stage.get("params") or [])
                   for name, stage in load_stages(repo / "dvc.yaml").items()}
@@ -108,18 +149,7 @@ def test_world_benchmark_runs_end_to_end(tmp_path):
 
 def test_repro_writes_every_declared_output(repo):
     repo, out = repo
-    for path in ["models/base/model.safetensors", "models/target/adapter_model.safetensors",
-                 "models/oracle/adapter_model.safetensors", "models/unlearned/adapter_model.safetensors",
-                 "data/processed/forget.jsonl", "data/processed/retain.jsonl", "data/processed/holdout.jsonl",
-                 "data/processed/world.jsonl", "data/processed/random_labels.jsonl",
-                 "logs/unlearn/plots/metrics/train/loss.tsv", "logs/finetune_target/plots/metrics/train/loss.tsv",
-                 "eval/base.jsonl", "eval/oracle.jsonl", "eval/target.jsonl", "eval/unlearned.jsonl",
-                 "logs/unlearn_epochs/plots/metrics/epoch/forget_rouge_l_recall.tsv",
-                 "plots/metrics.png", "plots/truth_ratio_forget.png", "plots/retain_split.png",
-                 "plots/before_after.png", "plots/before_after.md",
-                 "metrics/unlearn.json", "metrics/finetune_target.json", "metrics/finetune_oracle.json", "dvc.lock",
-                 "eval/quantize.jsonl", "plots/quantize.png", "plots/represent.png", "plots/represent_layers.csv",
-                 "eval/relearn.jsonl", "plots/relearn.png", "logs/relearn/plots/metrics/train/loss.tsv"]:
+    for path in [*declared_outputs(repo / "dvc.yaml"), *INSIDE_OUTPUTS, "dvc.lock"]:
         assert (repo / path).exists(), path
     for name in ("target", "unlearned"):
         m = json.loads((repo / f"metrics/{name}.json").read_text())

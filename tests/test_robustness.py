@@ -5,19 +5,19 @@ import pytest
 import torch
 
 from unlearn_lab.evaluation import answer_nlls, shared_prompt_nlls
-from unlearn_lab.io import UserError
-from unlearn_lab.metrics import knowledge_recovered, mean_cosine, mean_drift_norm, mean_logit_drift_norm
+from unlearn_lab.errors import UserError
 from unlearn_lab.modeling import encode_qa
 from unlearn_lab.hardware import resolve
 from unlearn_lab.settings import Hardware, Model, Quantize, Relearn, parse_settings
-from unlearn_lab.quantization import quantize_linear_weights, rtn_quantize, scheme_names
-from unlearn_lab.relearning import relearn, relearn_split, resolve_data
 from unlearn_lab.report import robustness_headline
-from unlearn_lab.representation import (
+from unlearn_lab.robustness.common import add_recovery, baseline_scores, subset
+from unlearn_lab.robustness.quantization import quantize_linear_weights, rtn_quantize, scheme_names
+from unlearn_lab.robustness.relearning import relearn, relearn_split, resolve_data
+from unlearn_lab.robustness.representation import (
     answer_layer_readouts, candidate_choice_accuracy, lens_accuracy, probe_all_layers, probe_layer,
     sentence_candidates,
 )
-from unlearn_lab.robustness import add_recovery, baseline_scores, subset
+from unlearn_lab.robustness.scores import knowledge_recovered, mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
 from .conftest import qa_record
 

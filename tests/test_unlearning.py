@@ -5,13 +5,14 @@ import copy
 import pytest
 import torch
 
+from unlearn_lab.data.records import wrong_answer_text
 from unlearn_lab.hardware import resolve
-from unlearn_lab.io import UserError
+from unlearn_lab.errors import UserError
 from unlearn_lab.methods import get_method
 from unlearn_lab.settings import KNOBS, Eval, Hardware, Lora, Model, Unlearn, parse_settings
 from unlearn_lab.training import EncodedDataset
 from unlearn_lab.unlearning import (
-    PairedDataset, build_views, collate_views, make_reference, restrict_trainable, unlearn, wrong_answer_text,
+    PairedDataset, build_views, collate_views, make_reference, restrict_trainable, unlearn,
 )
 
 from .conftest import qa_record

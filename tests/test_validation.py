@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 
 from unlearn_lab.data import DataError
 
-from .test_import import RETAIN_QA, build, jsonl, retain_jsonl, write
+from .import_fixtures import RETAIN_QA, build, jsonl, retain_jsonl, write
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import UserError  # noqa: F401  (re-exported)
+from .errors import UserError
 
 
 def _dump(obj) -> str:

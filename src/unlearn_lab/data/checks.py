@@ -37,8 +37,8 @@ def check_fits(sets: Mapping[str, list[dict]], count_tokens: Callable[[str], int
 
 def check_contrast(sets: Mapping[str, list[dict]]) -> None:
     """The represent stage contrasts every forget and retain answer with another answer of its
-    field from the forget, retain and holdout sets (representation.sentence_candidates): each
-    such record needs at least one."""
+    field from the forget, retain and holdout sets (`sentence_candidates` in
+    robustness/representation.py): each such record needs at least one."""
     by_field: dict[str, set[str]] = {}
     for name in ("forget", "retain", "holdout"):
         for rec in sets.get(name, []):

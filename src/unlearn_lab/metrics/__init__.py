@@ -11,13 +11,11 @@ from .likelihood import (
 )
 from .memorization import exact_memorization, extraction_strength
 from .mia import auc, loss_score, mink_score, minkpp_score, privleak, zlib_score
-from .robustness import knowledge_recovered, mean_cosine, mean_drift_norm, mean_logit_drift_norm
 from .text import bertscore_f1, bleu, rouge_l_f1, rouge_l_recall
 
 __all__ = [
     "TRUTH_RATIOS", "answer_probability", "auc", "bertscore_f1", "bleu", "exact_memorization",
-    "extraction_strength", "forget_quality", "knowledge_recovered", "mean_cosine", "mean_drift_norm",
-    "mean_logit_drift_norm", "loss_score", "mink_score", "minkpp_score", "model_utility",
+    "extraction_strength", "forget_quality", "loss_score", "mink_score", "minkpp_score", "model_utility",
     "perplexity", "privleak", "rouge_l_f1", "rouge_l_recall", "truth_ratio", "truth_ratio_forget_score",
     "truth_ratio_mean_prob", "truth_ratio_retain_score", "zlib_score",
 ]

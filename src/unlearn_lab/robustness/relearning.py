@@ -9,10 +9,10 @@ al. 2024, arXiv 2402.16835; Hu et al. 2024, arXiv 2406.13356). Two kinds of atta
 """
 from __future__ import annotations
 
-from .errors import UserError
-from .robustness import add_recovery
-from .settings import Finetune, Hardware, Model, Relearn
-from .training import finetune
+from ..errors import UserError
+from ..settings import Finetune, Hardware, Model, Relearn
+from ..training import finetune
+from .common import add_recovery
 
 
 def resolve_data(data: str, forget: list[dict], retain: list[dict]) -> str:

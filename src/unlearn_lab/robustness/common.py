@@ -3,10 +3,10 @@ forget and retain facts, full-precision baselines from the evaluate stage's rows
 "knowledge recovered" figure."""
 from __future__ import annotations
 
-from .evaluation import evaluate_set, summarize_set
-from .errors import UserError
-from .settings import Eval
-from .metrics import knowledge_recovered
+from ..errors import UserError
+from ..evaluation import evaluate_set, summarize_set
+from ..settings import Eval
+from .scores import knowledge_recovered
 
 SCORES = ("rouge_l_recall", "prob", "truth_ratio")
 # The recovered fraction does not care which way a score points: it is 1 when the score is back

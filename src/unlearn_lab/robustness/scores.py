@@ -1,4 +1,6 @@
-"""Does the forgetting hold? Recovery after an attack, and representation drift between models."""
+"""Robustness scores: recovery after an attack, and representation drift between models.
+
+Each function's docstring gives its formula and source."""
 from __future__ import annotations
 
 import numpy as np

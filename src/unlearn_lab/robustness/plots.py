@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import COLORS, _grouped_bars, _plt, _save
+from ..plots import COLORS, _grouped_bars, _plt, _save
 
 
 def quantize_plot(result: dict, path: Path) -> None:

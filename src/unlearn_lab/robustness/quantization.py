@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
-from .settings import Eval, Quantize
+from ..errors import UserError
+from ..settings import Eval, Quantize
 
 # Embeddings and the output head stay in full precision, as in GPTQ / AWQ / bitsandbytes exports.
 DEFAULT_SKIP = r"(^|\.)(lm_head|embed_tokens)$"
@@ -133,7 +133,7 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
 
     `loader(name)` returns a fresh full-precision model. Keys: `<scheme>` for the unlearned model,
     `target_<scheme>` for the target."""
-    from .robustness import add_recovery, baseline_scores, score_sets
+    from .common import add_recovery, baseline_scores, score_sets
 
     schemes, reason = scheme_names(cfg)
     models = cfg.models

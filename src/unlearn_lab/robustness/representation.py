@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .evaluation import prompt_cached_forwards
-from .io import UserError
-from .metrics import mean_cosine, mean_drift_norm, mean_logit_drift_norm
+from ..errors import UserError
+from ..evaluation import prompt_cached_forwards
+from .scores import mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
 
 @torch.no_grad()
@@ -124,7 +124,7 @@ def sentence_candidates(records: list[dict], pool: list[dict], k: int = 5) -> li
 
     Every record gets the same number of wrong ones: `k`, or fewer when some field has fewer
     other answers in the pool (at least one is needed)."""
-    from .data.records import wrong_answer_text
+    from ..data.records import wrong_answer_text
 
     by_field: dict[str, list[str]] = {}
     for r in pool:

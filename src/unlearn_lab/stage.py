@@ -1,4 +1,6 @@
-"""What every stage script shares: friendly errors, quiet libraries, its paths from the command line."""
+"""What every stage script shares: friendly errors, quiet libraries, its paths from the command line.
+
+The processed sets a stage reads are loaded by `data.sets.load_sets`."""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +12,6 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import UserError
-
-SETS = ("forget", "retain", "holdout", "world", "replay")
 
 
 def stage_args(description: str, which: tuple[str, ...] = (), **paths: str) -> argparse.Namespace:
@@ -41,9 +41,3 @@ def run_stage(main: Callable[[], None]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
-
-def load_sets(folder: Path, names=SETS) -> dict[str, list[dict]]:
-    """The processed sets `names` from `folder` (data/processed)."""
-    from .io import read_jsonl
-
-    return {name: read_jsonl(Path(folder) / f"{name}.jsonl") for name in names}
