@@ -5,7 +5,7 @@ from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.common import subset
 from unlearn_lab.robustness.plots import quantize_plot
-from unlearn_lab.robustness.quantization import quantize_variants
+from unlearn_lab.robustness.quantization import headline, quantize_variants
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
 
@@ -28,6 +28,7 @@ def main():
 
     result, variant_rows = quantize_variants(loader, tok, sets, rows, cfg, settings.eval, device())
     result["target_kind"] = read_meta(args.target)["kind"]
+    result["headline"] = headline(result)
     with staged_outputs(files=[args.rows, args.metrics, args.plot]) as out:
         write_jsonl(out[args.rows], variant_rows)
         write_json(out[args.metrics], result)

@@ -7,7 +7,7 @@ from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer
 from unlearn_lab.robustness.common import baseline_scores, score_sets
 from unlearn_lab.robustness.plots import relearn_plot
-from unlearn_lab.robustness.relearning import relearn, relearn_result, relearn_split, resolve_data
+from unlearn_lab.robustness.relearning import headline, relearn, relearn_result, relearn_split, resolve_data
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
 
@@ -35,6 +35,7 @@ def main():
                                     settings.seed, live)
         scores, rows = score_sets(model.to(hardware.device()), tok, scored_sets, settings.eval, "relearned")
         result = relearn_result(data, report, attack, scored, full, scores)
+        result["headline"] = headline(result)
         write_jsonl(out[args.rows], rows)
         write_json(out[args.metrics], result)
         relearn_plot(result, out[args.plot])

@@ -4,7 +4,7 @@ from unlearn_lab.hardware import device
 from unlearn_lab.io import staged_outputs, write_json, write_text_atomic
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.plots import represent_plot
-from unlearn_lab.robustness.representation import analyse, layer_table, represent_model, scalar_metrics
+from unlearn_lab.robustness.representation import analyse, headline, layer_table, represent_model, scalar_metrics
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
 
@@ -32,11 +32,13 @@ def main():
         del model
     result = analyse(states, head, settings.seed, cfg.probe_c)
     table = layer_table(result)
+    metrics = scalar_metrics(result)
+    metrics["headline"] = headline(metrics)
     with staged_outputs(files=[args.table, args.metrics, args.plot]) as out:
         write_text_atomic(out[args.table], table.to_csv(index=False, float_format="%.6g"))
-        write_json(out[args.metrics], scalar_metrics(result))
+        write_json(out[args.metrics], metrics)
         represent_plot(table.to_dict(orient="list"), out[args.plot])
-    print({k: v for k, v in scalar_metrics(result).items() if k.startswith(("probe_", "lens_"))})
+    print({k: v for k, v in metrics.items() if k.startswith(("probe_", "lens_"))})
 
 
 if __name__ == "__main__":

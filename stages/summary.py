@@ -1,16 +1,24 @@
-"""Stage summary: headline numbers of the run from the per-model metrics."""
+"""Stage summary: headline numbers of the run from the per-model metrics and the `headline`
+block of each robustness stage's metrics."""
+from unlearn_lab.errors import UserError
 from unlearn_lab.io import read_json, write_json
-from unlearn_lab.report import build_summary, robustness_headline
+from unlearn_lab.report import build_summary
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():
-    args = stage_args(__doc__, metrics="folder of the stages' metrics", out="the summary (JSON)")
+    args = stage_args(__doc__, many=("robustness",), metrics="folder of the per-model metrics",
+                      robustness="metrics of the robustness stages, each with a `headline` block",
+                      out="the summary (JSON)")
     settings = load_settings()
     models = {name: read_json(args.metrics / f"{name}.json") for name in ("base", "target", "oracle", "unlearned")}
-    robustness = robustness_headline(*(read_json(args.metrics / f"{name}.json")
-                                       for name in ("quantize", "relearn", "represent")))
+    robustness = {}
+    for path in args.robustness:
+        block = read_json(path).get("headline")
+        if not isinstance(block, dict):
+            raise UserError(f"{path}: no `headline` block; re-run the stage that writes it")
+        robustness.update(block)
     summary = build_summary(models, settings, read_json(args.metrics / "unlearn.json"), robustness)
     write_json(args.out, summary)
     for name in ("target", "oracle", "unlearned"):

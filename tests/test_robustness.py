@@ -9,10 +9,12 @@ from unlearn_lab.errors import UserError
 from unlearn_lab.modeling import encode_qa
 from unlearn_lab.hardware import resolve
 from unlearn_lab.settings import Hardware, Model, Quantize, Relearn, parse_settings
-from unlearn_lab.report import robustness_headline
 from unlearn_lab.robustness.common import add_recovery, baseline_scores, subset
+from unlearn_lab.robustness.quantization import headline as quantize_headline
 from unlearn_lab.robustness.quantization import quantize_linear_weights, rtn_quantize, scheme_names
+from unlearn_lab.robustness.relearning import headline as relearn_headline
 from unlearn_lab.robustness.relearning import relearn, relearn_split, resolve_data
+from unlearn_lab.robustness.representation import headline as represent_headline
 from unlearn_lab.robustness.representation import (
     answer_layer_readouts, candidate_choice_accuracy, lens_accuracy, probe_all_layers, probe_layer,
     sentence_candidates,
@@ -126,11 +128,13 @@ def test_subset_puts_correlated_facts_first():
 
 
 def test_robustness_headline_keys_and_reasons():
-    out = robustness_headline({"int4": {"recovered": 0.25}}, {"relearned": {"recovered_reason": "equal"}},
-                              {"probe_forget_accuracy_max": 0.5, "lens_forget_accuracy_max": 0.75,
-                               "probe_chance": 0.2})
+    out = {**quantize_headline({"int4": {"recovered": 0.25}}), **relearn_headline({"relearned": {"recovered_reason": "equal"}}),
+           **represent_headline({"probe_forget_accuracy_max": 0.5, "lens_forget_accuracy_max": 0.75,
+                                 "probe_chance": 0.2, "probe_target_forget_accuracy_max": 0.9})}
     assert out["quant_int4_recovered"] == 0.25 and out["relearn_recovered_reason"] == "equal"
     assert out["probe_forget_accuracy_max"] == 0.5 and out["lens_forget_accuracy_max"] == 0.75
+    assert "probe_target_forget_accuracy_max" not in out
+    assert quantize_headline({})["quant_int4_recovered_reason"] == "quantize int4 was not run"
 
 
 # ---------------------------------------------------------------- representation

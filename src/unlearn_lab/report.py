@@ -4,28 +4,9 @@ from __future__ import annotations
 from .metrics.table import headline
 from .settings import Settings
 
+
 def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
-
-
-def robustness_headline(quantize: dict | None, relearn: dict | None, represent: dict | None) -> dict:
-    """Does the forgetting hold: the forget ROUGE-L fraction recovered by int4 round-to-nearest
-    quantization and by relearning, and the best layer's accuracy at picking the true forget
-    fact, for the logistic-regression probe and the logit lens.
-    A value that is undefined comes with a `*_reason`."""
-    out = {}
-    for key, block, source in (("quant_int4_recovered", (quantize or {}).get("int4"), "quantize int4"),
-                               ("relearn_recovered", (relearn or {}).get("relearned"), "relearn")):
-        if block is None:
-            out[f"{key}_reason"] = f"{source} was not run"
-        elif "recovered" in block:
-            out[key] = block["recovered"]
-        else:
-            out[f"{key}_reason"] = block.get("recovered_reason", "not computed")
-    for key in ("probe_forget_accuracy_max", "lens_forget_accuracy_max", "probe_chance"):
-        if represent and key in represent:
-            out[key] = represent[key]
-    return out
 
 
 def build_summary(models: dict[str, dict], settings: Settings, unlearn_report: dict | None = None,

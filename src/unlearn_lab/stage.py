@@ -14,15 +14,18 @@ from typing import Callable
 from .errors import UserError
 
 
-def stage_args(description: str, which: tuple[str, ...] = (), **paths: str) -> argparse.Namespace:
+def stage_args(description: str, which: tuple[str, ...] = (), many: tuple[str, ...] = (),
+               **paths: str) -> argparse.Namespace:
     """Parse `--name PATH` for each keyword (its value is the help); every path is required, so
     dvc.yaml, which declares them as deps and outputs, is the only place they are written.
-    `which`: the choices of a leading positional argument (e.g. target | oracle)."""
+    `which`: the choices of a leading positional argument (e.g. target | oracle); `many`: the
+    keywords that take one path or more (`--name A B C`)."""
     parser = argparse.ArgumentParser(description=description)
     if which:
         parser.add_argument("which", choices=which)
     for name, help_text in paths.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, type=Path, help=help_text)
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, type=Path, help=help_text,
+                            nargs="+" if name in many else None)
     return parser.parse_args()
 
 

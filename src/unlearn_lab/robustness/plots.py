@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plots import COLORS, _grouped_bars, _plt, _save
+from ..plotting import COLORS, grouped_bars, pyplot, save
 
 
 def quantize_plot(result: dict, path: Path) -> None:
     """Forget and retain ROUGE-L recall of target and unlearned at full precision and after each
     quantization scheme, with the unlearned model's recovered fraction in the title of each."""
-    plt = _plt()
+    plt = pyplot()
     schemes = [s for s in result["schemes"] if s in result]
     groups = ["full", *schemes]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -23,7 +23,7 @@ def quantize_plot(result: dict, path: Path) -> None:
             full = result["full_precision"][model][key]
             quant = [result.get(s if model == "unlearned" else f"target_{s}", {}).get(key, np.nan) for s in schemes]
             series[model] = [full, *quant]
-        _grouped_bars(ax, groups, series)
+        grouped_bars(ax, groups, series)
         ax.set_ylim(0, 1.22)
         ax.set_title(f"{set_name} ROUGE-L recall")
         ax.grid(axis="y", alpha=0.3)
@@ -31,19 +31,19 @@ def quantize_plot(result: dict, path: Path) -> None:
     fig.suptitle("Does quantization bring the forgotten facts back?"
                  + (f"  (recovered fraction of forget ROUGE-L, {recovered})" if recovered else ""))
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def relearn_plot(result: dict, path: Path) -> None:
     """Forget scores on the scored facts: target, unlearned, and unlearned after relearning."""
-    plt = _plt()
+    plt = pyplot()
     keys = [("forget_rouge_l_recall", "ROUGE-L recall"), ("forget_prob", "answer probability"),
             ("forget_truth_ratio", "truth-ratio score")]
     fig, ax = plt.subplots(figsize=(9, 4.2))
     series = {"target": [result["target"][k] for k, _ in keys],
               "unlearned": [result["unlearned"][k] for k, _ in keys],
               "relearned": [result["relearned"][k] for k, _ in keys]}
-    _grouped_bars(ax, [label for _, label in keys], series)
+    grouped_bars(ax, [label for _, label in keys], series)
     ax.set_ylim(0, 1.22)
     ax.grid(axis="y", alpha=0.3)
     rec = result["relearned"].get("recovered")
@@ -51,14 +51,14 @@ def relearn_plot(result: dict, path: Path) -> None:
                  f"scored on {result['scored']} forget facts"
                  + (f"; recovered {rec:.2f}" if rec is not None else ""), fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)
 
 
 def represent_plot(layers: dict[str, list[float]], path: Path) -> None:
     """Per layer: drift of the unlearned model from the target on forget and retain answers
     (|dh| and 1 - cosine), and, for each model, how often a logistic-regression probe and the
     logit lens pick the true forget fact among its candidates."""
-    plt = _plt()
+    plt = pyplot()
     x = np.arange(len(layers["layer"]))
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     axes = axes.ravel()
@@ -94,4 +94,4 @@ def represent_plot(layers: dict[str, list[float]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save(fig, path)

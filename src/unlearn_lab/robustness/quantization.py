@@ -158,3 +158,10 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
                 else scores
             all_rows.extend(rows)
     return result, all_rows
+
+
+def headline(result: dict) -> dict:
+    """The forget ROUGE-L fraction that int4 round-to-nearest quantization brings back."""
+    from .common import recovered_headline
+
+    return recovered_headline("quant_int4_recovered", result.get("int4"), "quantize int4")

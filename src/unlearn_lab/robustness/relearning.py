@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..errors import UserError
 from ..settings import Finetune, Hardware, Model, Relearn
 from ..training import finetune
-from .common import add_recovery
+from .common import add_recovery, recovered_headline
 
 
 def resolve_data(data: str, forget: list[dict], retain: list[dict]) -> str:
@@ -64,3 +64,8 @@ def relearn_result(data: str, report: dict, attack: list[dict], scored: list[dic
     if "recovered" in result["relearned"]:
         result["recovered"] = result["relearned"]["recovered"]
     return result
+
+
+def headline(result: dict) -> dict:
+    """The forget ROUGE-L fraction that relearning brings back."""
+    return recovered_headline("relearn_recovered", result.get("relearned"), "relearn")

@@ -219,3 +219,10 @@ def scalar_metrics(result: dict) -> dict:
     out["probe_forget_accuracy_max"] = out["probe_unlearned_forget_accuracy_max"]
     out["lens_forget_accuracy_max"] = out["lens_unlearned_forget_accuracy_max"]
     return out
+
+
+def headline(metrics: dict) -> dict:
+    """The best layer's accuracy at picking the true forget fact, for the probe and the logit
+    lens, and the chance level to read them against (from `scalar_metrics`)."""
+    return {k: metrics[k] for k in ("probe_forget_accuracy_max", "lens_forget_accuracy_max", "probe_chance")
+            if k in metrics}
