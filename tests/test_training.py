@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from unlearn_lab.evaluation import answer_nlls, evaluate_set, generate_answers
-from unlearn_lab.methods.base import METHODS, UnlearningMethod, forward_logits, register, token_mean_nll
+from unlearn_lab.methods.base import METHODS, UnlearningMethod, register, token_mean_nll
 from unlearn_lab.hardware import resolve
 from unlearn_lab.methods import get_method
 from unlearn_lab.metrics import truth_ratio
-from unlearn_lab.settings import Eval, Finetune, Hardware, Lora, Model, Unlearn
+from unlearn_lab.settings import Eval, Finetune, Hardware, Knobs, Lora, Model, Unlearn
 from unlearn_lab.training import EncodedDataset, finetune
 from unlearn_lab.unlearning import PairedDataset, unlearn
 
@@ -46,14 +46,15 @@ class PlantedNaN(UnlearningMethod):
     """Gradient ascent that turns NaN on its third call, recording the weights it saw."""
 
     name = "_planted_nan"
+    shared_retain = False
 
     def __init__(self, knobs):
         super().__init__(knobs)
         self.seen = []
 
-    def loss(self, model, batch, reference):
-        self.seen.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
-        loss = -token_mean_nll(forward_logits(model, batch["forget"]), batch["forget"]["labels"])
+    def forget_loss(self, step):
+        self.seen.append({n: p.detach().clone() for n, p in step.model.named_parameters() if p.requires_grad})
+        loss = -token_mean_nll(step.logits("forget"), step.labels("forget"))
         if len(self.seen) == 3:
             loss = loss * float("nan")
         return loss, {}
@@ -65,7 +66,7 @@ def test_divergence_guard_stops_and_keeps_last_good_weights(tiny_model, tok, mon
     monkeypatch.setitem(METHODS, "_planted_nan", lambda k: made.append(original(k)) or made[-1])
     forget = [qa_record(i) for i in range(6)]
     retain = [qa_record(i) for i in range(10, 16)]
-    model, report = unlearn(tiny_model, tok, forget, retain, get_method("_planted_nan"), 1e-2, LORA,
+    model, report = unlearn(tiny_model, tok, forget, retain, get_method("_planted_nan", Knobs()), 1e-2, LORA,
                             Unlearn(epochs=1, batch_size=1, retain_loss_bound=100), HW, tmp_path / "ul", seed=0)
     assert report["stopped_early"] and "non-finite loss at step 2" in report["stop_reason"]
     assert report["steps"] == 3

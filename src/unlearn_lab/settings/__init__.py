@@ -2,8 +2,9 @@
 
 Every section (sections.py) is checked by every stage, so a typo anywhere fails the first stage
 that runs; under `methods:` every stage checks the method names, and the methods package checks
-the knobs' values (methods.check_knobs: the unlearn stage, first thing). YAML is read as 1.2 (ruamel), the dialect `dvc exp run -S` writes:
-`1e-05` is a float there, and `no` is the string "no" (which a boolean setting rejects).
+the knobs' values (methods.check_knobs: the unlearn stage, first thing). YAML is read as 1.2
+(ruamel), the dialect `dvc exp run -S` writes: `1e-05` is a float there, and `no` is the string
+"no" (which a boolean setting rejects).
 """
 from __future__ import annotations
 
