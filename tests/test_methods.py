@@ -323,7 +323,7 @@ def make(name, knobs):
     return get_method(name, parse_knobs(name, knobs))
 
 
-FUSABLE = [name for name in ALL if len(make(name, KNOBS[name]).forward_views) > 1]
+FUSABLE = [name for name in ALL if len(make(name, KNOBS.get(name, {})).forward_views) > 1]
 
 
 def test_fused_forward_returns_each_views_own_logits(tiny_model, tok):
