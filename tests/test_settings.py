@@ -19,6 +19,9 @@ from unlearn_lab.settings.sections import OPTIMIZERS, SCHEDULERS
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = read_yaml(ROOT / "params.yaml")
+# The method files' names, sorted (settings list them from src/unlearn_lab/methods/).
+METHOD_NAMES = method_names()
+assert METHOD_NAMES[:3] == ["ga", "ga_kl", "gd"] and "npo" in METHOD_NAMES
 
 
 def with_param(dotted: str, value) -> dict:
@@ -57,8 +60,7 @@ BAD = [
      "random_labels_k, import"),
     ("methods.npo.betta", 1.0, "methods.npo.betta: unknown key; did you mean methods.npo.beta? known here: lr, "
      "trainable, alpha, retain, beta"),
-    ("methods.npoo", {}, "methods.npoo: unknown key; did you mean methods.npo? known here: ga, ga_kl, gd, idk_ap, "
-     "idk_dpo, me_gd, npo, random_label, rmu, satimp, simnpo, undial, weighted, wga"),
+    ("methods.npoo", {}, f"methods.npoo: unknown key; did you mean methods.npo? known here: {', '.join(METHOD_NAMES)}"),
     ("methods.npo", [1], "methods.npo: must be a mapping of keys, got [1]"),
     ("data.import.fromat", "csv", "data.import.fromat: unknown key; did you mean data.import.format? known here: "
      "format, forget, retain, holdout, world, max_chars, on_long"),
@@ -86,8 +88,7 @@ BAD = [
     ("quantize.bits", [16], "quantize.bits: every bit width must be between 2 and 8, got [16]"),
     ("model.tiny.hidden", 30, "model.tiny.hidden: must be a multiple of 4, got 30"),
     # enumerations, with the nearest valid value
-    ("method", "npoo", "method: must be one of ga, ga_kl, gd, idk_ap, idk_dpo, me_gd, npo, random_label, rmu, satimp, "
-     "simnpo, undial, weighted, wga, got 'npoo'; did you mean npo?"),
+    ("method", "npoo", f"method: must be one of {', '.join(METHOD_NAMES)}, got 'npoo'; did you mean npo?"),
     ("methods.gd.retain", "mse", "methods.gd.retain: must be one of nll, kl, got 'mse'"),
     ("relearn.data", "forgett", "relearn.data: must be one of auto, forget, retain_correlated, retain, got 'forgett'; "
      "did you mean forget?"),
