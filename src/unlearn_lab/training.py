@@ -56,12 +56,30 @@ class LiveCallback(DVCLiveCallback):
         curves = {f"train_{key}": logs[key] for key in self.CURVES if logs.get(key) is not None}
         curves.update({key: value for key, value in logs.items() if key.startswith("train_")})
         curves = {key: float(value) for key, value in curves.items() if math.isfinite(float(value))}
-        if state.is_world_process_zero:
-            self.live.log_metric("epoch", float(state.epoch or 0), plot=False)
-        super().on_log(args, state, control, model=model, logs=curves, **kwargs)
+        live = self.live
+        # `epoch` (summary only, no plot) goes in after the curves, just before the step ends.
+        self.live = _EpochLast(live, float(state.epoch or 0))
+        try:
+            super().on_log(args, state, control, model=model, logs=curves, **kwargs)
+        finally:
+            self.live = live
 
     def on_train_end(self, args, state, control, **kwargs):
         pass
+
+
+class _EpochLast:
+    """The Live object, logging `epoch` without a plot when the step is closed."""
+
+    def __init__(self, live, epoch: float):
+        self._live, self._epoch = live, epoch
+
+    def __getattr__(self, name):
+        return getattr(self._live, name)
+
+    def next_step(self):
+        self._live.log_metric("epoch", self._epoch, plot=False)
+        self._live.next_step()
 
 
 def training_args(cfg: Schedule, scratch: str | Path, seed: int, lr: float, hw: Hardware,
