@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -164,3 +165,31 @@ def test_saved_adapter_config_does_not_depend_on_the_hash_seed(tiny_model, tmp_p
     text = (tmp_path / "a" / "adapter_config.json").read_text()
     modules = __import__("json").loads(text)["target_modules"]
     assert modules == sorted(modules) and len(modules) > 1
+
+
+def test_live_curves_of_a_fine_tune_and_an_unlearning_run(tiny_model, tok, tmp_path):
+    """transformers' DVCLive callback, kept to the stages' layout: train/<curve>.tsv and the
+    method's parts, `epoch` in the summary only, no Trainer params, the Live run left open."""
+    from dvclive import Live
+    from transformers import TrainerControl, TrainerState
+
+    from unlearn_lab.training import LiveCallback
+
+    records = [qa_record(i) for i in range(4)]
+    with Live(str(tmp_path / "ft"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        model, _ = finetune(tiny_model, tok, records, Model(lora=None, max_length=64),
+                            Finetune(epochs=1, lr=0.01, batch_size=2, checkpoint=False), HW, tmp_path / "s", 0, live)
+        assert live.step == 2  # not ended by the callback: the stage's `with` ends it
+        unlearn(model, tok, records[:2], [qa_record(i) for i in range(10, 12)], get_method("npo"), 1e-3, LORA,
+                Unlearn(epochs=1, batch_size=2, retain_loss_bound=100), HW, tmp_path / "u", seed=0, live=live)
+    curves = sorted(p.relative_to(tmp_path / "ft").as_posix() for p in (tmp_path / "ft").rglob("*") if p.is_file())
+    assert curves == ["metrics.json"] + [f"plots/metrics/train/{k}.tsv" for k in
+                                         ("grad_norm", "learning_rate", "log_ratio", "loss", "npo_loss", "retain_nll")]
+    assert (tmp_path / "ft/plots/metrics/train/loss.tsv").read_text().splitlines()[0] == "step\tloss"
+    summary = json.loads((tmp_path / "ft/metrics.json").read_text())
+    assert list(summary) == ["train", "epoch", "step"] and summary["step"] == 2
+    # a resumed run continues the step count
+    with Live(str(tmp_path / "resumed"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        cb = LiveCallback(live)
+        cb.on_train_begin(None, TrainerState(global_step=5), TrainerControl())
+        assert live.step == 5
