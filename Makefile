@@ -32,7 +32,8 @@ test: install install-cluster
 
 # Every method except the committed default (npo) at its own default knobs and lr, one
 # experiment each, then the comparison table and plot. About 3 minutes per method on 2 CPU cores.
-METHODS ?= ga gd ga_kl simnpo idk_dpo idk_ap me_gd rmu random_label weighted wga satimp undial
+# The list comes from the files in src/unlearn_lab/methods/ (read without importing torch).
+METHODS ?= $(shell PYTHONPATH=src $(BIN)/python -m unlearn_lab.methods.names)
 methods: install
 	for m in $(METHODS); do $(BIN)/dvc exp run -S method=$$m || exit 1; done
 	$(MAKE) compare

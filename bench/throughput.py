@@ -5,9 +5,9 @@ SmolLM2-135M / Qwen2.5-1.5B architectures: tokens/s, model-FLOPs utilisation, pe
     python bench/throughput.py --arch qwen2.5-1.5b --full --batch 32
     python bench/throughput.py --small --steps 3 --warmup 1            # CPU smoke run, < 1 minute
 
-Training: `gd` and `npo` through the code path of `unlearning.unlearn` — `UnlearnTrainer`
-(method loss, divergence guard, fused views), `training_args` with params' `hardware:` settings
-(precision, optimizer) and `make_reference` — on random token ids (no tokenizer needed: the
+Training: `gd` and `npo` through `unlearning.build_unlearn_trainer`, the unlearn stage's own wiring
+(`UnlearnTrainer` with the method loss, divergence guard and fused views, `training_args` with
+params' `hardware:` settings, the reference) — on random token ids (no tokenizer needed: the
 throughput does not depend on which ids they are). Each step has a forget and a retain view of
 `--batch` x `--seq` tokens, loss on the second half of each sequence. Each method runs in its own
 process, so its peak memory is its own.
@@ -166,21 +166,15 @@ def train_run(opts: dict, method_name: str) -> dict:
     from unlearn_lab import hardware
     from unlearn_lab.methods import get_method
     from unlearn_lab.settings import Hardware, Lora, Model, Unlearn
-    from unlearn_lab.training import prepare_trainable, training_args
-    from unlearn_lab.unlearning import (DivergenceGuard, PairedDataset, UnlearnTrainer, collate_views,
-                                        make_reference, restrict_trainable)
+    from unlearn_lab.unlearning import build_unlearn_trainer
 
     torch.set_num_threads(opts["threads"])
     model = build_model(opts["arch"], opts["small"])
     params = count_params(model)
     vocab = model.config.vocab_size
     lora = LORA if opts["lora"] else None
-    model = prepare_trainable(model, Model(lora=Lora(**lora) if lora else None), seed=0)
-    restrict_trainable(model, None)
     method = get_method(method_name)
-    reference = make_reference(model, bool(lora)) if method.needs_reference else None
     steps, batch, seq = opts["steps"] + opts["warmup"], opts["batch"], opts["seq"]
-    data = PairedDataset(synthetic_examples(steps * batch, seq, vocab, 1), synthetic_examples(steps * batch, seq, vocab, 2), 0)
     hw = hardware.resolve(Hardware(precision=opts["precision"], fuse_views=opts["fuse"], torch_compile=opts["compile"]))
     times: list[float] = []
 
@@ -195,19 +189,16 @@ def train_run(opts: dict, method_name: str) -> dict:
             if len(times) == opts["warmup"]:
                 peak_memory_reset()
 
-    guard = DivergenceGuard(model, float("inf"))
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = UnlearnTrainer(
-            model=model,
-            args=training_args(Unlearn(epochs=1, batch_size=batch), scratch, 0, 1e-5, hw),
-            train_dataset=data,
-            data_collator=lambda f: collate_views(f, 2),
-            callbacks=[StepTimer(), guard],
-            method=method, reference=reference, guard=guard,
-            fuse_views=hw.fuse_views,
-        )
+        # The unlearn stage's own wiring (trainable weights, reference, pairing, guard), on random ids.
+        trainer = build_unlearn_trainer(
+            model, 2, synthetic_examples(steps * batch, seq, vocab, 1), synthetic_examples(steps * batch, seq, vocab, 2),
+            method, 1e-5, Model(lora=Lora(**lora) if lora else None), Unlearn(epochs=1, batch_size=batch,
+                                                                              retain_loss_bound=float("inf")),
+            hw, scratch, 0, callbacks=(StepTimer(),))
         trainer.remove_callback(ProgressCallback)
         trainer.train()
+    guard = trainer.guard
     measured = times[opts["warmup"]:]
     step_s = sum(measured) / len(measured)
     trained = 2 * batch * seq  # forget + retain views

@@ -5,7 +5,9 @@
 
 A stage's closure: its script plus each src/unlearn_lab file imported from it, transitively. Any
 import statement counts (function-level too; not under `if TYPE_CHECKING:`); importing a.b.c runs
-a/__init__.py and a/b/__init__.py; `from pkg import name` imports pkg/name.py if there is one. A dep
+a/__init__.py and a/b/__init__.py; `from pkg import name` imports pkg/name.py if there is one;
+`importlib.import_module(f"{__package__}.{name}")` (a package scanning its own folder, like methods/)
+imports every module of that folder. A dep
 covers a file it names or a directory holding it. Over-broad deps under src/ are information only.
 """
 import argparse
@@ -108,8 +110,19 @@ def imported_names(path, module=None):
                     continue
                 base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
             names += [base] + [f"{base}.{a.name}" for a in node.names if a.name != "*"]
+        elif _scans_own_folder(node) and package:
+            names += [f"{package}.{p.stem}" for p in sorted(Path(path).parent.glob("*.py")) if p.stem != "__init__"]
         stack.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _scans_own_folder(node):
+    """`import_module(f"{__package__}.{...}")`: a module loading the other modules of its folder."""
+    if not (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+            and node.args and isinstance(node.args[0], ast.JoinedStr)):
+        return False
+    return any(isinstance(v, ast.FormattedValue) and getattr(v.value, "id", None) == "__package__"
+               for v in node.args[0].values)
 
 
 def closure(entries, root="."):

@@ -19,7 +19,7 @@ from unlearn_lab.data.sets import load_sets
 from unlearn_lab.data.idk import load_idk_pool
 from unlearn_lab.evaluation import generate_answers
 from unlearn_lab.io import read_jsonl
-from unlearn_lab.methods import get_method
+from unlearn_lab.methods import build_method
 from unlearn_lab.metrics import rouge_l_recall
 from unlearn_lab.modeling import load_model, load_tokenizer
 from unlearn_lab.settings import load_settings, parse_settings, read_yaml
@@ -51,12 +51,13 @@ def main(args):
         raw.setdefault("unlearn", {})["epochs"] = epochs
         raw["method"] = name
         run = parse_settings(raw)
+        method = build_method(run)  # the knobs checked like params.yaml's
         start = time.time()
-        model, report = unlearn(copy.deepcopy(target), tok, sets["forget"], sets["retain"],
-                                get_method(name, run.knobs), float(lr), run.model, run.unlearn, hw,
-                                Path(".scratch/probe"), run.seed, idk_pool=idk, random_labels=labels)
+        model, report = unlearn(copy.deepcopy(target), tok, sets["forget"], sets["retain"], method, float(lr),
+                                run.model, run.unlearn, hw, Path(".scratch/probe"), run.seed, idk_pool=idk,
+                                random_labels=labels)
         model.eval()
-        knobs = run.knobs.loss_knobs()
+        knobs = method.knobs
         scores = {s: round(rouge(model, tok, sets[s], run.eval), 3) for s in ("forget", "retain", "world")}
         print("PROBE", json.dumps({"method": name, "lr": float(lr), "knobs": knobs, **scores,
                                     "stop": report["stop_reason"], "seconds": round(time.time() - start)}), flush=True)

@@ -7,7 +7,7 @@ from unlearn_lab.data.idk import load_idk_pool
 from unlearn_lab.data.sets import load_sets
 from unlearn_lab.epoch_eval import EpochEvaluation
 from unlearn_lab.io import discarded_outputs, read_jsonl, staged_outputs, write_json
-from unlearn_lab.methods import build_method
+from unlearn_lab.methods import build_method, effective_lr, trainable
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
@@ -22,7 +22,8 @@ def main():
                       out="the unlearned model folder", logs="DVCLive per-step curves",
                       epoch_logs="DVCLive per-epoch scores", metrics="run report (JSON)")
     settings = load_settings()
-    method, lr = build_method(settings), settings.effective_lr
+    # Every `methods.<name>` knob is checked here, before any work (settings check only the names).
+    method, lr = build_method(settings), effective_lr(settings)
     needs = set(method.views)
     sets = load_sets(args.data, ("forget", "retain"))
     idk_pool = load_idk_pool(args.idk) if needs & {"forget_idk", "retain_idk"} else None
@@ -48,7 +49,7 @@ def main():
             model, report = unlearn(
                 model, tok, sets["forget"], sets["retain"], method, lr, settings.model, settings.unlearn, hw,
                 Path(".scratch") / "unlearn", settings.seed, live,
-                idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval, trainable=settings.trainable,
+                idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval, trainable=trainable(settings),
             )
         save_trained(model, out[args.out], parent=str(args.target), extra={"unlearn": report})
         write_json(out[args.metrics], report)

@@ -103,6 +103,30 @@ def test_closure_of_a_fake_package(tmp_path):
     assert check_deps.closure(["unlearn_lab.b"], root) == [f"{PKG}/__init__.py", f"{PKG}/b.py", f"{PKG}/c.py"]
 
 
+def test_a_folder_scanned_for_its_modules_counts_them_all(tmp_path):
+    """methods/base.py imports each method file by name from a listing of its folder."""
+    root = write(tmp_path, {
+        f"{PKG}/__init__.py": "",
+        f"{PKG}/plug/__init__.py": "",
+        f"{PKG}/plug/base.py": """\
+            import importlib
+
+            def discover(names):
+                for name in names:
+                    importlib.import_module(f"{__package__}.{name}")
+            """,
+        f"{PKG}/plug/one.py": "",
+        f"{PKG}/plug/two.py": "",
+        f"{PKG}/lazy/__init__.py": "import importlib\nm = importlib.import_module(f'{__name__}.x')\n",
+        f"{PKG}/lazy/x.py": "",
+        f"{PKG}/lazy/y.py": "",
+        "stages/s.py": "from unlearn_lab.plug.base import discover\nimport unlearn_lab.lazy\n",
+    })
+    assert check_deps.closure(["stages/s.py"], root) == [
+        f"{PKG}/__init__.py", f"{PKG}/lazy/__init__.py", f"{PKG}/plug/__init__.py", f"{PKG}/plug/base.py",
+        f"{PKG}/plug/one.py", f"{PKG}/plug/two.py", "stages/s.py"]
+
+
 def test_check_stage_missing_and_over_broad(tmp_path):
     root = write(tmp_path, FAKE)
     stage = {"cmd": "python stages/three.py --flag", "deps": ["stages/three.py", f"{PKG}/__init__.py",

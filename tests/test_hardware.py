@@ -90,11 +90,13 @@ def test_eval_batch_sizes(monkeypatch, fake_cuda):
 
 
 def test_only_rank_zero_writes(monkeypatch):
-    monkeypatch.delenv("RANK", raising=False)
+    """The rank is accelerate's (PartialState: what `accelerate launch` and torchrun set up)."""
+    state = hardware.process_state()
+    assert state.num_processes == 1
     assert hardware.is_main_process()
-    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setitem(state.__dict__, "process_index", 0)
     assert hardware.is_main_process()
-    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setitem(state.__dict__, "process_index", 3)  # rank 3 of a launch
     assert not hardware.is_main_process()
     assert hardware.any_process(True) and not hardware.any_process(False)  # not distributed: the flag itself
 

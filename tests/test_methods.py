@@ -2,21 +2,26 @@
 optimiser step of each method against the forget answer's probability."""
 import copy
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.methods import METHODS, answer_logprobs, get_method
-from unlearn_lab.settings import KNOBS as KNOB_MODELS
-from unlearn_lab.settings import parse_settings
-from unlearn_lab.methods.base import forward_logits, frozen_reference, fused_views
+from unlearn_lab.methods import METHODS, Step, answer_logprobs, check_knobs, get_method, parse_knobs
+from unlearn_lab.methods.base import discover, frozen_reference
 from unlearn_lab.modeling import collate, encode_qa
+from unlearn_lab.settings import method_names, parse_settings, read_yaml
 
-ALL = ["ga", "gd", "ga_kl", "npo", "simnpo", "idk_dpo", "idk_ap", "me_gd", "rmu", "random_label",
-       "weighted", "wga", "satimp", "undial"]
-# Knobs away from the defaults, so a knob the loss ignores would show.
+discover()
+# Every registered method (aliases included); names starting with "_" are tests' own.
+ALL = sorted(name for name in METHODS if not name.startswith("_"))
+# Knobs away from the defaults, so a knob the loss ignores would show. Every registered name
+# needs an entry here and a formula in expected_loss (test_the_tables_cover_the_registry).
 KNOBS = {
     "ga": {}, "gd": {"gamma": 0.7, "alpha": 1.3}, "ga_kl": {"gamma": 0.8, "alpha": 1.7},
     "npo": {"beta": 0.5, "alpha": 0.8}, "simnpo": {"beta": 2.0, "gamma": 0.3, "alpha": 0.6},
@@ -26,6 +31,10 @@ KNOBS = {
     "wga": {"beta": 0.5, "alpha": 0.9}, "satimp": {"beta1": 2.0, "beta2": 0.5, "alpha": 0.4},
     "undial": {"beta": 3.0, "alpha": 0.6},
 }
+# The shared retain term's other choice (`retain: kl`), and gd with it (what ga_kl is).
+RETAIN_KL = {"gd": {"gamma": 0.8, "alpha": 1.7, "retain": "kl"}, "npo": {"beta": 0.5, "alpha": 0.8, "retain": "kl"},
+             "random_label": {"alpha": 0.5, "retain": "kl"}, "wga": {"beta": 0.5, "alpha": 0.9, "retain": "kl"}}
+CASES = [(name, KNOBS.get(name, {})) for name in ALL] + list(RETAIN_KL.items())
 
 
 def encode(tok, pairs):
@@ -77,16 +86,19 @@ def expected_loss(name, k, model, ref, v):
     lg = {view: logits_of(model, b) for view, b in v.items()}
     rf = {view: logits_of(ref, b) for view, b in v.items()}
     lab = {view: b["labels"] for view, b in v.items()}
-    nll_r = token_nll(lg["retain"], lab["retain"])
+    kls = [F.kl_div(torch.log_softmax(lg["retain"][row, t], -1), torch.log_softmax(rf["retain"][row, t], -1),
+                    log_target=True, reduction="sum")
+           for row, pos in enumerate(positions(lab["retain"])) for t in pos]
+    kl_r = torch.stack(kls).mean()
+    # the shared retain term: the retain answers' NLL, or the KL from the reference (`retain: kl`)
+    nll_r = kl_r if k.get("retain") == "kl" else token_nll(lg["retain"], lab["retain"])
     if name == "ga":
         return -token_nll(lg["forget"], lab["forget"])
     if name == "gd":
         return -k["gamma"] * token_nll(lg["forget"], lab["forget"]) + k["alpha"] * nll_r
     if name == "ga_kl":
-        kls = [F.kl_div(torch.log_softmax(lg["retain"][row, t], -1), torch.log_softmax(rf["retain"][row, t], -1),
-                        log_target=True, reduction="sum")
-               for row, pos in enumerate(positions(lab["retain"])) for t in pos]
-        return -k["gamma"] * token_nll(lg["forget"], lab["forget"]) + k["alpha"] * torch.stack(kls).mean()
+        assert k["retain"] == "kl"
+        return -k["gamma"] * token_nll(lg["forget"], lab["forget"]) + k["alpha"] * kl_r
     if name == "npo":
         ratio = seq_logp(lg["forget"], lab["forget"]) - seq_logp(rf["forget"], lab["forget"])
         return -(2 / k["beta"]) * torch.log(torch.sigmoid(-k["beta"] * ratio)).mean() + k["alpha"] * nll_r
@@ -99,6 +111,7 @@ def expected_loss(name, k, model, ref, v):
         lose = seq_logp(lg["forget"], lab["forget"]) - seq_logp(rf["forget"], lab["forget"])
         return -(2 / k["beta"]) * torch.log(torch.sigmoid(k["beta"] * (win - lose))).mean() + k["alpha"] * nll_r
     if name == "idk_ap":
+        nll_r = token_nll(lg["retain"], lab["retain"])
         gap = -seq_logp(lg["retain_idk"], lab["retain_idk"]) + seq_logp(lg["retain"], lab["retain"])
         ap = -(1 / k["beta"]) * torch.log(torch.sigmoid(k["beta"] * gap)).mean()
         return token_nll(lg["forget_idk"], lab["forget_idk"]) + k["alpha"] * ap
@@ -171,11 +184,17 @@ def frozen_copy_then_perturb(model):
     return ref
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_loss_equals_independent_computation(name, tiny_model, tok):
+def test_the_tables_cover_the_registry():
+    """A method added without its non-default knobs here (and so without a formula) fails."""
+    assert set(KNOBS) == set(ALL) == set(method_names())
+    assert len(ALL) >= 14
+
+
+@pytest.mark.parametrize("name, knobs", CASES, ids=[f"{n}{'-' + k['retain'] if 'retain' in k else ''}" for n, k in CASES])
+def test_loss_equals_independent_computation(name, knobs, tiny_model, tok):
     v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
-    method = make(name, KNOBS[name])
-    loss, parts = method.loss(tiny_model, v, frozen_reference(ref))
+    method = make(name, knobs)
+    loss, parts = method.loss(Step(tiny_model, v, frozen_reference(ref)))
     with torch.no_grad():
         want = expected_loss(name, method.knobs, tiny_model, ref, v)
     assert loss.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-5)
@@ -219,7 +238,7 @@ def test_one_step_lowers_forget_probability(name, memorised, tiny_model, tok):
         before = answer_logprobs(logits_of(tiny_model, v["forget"]), v["forget"]["labels"])[0].sum()
     assert before.exp() > 0.01, "the fixture should have memorised the forget answers"
     opt = torch.optim.SGD(tiny_model.parameters(), lr=STEP_LR.get(name, 0.05))
-    loss, _ = method.loss(tiny_model, v, frozen_reference(ref))
+    loss, _ = method.loss(Step(tiny_model, v, frozen_reference(ref)))
     loss.backward()
     opt.step()
     with torch.no_grad():
@@ -227,23 +246,71 @@ def test_one_step_lowers_forget_probability(name, memorised, tiny_model, tok):
     assert after < before
 
 
+def check(raw: dict):
+    """params.yaml's settings, then its knobs, checked the way the unlearn stage does."""
+    return check_knobs(parse_settings(raw))
+
+
 def test_registry_and_knob_errors():
-    assert set(ALL) <= set(METHODS)
-    # every registered method has its knobs declared, and nothing else does
-    assert set(KNOB_MODELS) == {name for name in METHODS if not name.startswith("_")} == set(ALL)
     with pytest.raises(UserError, match="unknown method 'nope'"):
         get_method("nope")
     with pytest.raises(UserError, match="methods.npo.betta: unknown key; did you mean methods.npo.beta"):
-        parse_settings({"methods": {"npo": {"betta": 1}}})
+        check({"methods": {"npo": {"betta": 1}}})
     with pytest.raises(UserError, match="methods.npo.beta: must be a number, got 'high'"):
-        parse_settings({"methods": {"npo": {"beta": "high"}}})
+        check({"methods": {"npo": {"beta": "high"}}})
     with pytest.raises(UserError, match="methods.npo.beta: must be > 0"):
-        parse_settings({"methods": {"npo": {"beta": 0}}})
+        check({"methods": {"npo": {"beta": 0}}})
+    with pytest.raises(UserError, match="methods.gd.retain: must be one of nll, kl, got 'kll'; did you mean kl"):
+        check({"methods": {"gd": {"retain": "kll"}}})
     # an integer knob is an integer: 3.0 is refused rather than truncated
     with pytest.raises(UserError, match="methods.rmu.layer: must be an integer, got 3.0"):
-        parse_settings({"methods": {"rmu": {"layer": 3.0}}})
+        check({"methods": {"rmu": {"layer": 3.0}}})
+    # knobs of a method not chosen are checked too
+    with pytest.raises(UserError, match="methods.wga.beta: must be >= 0"):
+        check({"method": "npo", "methods": {"wga": {"beta": -1.0}}})
     assert make("npo", {"beta": 0.2}).beta == 0.2
     assert make("rmu", {"layer": 3}).layer == 3
+
+
+def test_shipped_knobs_equal_the_declared_defaults():
+    """params.yaml spells out each method's defaults (declared in methods/<name>.py)."""
+    params = read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert set(params["methods"]) == set(ALL)
+    knobs = check(params)
+    for name in ALL:
+        assert knobs[name].model_dump() == METHODS[name].Knobs().model_dump(), name
+        assert knobs[name].lr == params["methods"][name]["lr"]
+
+
+def test_ga_kl_is_gd_with_the_kl_retain_term():
+    ga_kl, gd = make("ga_kl", {}), make("gd", {"retain": "kl"})
+    assert isinstance(ga_kl, type(gd)) and ga_kl.name == "ga_kl"
+    assert ga_kl.knobs == gd.knobs and ga_kl.needs_reference and not make("gd", {}).needs_reference
+    assert METHODS["ga_kl"].Knobs().lr == 6e-4 and METHODS["gd"].Knobs().lr == 5e-4
+
+
+def test_alpha_zero_skips_the_retain_forward(tiny_model, tok):
+    v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
+    calls = []
+    hook = tiny_model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        for alpha, forwards in ((0.0, 1), (0.8, 2)):
+            calls.clear()
+            method = make("npo", {"alpha": alpha})
+            _, parts = method.loss(Step(tiny_model, v, frozen_reference(ref)))
+            assert len(calls) == forwards and ("retain_nll" in parts) == bool(alpha)
+    finally:
+        hook.remove()
+
+
+def test_method_names_without_torch():
+    """The Makefile's `make methods` list: every method but npo, from file names, torch not imported."""
+    code = ("import runpy, sys; runpy.run_module('unlearn_lab.methods.names', run_name='__main__'); "
+            "print('torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    names, torch_loaded = out.splitlines()
+    assert names.split() == [name for name in ALL if name != "npo"] and torch_loaded == "False"
 
 
 def test_rmu_trains_only_the_mlps_up_to_its_layer():
@@ -253,10 +320,10 @@ def test_rmu_trains_only_the_mlps_up_to_its_layer():
 
 def make(name, knobs):
     """The method with these knobs, checked the way params.yaml's are."""
-    return get_method(name, KNOB_MODELS[name](**knobs))
+    return get_method(name, parse_knobs(name, knobs))
 
 
-FUSABLE = [name for name in ALL if make(name, KNOBS[name]).forward_views]
+FUSABLE = [name for name in ALL if len(make(name, KNOBS.get(name, {})).forward_views) > 1]
 
 
 def test_fused_forward_returns_each_views_own_logits(tiny_model, tok):
@@ -264,8 +331,8 @@ def test_fused_forward_returns_each_views_own_logits(tiny_model, tok):
     assert v["forget"]["input_ids"].shape[1] != v["retain"]["input_ids"].shape[1], "the views should need padding"
     with torch.no_grad():
         alone = {name: logits_of(tiny_model, v[name]) for name in ("forget", "retain")}
-        with fused_views(tiny_model, v, ("forget", "retain")):
-            together = {name: forward_logits(tiny_model, v[name]).double() for name in ("forget", "retain")}
+        step = Step(tiny_model, v, fuse=("forget", "retain"))
+        together = {name: step.logits(name).double() for name in ("forget", "retain")}
     for name in alone:
         assert together[name].shape == alone[name].shape
         torch.testing.assert_close(together[name], alone[name], atol=1e-5, rtol=0)
@@ -276,9 +343,9 @@ def test_fused_views_leave_loss_and_gradient_unchanged(name, tiny_model, tok):
     v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
     method = make(name, KNOBS[name])
 
-    def loss_and_grads():
+    def loss_and_grads(fuse=()):
         tiny_model.zero_grad()
-        loss, parts = method.loss(tiny_model, v, frozen_reference(ref))
+        loss, parts = method.loss(Step(tiny_model, v, frozen_reference(ref), fuse))
         loss.backward()
         return loss.item(), parts, {n: p.grad.clone() for n, p in tiny_model.named_parameters()}
 
@@ -286,8 +353,7 @@ def test_fused_views_leave_loss_and_gradient_unchanged(name, tiny_model, tok):
     calls = []
     hook = tiny_model.register_forward_hook(lambda *args: calls.append(1))
     try:
-        with fused_views(tiny_model, v, method.forward_views):
-            fused = loss_and_grads()
+        fused = loss_and_grads(method.forward_views)
     finally:
         hook.remove()
     assert len(calls) == 1, "every view the loss runs should come from the one padded forward"

@@ -13,11 +13,15 @@ import pytest
 from ruamel.yaml import YAML
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.settings import KNOBS, Settings, load_settings, parse_settings, read_yaml
+from unlearn_lab.methods import check_knobs, effective_lr
+from unlearn_lab.settings import Settings, load_settings, method_names, parse_settings, read_yaml
 from unlearn_lab.settings.sections import OPTIMIZERS, SCHEDULERS
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = read_yaml(ROOT / "params.yaml")
+# The method files' names, sorted (settings list them from src/unlearn_lab/methods/).
+METHOD_NAMES = method_names()
+assert METHOD_NAMES == sorted(METHOD_NAMES) and {"ga", "ga_kl", "gd", "npo"} <= set(METHOD_NAMES)
 
 
 def with_param(dotted: str, value) -> dict:
@@ -33,8 +37,9 @@ def with_param(dotted: str, value) -> dict:
 def test_shipped_params_are_valid_and_equal_the_declared_defaults():
     settings = parse_settings(PARAMS)
     # params.yaml spells out every default; a default changed in one place only would show here
-    assert settings.model_dump() == Settings().model_dump()
-    assert settings.effective_lr == PARAMS["methods"]["npo"]["lr"]
+    # (the methods' knobs, declared in methods/<name>.py: tests/test_methods.py)
+    assert settings.model_dump(exclude={"methods"}) == Settings().model_dump(exclude={"methods"})
+    assert effective_lr(settings) == PARAMS["methods"]["npo"]["lr"]
 
 
 BAD = [
@@ -54,9 +59,9 @@ BAD = [
      "benchmark, split, people, holdout_people, forget_fraction, world_forget, world_eval_size, world_replay, "
      "random_labels_k, import"),
     ("methods.npo.betta", 1.0, "methods.npo.betta: unknown key; did you mean methods.npo.beta? known here: lr, "
-     "trainable, beta, alpha"),
-    ("methods.npoo", {}, "methods.npoo: unknown key; did you mean methods.npo? known here: ga, gd, ga_kl, npo, simnpo, "
-     "idk_dpo, idk_ap, me_gd, rmu, random_label, weighted, wga, satimp, undial"),
+     "trainable, alpha, retain, beta"),
+    ("methods.npoo", {}, f"methods.npoo: unknown key; did you mean methods.npo? known here: {', '.join(METHOD_NAMES)}"),
+    ("methods.npo", [1], "methods.npo: must be a mapping of keys, got [1]"),
     ("data.import.fromat", "csv", "data.import.fromat: unknown key; did you mean data.import.format? known here: "
      "format, forget, retain, holdout, world, max_chars, on_long"),
     ("evall", {}, "evall: unknown key; did you mean eval? known here: seed, method, lr, model, data, finetune, unlearn, "
@@ -83,8 +88,8 @@ BAD = [
     ("quantize.bits", [16], "quantize.bits: every bit width must be between 2 and 8, got [16]"),
     ("model.tiny.hidden", 30, "model.tiny.hidden: must be a multiple of 4, got 30"),
     # enumerations, with the nearest valid value
-    ("method", "npoo", "method: must be one of ga, gd, ga_kl, npo, simnpo, idk_dpo, idk_ap, me_gd, rmu, random_label, "
-     "weighted, wga, satimp, undial, got 'npoo'; did you mean npo?"),
+    ("method", "npoo", f"method: must be one of {', '.join(METHOD_NAMES)}, got 'npoo'; did you mean npo?"),
+    ("methods.gd.retain", "mse", "methods.gd.retain: must be one of nll, kl, got 'mse'"),
     ("relearn.data", "forgett", "relearn.data: must be one of auto, forget, retain_correlated, retain, got 'forgett'; "
      "did you mean forget?"),
     ("hardware.precision", "bf61", "hardware.precision: must be one of auto, bf16, fp16, fp32, got 'bf61'; did you mean bf16?"),
@@ -111,8 +116,9 @@ BAD = [
 
 @pytest.mark.parametrize("dotted, value, expected", BAD, ids=[f"{d}={v!r}" for d, v, _ in BAD])
 def test_bad_settings_name_the_key(dotted, value, expected):
+    # settings check every section and the method names; the methods package the knobs' values
     with pytest.raises(UserError) as err:
-        parse_settings(with_param(dotted, value))
+        check_knobs(parse_settings(with_param(dotted, value)))
     assert str(err.value) == f"params.yaml: {expected}"
 
 
@@ -120,7 +126,7 @@ def test_a_method_without_a_learning_rate():
     params = with_param("methods.ga.lr", None)
     params["method"] = "ga"
     with pytest.raises(UserError, match=r"^params.yaml: no learning rate for method 'ga': set `lr` or `methods.ga.lr`$"):
-        parse_settings(params)
+        check_knobs(parse_settings(params))
 
 
 @pytest.mark.parametrize("source", ["embedded", "tiny-random", "Qwen/Qwen2.5-1.5B-Instruct", "."])
@@ -146,10 +152,19 @@ def test_world_forget_accepts_one_country():
 
 
 def test_every_method_has_knobs_and_a_default_lr_in_params():
-    assert set(PARAMS["methods"]) == set(KNOBS)
-    settings = parse_settings(PARAMS)
-    for name in KNOBS:
-        assert getattr(settings.methods, name).lr == PARAMS["methods"][name]["lr"]
+    assert set(PARAMS["methods"]) == set(method_names())
+    knobs = check_knobs(parse_settings(PARAMS))
+    for name in method_names():
+        assert knobs[name].lr == PARAMS["methods"][name]["lr"]
+
+
+def test_settings_never_import_the_methods():
+    """Every stage imports settings: importing the methods (torch, every method file) would make
+    each stage depend on them. The method names come from a directory listing."""
+    code = "import sys, unlearn_lab.settings; print(sorted(m for m in sys.modules if 'methods' in m or m == 'torch'))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_enumerations_match_the_installed_transformers():
@@ -166,7 +181,7 @@ def test_reads_are_logged_with_their_dotted_key(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
     settings = load_settings(tmp_path / "params.yaml")
     try:
-        _ = settings.model.lora.r, settings.data.import_.format, settings.seed, settings.effective_lr
+        _ = settings.model.lora.r, settings.data.import_.format, settings.seed, effective_lr(settings)
     finally:
         from unlearn_lab.settings import base
 
@@ -185,11 +200,21 @@ def run_stage(tmp_path, params_text: str, script="prepare_model.py", *args):
 
 
 def test_a_typo_anywhere_stops_the_first_stage(tmp_path):
-    proc = run_stage(tmp_path, "methods:\n  npo:\n    beta: 0\n", "process_data.py", "--raw", str(ROOT / "data/raw"),
+    proc = run_stage(tmp_path, "eval:\n  mink_k: 1.5\n", "process_data.py", "--raw", str(ROOT / "data/raw"),
                      "--base", "models/base", "--out", "data/processed")
     assert proc.returncode == 2
-    assert proc.stderr == "error: params.yaml: methods.npo.beta: must be > 0, got 0\n"
+    assert proc.stderr == "error: params.yaml: eval.mink_k: must be <= 1, got 1.5\n"
     assert not (tmp_path / "data").exists()
+
+
+def test_a_bad_knob_stops_the_unlearn_stage_before_any_work(tmp_path):
+    """Knob values are the methods package's to check: the unlearn stage does it first thing."""
+    proc = run_stage(tmp_path, "methods:\n  wga:\n    beta: -1\n", "unlearn.py", "--target", "models/target",
+                     "--data", "data/processed", "--random-labels", "rl.jsonl", "--idk", "idk.txt", "--out", "out",
+                     "--logs", "logs", "--epoch-logs", "epoch_logs", "--metrics", "metrics.json")
+    assert proc.returncode == 2
+    assert proc.stderr == "error: params.yaml: methods.wga.beta: must be >= 0, got -1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 def test_custom_code_without_trust_is_one_line(tmp_path):

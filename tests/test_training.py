@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -5,11 +6,11 @@ import pytest
 import torch
 
 from unlearn_lab.evaluation import answer_nlls, evaluate_set, generate_answers
-from unlearn_lab.methods.base import METHODS, UnlearningMethod, forward_logits, register, token_mean_nll
+from unlearn_lab.methods.base import METHODS, UnlearningMethod, register, token_mean_nll
 from unlearn_lab.hardware import resolve
 from unlearn_lab.methods import get_method
 from unlearn_lab.metrics import truth_ratio
-from unlearn_lab.settings import Eval, Finetune, Hardware, Lora, Model, Unlearn
+from unlearn_lab.settings import Eval, Finetune, Hardware, Knobs, Lora, Model, Unlearn
 from unlearn_lab.training import EncodedDataset, finetune
 from unlearn_lab.unlearning import PairedDataset, unlearn
 
@@ -46,14 +47,15 @@ class PlantedNaN(UnlearningMethod):
     """Gradient ascent that turns NaN on its third call, recording the weights it saw."""
 
     name = "_planted_nan"
+    shared_retain = False
 
     def __init__(self, knobs):
         super().__init__(knobs)
         self.seen = []
 
-    def loss(self, model, batch, reference):
-        self.seen.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
-        loss = -token_mean_nll(forward_logits(model, batch["forget"]), batch["forget"]["labels"])
+    def forget_loss(self, step):
+        self.seen.append({n: p.detach().clone() for n, p in step.model.named_parameters() if p.requires_grad})
+        loss = -token_mean_nll(step.logits("forget"), step.labels("forget"))
         if len(self.seen) == 3:
             loss = loss * float("nan")
         return loss, {}
@@ -65,7 +67,7 @@ def test_divergence_guard_stops_and_keeps_last_good_weights(tiny_model, tok, mon
     monkeypatch.setitem(METHODS, "_planted_nan", lambda k: made.append(original(k)) or made[-1])
     forget = [qa_record(i) for i in range(6)]
     retain = [qa_record(i) for i in range(10, 16)]
-    model, report = unlearn(tiny_model, tok, forget, retain, get_method("_planted_nan"), 1e-2, LORA,
+    model, report = unlearn(tiny_model, tok, forget, retain, get_method("_planted_nan", Knobs()), 1e-2, LORA,
                             Unlearn(epochs=1, batch_size=1, retain_loss_bound=100), HW, tmp_path / "ul", seed=0)
     assert report["stopped_early"] and "non-finite loss at step 2" in report["stop_reason"]
     assert report["steps"] == 3
@@ -163,3 +165,31 @@ def test_saved_adapter_config_does_not_depend_on_the_hash_seed(tiny_model, tmp_p
     text = (tmp_path / "a" / "adapter_config.json").read_text()
     modules = __import__("json").loads(text)["target_modules"]
     assert modules == sorted(modules) and len(modules) > 1
+
+
+def test_live_curves_of_a_fine_tune_and_an_unlearning_run(tiny_model, tok, tmp_path):
+    """transformers' DVCLive callback, kept to the stages' layout: train/<curve>.tsv and the
+    method's parts, `epoch` in the summary only, no Trainer params, the Live run left open."""
+    from dvclive import Live
+    from transformers import TrainerControl, TrainerState
+
+    from unlearn_lab.training import LiveCallback
+
+    records = [qa_record(i) for i in range(4)]
+    with Live(str(tmp_path / "ft"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        model, _ = finetune(tiny_model, tok, records, Model(lora=None, max_length=64),
+                            Finetune(epochs=1, lr=0.01, batch_size=2, checkpoint=False), HW, tmp_path / "s", 0, live)
+        assert live.step == 2  # not ended by the callback: the stage's `with` ends it
+        unlearn(model, tok, records[:2], [qa_record(i) for i in range(10, 12)], get_method("npo"), 1e-3, LORA,
+                Unlearn(epochs=1, batch_size=2, retain_loss_bound=100), HW, tmp_path / "u", seed=0, live=live)
+    curves = sorted(p.relative_to(tmp_path / "ft").as_posix() for p in (tmp_path / "ft").rglob("*") if p.is_file())
+    assert curves == ["metrics.json"] + [f"plots/metrics/train/{k}.tsv" for k in
+                                         ("grad_norm", "learning_rate", "log_ratio", "loss", "npo_loss", "retain_nll")]
+    assert (tmp_path / "ft/plots/metrics/train/loss.tsv").read_text().splitlines()[0] == "step\tloss"
+    summary = json.loads((tmp_path / "ft/metrics.json").read_text())
+    assert list(summary) == ["train", "epoch", "step"] and summary["step"] == 2
+    # a resumed run continues the step count
+    with Live(str(tmp_path / "resumed"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        cb = LiveCallback(live)
+        cb.on_train_begin(None, TrainerState(global_step=5), TrainerControl())
+        assert live.step == 5

@@ -8,11 +8,12 @@ import torch
 from unlearn_lab.data.records import wrong_answer_text
 from unlearn_lab.hardware import resolve
 from unlearn_lab.errors import UserError
-from unlearn_lab.methods import get_method
-from unlearn_lab.settings import KNOBS, Eval, Hardware, Lora, Model, Unlearn, parse_settings
+from unlearn_lab.methods import UnlearningMethod, check_knobs, effective_lr, get_method, parse_knobs, register
+from unlearn_lab.methods.base import METHODS, Knobs, token_mean_nll
+from unlearn_lab.settings import Eval, Hardware, Lora, Model, Unlearn, parse_settings
 from unlearn_lab.training import EncodedDataset
 from unlearn_lab.unlearning import (
-    PairedDataset, build_views, collate_views, make_reference, restrict_trainable, unlearn,
+    PairedDataset, build_unlearn_trainer, build_views, collate_views, make_reference, restrict_trainable, unlearn,
 )
 
 from .conftest import qa_record
@@ -111,7 +112,7 @@ def test_trainable_pattern_errors(tiny_model):
 
 def test_rmu_with_lora_trains_only_its_layers(tiny_model, tok, tmp_path):
     model, report = unlearn(tiny_model, tok, records(0, 2), records(10, 2),
-                            get_method("rmu", KNOBS["rmu"](layer=1, steering_coeff=4.0, alpha=10.0)), 1e-2, LORA,
+                            get_method("rmu", parse_knobs("rmu", {"layer": 1, "steering_coeff": 4.0, "alpha": 10.0})), 1e-2, LORA,
                             Unlearn(epochs=1, batch_size=2, retain_loss_bound=100), HW, tmp_path, seed=0)
     trained = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trained and all("lora_" in n and (".layers.0.mlp." in n or ".layers.1.mlp." in n) for n in trained)
@@ -128,12 +129,12 @@ def test_effective_lr(tmp_path):
     from unlearn_lab.settings import load_settings
 
     methods = {"npo": {"lr": 2.5e-4}, "ga": {"lr": None}}
-    assert parse_settings({"method": "npo", "lr": None, "methods": methods}).effective_lr == 2.5e-4
+    assert effective_lr(parse_settings({"method": "npo", "lr": None, "methods": methods})) == 2.5e-4
     # what `dvc exp run -S lr=1e-5` writes: YAML 1.2 reads 1e-05 as a float
     (tmp_path / "params.yaml").write_text("method: npo\nlr: 1e-05\n")
-    assert load_settings(tmp_path / "params.yaml").effective_lr == 1e-5
+    assert effective_lr(load_settings(tmp_path / "params.yaml")) == 1e-5
     with pytest.raises(UserError, match="methods.ga.lr"):
-        parse_settings({"method": "ga", "lr": None, "methods": methods})
+        check_knobs(parse_settings({"method": "ga", "lr": None, "methods": methods}))
     with pytest.raises(UserError, match="lr: must be > 0"):
         parse_settings({"method": "npo", "lr": -1, "methods": methods})
     with pytest.raises(UserError, match="lr: must be a number"):
@@ -182,3 +183,64 @@ def test_fused_views_run_one_forward_per_step_in_the_trainer(tiny_model, tok, mo
     assert len(calls) == (1 if fuse else 2)
     forget_lengths = [len(e["input_ids"]) for e in EncodedDataset(tok, records(0, 2), 64).items]
     assert grouped == [forget_lengths]
+
+
+@register
+class FrozenByHook(UnlearningMethod):
+    """Gradient ascent whose shape_gradients zeroes every gradient: nothing may move."""
+
+    name = "_frozen_by_hook"
+    shared_retain = False
+    forward_views = ("forget",)
+
+    def __init__(self, knobs):
+        super().__init__(knobs)
+        self.calls = []
+
+    def forget_loss(self, step):
+        return -token_mean_nll(step.logits("forget"), step.labels("forget")), {}
+
+    def shape_gradients(self, step, model):
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert all(g is not None for g in grads), "the hook runs after the backward"
+        self.calls.append(sorted(step.batch))
+        for g in grads:
+            g.zero_()
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0])
+def test_shape_gradients_runs_between_backward_and_step(tiny_model, tok, tmp_path, monkeypatch, scale):
+    """A method's gradient hook rewrites `.grad` before the optimizer sees it (clipping too:
+    the logged grad norm is 0 once the hook zeroed them)."""
+    method = get_method("_frozen_by_hook", Knobs())
+    if scale:
+        monkeypatch.setattr(method, "shape_gradients", lambda step, model: method.calls.append(sorted(step.batch)))
+    before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
+    cfg = Unlearn(epochs=1, batch_size=2, retain_loss_bound=100, weight_decay=0.0)
+    norms = []
+    trainer = build_unlearn_trainer(tiny_model, tok.pad_token_id, EncodedDataset(tok, records(0, 4), 64),
+                                    EncodedDataset(tok, records(10, 4), 64), method, 1e-2, FULL, cfg, HW, tmp_path, 0)
+    trainer.add_callback(type("Norms", (unlearning_callback(),), {
+        "on_log": lambda self, args, state, control, logs=None, **kw: norms.append(logs.get("grad_norm"))}))
+    trainer.train()
+    assert method.calls == [["forget", "retain"]] * 2
+    moved = any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters())
+    assert moved == bool(scale)
+    assert (norms[0] == 0.0) == (not scale)
+
+
+def unlearning_callback():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+def test_build_unlearn_trainer_wires_the_stage(tiny_model, tok, tmp_path):
+    cfg = Unlearn(epochs=1, batch_size=2, retain_loss_bound=7.0)
+    trainer = build_unlearn_trainer(tiny_model, tok.pad_token_id, EncodedDataset(tok, records(0, 2), 64),
+                                    EncodedDataset(tok, records(10, 2), 64), get_method("npo"), 1e-3, LORA, cfg, HW,
+                                    tmp_path, 0)
+    assert trainer.reference is not None and trainer.guard.retain_bound == 7.0
+    assert trainer.trainable_parameters > 0 and trainer.trainable_pattern == ""
+    assert trainer.guard in trainer.callback_handler.callbacks
+    assert "_frozen_by_hook" in METHODS

@@ -7,7 +7,6 @@ Every "auto" resolves on a CPU to what the project did before this module existe
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 
@@ -89,19 +88,26 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def process_state():
+    """accelerate's view of the launch (`accelerate launch`, `torchrun`, or one process): rank,
+    number of processes, device. The Trainer shares the same state."""
+    from accelerate import PartialState
+
+    return PartialState()
+
+
 def is_main_process() -> bool:
-    """True except in the non-zero ranks of a multi-process launch (`accelerate launch` and
-    `torchrun` set RANK): only rank 0 writes models, metrics and DVCLive logs."""
-    return int(os.environ.get("RANK", "0")) == 0
+    """True except in the non-zero ranks of a multi-process launch: only rank 0 writes models,
+    metrics and DVCLive logs."""
+    return process_state().is_main_process
 
 
 def any_process(flag: bool) -> bool:
     """`flag` or-ed over every process of a distributed run, so all ranks stop together (a rank
     that stopped alone would leave the others waiting in their next gradient all-reduce)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
+    state = process_state()
+    if state.num_processes == 1:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device() if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    from accelerate.utils import reduce
+
+    return bool(reduce(torch.tensor([1.0 if flag else 0.0], device=state.device), reduction="sum").item() > 0)

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
+from transformers.integrations import DVCLiveCallback
 
 from . import hardware
 from .modeling import add_lora, collate, encode_qa
@@ -29,29 +30,56 @@ class EncodedDataset(torch.utils.data.Dataset):
         return self.items[i]
 
 
-class LiveCallback(TrainerCallback):
-    """Per-step curves into DVCLive: the Trainer's loss / lr / grad norm plus the method's parts."""
+class LiveCallback(DVCLiveCallback):
+    """Per-step curves into the stage's DVCLive run, through transformers' DVCLive integration:
+    `train/loss`, `train/grad_norm`, `train/learning_rate`, each `train_<part>` the Trainer's logs
+    carry (UnlearnTrainer adds the method's parts) as `train/<part>`, and `epoch` (no plot).
+
+    Unlike the stock callback it leaves the Live object to the stage: no Trainer arguments logged
+    as params, no model logged, and the run is not ended when training ends. A resumed fine-tune
+    continues the step count, so its curve lines up with the lost one's.
+    """
+
+    CURVES = ("loss", "grad_norm", "learning_rate")
 
     def __init__(self, live):
-        self.live = live
-        self.parts: dict[str, float] = {}
+        super().__init__(live=live, log_model=False)
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        # A resumed fine-tune continues the step count, so its curve lines up with the lost one's.
+    def setup(self, args, state, model):
+        self._initialized = True
         if state.global_step:
             self.live.step = state.global_step
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(self, args, state, control, model=None, logs=None, **kwargs):
         if not logs or "loss" not in logs:
             return
-        for key in ("loss", "grad_norm", "learning_rate"):
-            if key in logs and logs[key] is not None and math.isfinite(float(logs[key])):
-                self.live.log_metric(f"train/{key}", float(logs[key]))
-        for key, value in self.parts.items():
-            if math.isfinite(value):
-                self.live.log_metric(f"train/{key}", value)
-        self.live.log_metric("epoch", float(state.epoch or 0), plot=False)
-        self.live.next_step()
+        curves = {f"train_{key}": logs[key] for key in self.CURVES if logs.get(key) is not None}
+        curves.update({key: value for key, value in logs.items() if key.startswith("train_")})
+        curves = {key: float(value) for key, value in curves.items() if math.isfinite(float(value))}
+        live = self.live
+        # `epoch` (summary only, no plot) goes in after the curves, just before the step ends.
+        self.live = _EpochLast(live, float(state.epoch or 0))
+        try:
+            super().on_log(args, state, control, model=model, logs=curves, **kwargs)
+        finally:
+            self.live = live
+
+    def on_train_end(self, args, state, control, **kwargs):
+        pass
+
+
+class _EpochLast:
+    """The Live object, logging `epoch` without a plot when the step is closed."""
+
+    def __init__(self, live, epoch: float):
+        self._live, self._epoch = live, epoch
+
+    def __getattr__(self, name):
+        return getattr(self._live, name)
+
+    def next_step(self):
+        self._live.log_metric("epoch", self._epoch, plot=False)
+        self._live.next_step()
 
 
 def training_args(cfg: Schedule, scratch: str | Path, seed: int, lr: float, hw: Hardware,

@@ -14,12 +14,13 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from . import hardware
-from .data.records import wrong_answer_text  # noqa: F401  (tests use it from here)
+from .data.records import wrong_answer_text
 from .errors import UserError
-from .methods.base import Reference, UnlearningMethod, forward_logits, frozen_reference, fused_views, token_mean_nll
+from .methods.base import Reference, Step, UnlearningMethod, frozen_reference, token_mean_nll
 from .modeling import collate, encode_qa
 from .settings import Hardware, Model, Unlearn
 from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args
+
 
 class PairedDataset(torch.utils.data.Dataset):
     """Each forget example paired with a retain example; the pairing is re-drawn every epoch
@@ -184,10 +185,16 @@ class DivergenceGuard(TrainerCallback):
 
 
 class UnlearnTrainer(Trainer):
-    def __init__(self, *args, method, reference, guard, live_cb=None, fuse_views=False, **kwargs):
+    """A Trainer whose loss is `method.loss(Step)`, watched by the divergence guard; the method's
+    parts join the Trainer's logs (as train_<part>), and `method.shape_gradients` runs between
+    the backward and the gradient clipping."""
+
+    def __init__(self, *args, method, reference, guard, fuse_views=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.method, self.reference, self.guard, self.live_cb = method, reference, guard, live_cb
+        self.method, self.reference, self.guard = method, reference, guard
         self.fuse_views = fuse_views
+        self.parts: dict[str, float] = {}
+        self._step: Step | None = None
 
     def _get_train_sampler(self, train_dataset=None):
         # The Trainer's length-grouped sampler reads `input_ids` of flat examples; ours are
@@ -199,18 +206,66 @@ class UnlearnTrainer(Trainer):
         return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        with fused_views(model, inputs, self.method.forward_views if self.fuse_views else ()):
-            loss, parts = self.method.loss(model, inputs, self.reference)
+        step = Step(model, inputs, self.reference, self.method.forward_views if self.fuse_views else ())
+        loss, parts = self.method.loss(step)
         if "retain_nll" not in parts:
             # Watch the retain loss even for methods that never look at it.
+            r = inputs["retain"]
             with torch.no_grad():
-                parts["retain_nll"] = token_mean_nll(forward_logits(model, inputs["retain"]),
-                                                     inputs["retain"]["labels"]).item()
-        if self.live_cb is not None:
-            self.live_cb.parts = parts
+                logits = model(input_ids=r["input_ids"], attention_mask=r["attention_mask"]).logits
+                parts["retain_nll"] = token_mean_nll(logits, r["labels"]).item()
+        self.parts = parts
+        self._step = step
         if not self.guard.inspect(loss, parts, self.state.global_step):
-            loss = self.guard.zero_loss()
+            loss, self._step = self.guard.zero_loss(), None
         return (loss, None) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        step, self._step = self._step, None
+        if step is not None:
+            # after the backward, before clipping and the optimizer step (the Trainer's loop)
+            self.method.shape_gradients(step, model)
+        return loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs:
+            logs = {**logs, **{f"train_{key}": value for key, value in self.parts.items()}}
+        super().log(logs, *args, **kwargs)
+
+
+def build_unlearn_trainer(model, pad_id: int, forget, retain, method: UnlearningMethod, lr: float, model_cfg: Model,
+                          cfg: Unlearn, hw: Hardware, scratch, seed: int, live=None, views: dict | None = None,
+                          epoch_eval=None, trainable: str | None = None, callbacks: tuple = ()) -> UnlearnTrainer:
+    """The UnlearnTrainer of one run, wired as the unlearn stage runs it: the model made trainable
+    (LoRA or full, `trainable` or the method's own pattern), the frozen reference when the method
+    needs one, forget examples paired with retain ones (datasets of encodings; `views` the extra
+    ones, see build_views), the divergence guard, per-step curves into `live`, the epoch
+    evaluation (`epoch_eval(model)` returns its callback) and any other `callbacks`.
+
+    The trainer's `model` is the prepared one; `guard`, `trainable_pattern` and
+    `trainable_parameters` say how the run is set up.
+    """
+    pattern = trainable or method.trainable_pattern()
+    model = prepare_trainable(model, model_cfg, seed)
+    n_trainable = restrict_trainable(model, pattern)
+    reference = make_reference(model, model_cfg.lora is not None) if method.needs_reference else None
+    data = PairedDataset(forget, retain, seed, views)
+    guard = DivergenceGuard(model, cfg.retain_loss_bound)
+    extra = [LiveCallback(live) if live is not None else None, epoch_eval(model) if epoch_eval else None, *callbacks]
+    trainer = UnlearnTrainer(
+        model=model,
+        args=training_args(cfg, scratch, seed, lr, hw),
+        train_dataset=data,
+        data_collator=lambda f: collate_views(f, pad_id),
+        callbacks=[EpochCallback(data), guard] + [cb for cb in extra if cb is not None],
+        method=method,
+        reference=reference,
+        guard=guard,
+        fuse_views=hw.fuse_views,
+    )
+    trainer.trainable_pattern, trainer.trainable_parameters = pattern or "", n_trainable
+    return trainer
 
 
 def unlearn(model, tok, forget, retain, method: UnlearningMethod, lr: float, model_cfg: Model, cfg: Unlearn,
@@ -224,41 +279,25 @@ def unlearn(model, tok, forget, retain, method: UnlearningMethod, lr: float, mod
     overrides the method's own choice. `epoch_eval`, when given, is called with the model and
     returns a callback that evaluates between epochs.
     """
-    pattern = trainable or method.trainable_pattern()
     max_length = model_cfg.max_length
-    model = prepare_trainable(model, model_cfg, seed)
-    n_trainable = restrict_trainable(model, pattern)
-    reference = make_reference(model, model_cfg.lora is not None) if method.needs_reference else None
-
-    data = PairedDataset(EncodedDataset(tok, forget, max_length), EncodedDataset(tok, retain, max_length), seed,
-                         build_views(tok, method, forget, retain, max_length, seed, idk_pool, random_labels))
-    guard = DivergenceGuard(model, cfg.retain_loss_bound)
-    live_cb = LiveCallback(live) if live is not None else None
-    epoch_cb = epoch_eval(model) if epoch_eval else None
-    trainer = UnlearnTrainer(
-        model=model,
-        args=training_args(cfg, scratch, seed, lr, hw),
-        train_dataset=data,
-        data_collator=lambda f: collate_views(f, tok.pad_token_id),
-        callbacks=[EpochCallback(data), guard] + [cb for cb in (live_cb, epoch_cb) if cb is not None],
-        method=method,
-        reference=reference,
-        guard=guard,
-        live_cb=live_cb,
-        fuse_views=hw.fuse_views,
-    )
+    trainer = build_unlearn_trainer(
+        model, tok.pad_token_id, EncodedDataset(tok, forget, max_length), EncodedDataset(tok, retain, max_length),
+        method, lr, model_cfg, cfg, hw, scratch, seed, live,
+        views=build_views(tok, method, forget, retain, max_length, seed, idk_pool, random_labels),
+        epoch_eval=epoch_eval, trainable=trainable)
     start = time.time()
     result = trainer.train()
+    guard = trainer.guard
     report = {
         "method": method.name,
         "knobs": method.knobs,
         "lr": lr,
         "epochs": cfg.epochs,
-        "trainable_pattern": pattern or "",
-        "trainable_parameters": n_trainable,
+        "trainable_pattern": trainer.trainable_pattern,
+        "trainable_parameters": trainer.trainable_parameters,
         "steps": result.global_step,
         "seconds": round(time.time() - start, 1),
         "stopped_early": guard.reason is not None,
         "stop_reason": guard.reason or "",
     }
-    return model, report
+    return trainer.model, report

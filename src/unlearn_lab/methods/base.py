@@ -1,18 +1,27 @@
-"""What every unlearning method shares: the registry, knob handling, the frozen reference and
-the answer log-probabilities."""
+"""What every unlearning method shares: the registry and the checks of its knobs, the step a loss
+reads (views, model, reference, each view's logits computed once), the retain term, the
+gradient hook, the frozen reference and the answer log-probabilities.
+
+A method is one file in this folder: its knobs class (pydantic, with its tuned default lr) next
+to its loss, registered with `@register`. The folder is scanned for modules, so nothing else
+lists the methods (settings/knobs.py reads the same folder without importing it).
+"""
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from typing import Callable, Iterable
+import functools
+import importlib
+import re
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, ValidationError, create_model
 
 from ..errors import UserError
 from ..logprobs import (answer_logprobs, answer_token_kl, answer_token_logprobs, example_mean_nll,  # noqa: F401
                         token_mean_nll)
-from ..settings import KNOBS, Knobs, Settings
+from ..settings import Knobs, Settings, method_names, tuned_lr, weight  # noqa: F401  (methods import them from here)
+from ..settings.base import Section, explain
 
 Batch = dict[str, torch.Tensor]
 METHODS: dict[str, type["UnlearningMethod"]] = {}
@@ -24,40 +33,108 @@ METHODS: dict[str, type["UnlearningMethod"]] = {}
 VIEWS = ("forget", "retain", "forget_idk", "retain_idk", "forget_wrong")
 
 
+# ---------------------------------------------------------------- registry and knobs
+
+
 def register(cls):
+    if cls.shared_retain and not issubclass(cls.Knobs, RetainKnobs):
+        raise TypeError(f"method {cls.name}: its Knobs must derive from RetainKnobs (alpha, retain), "
+                        "or set shared_retain = False")
     METHODS[cls.name] = cls
     return cls
 
 
+def discover() -> None:
+    """Import every method module of this folder (importing registers them)."""
+    for name in method_names():
+        importlib.import_module(f"{__package__}.{name}")
+
+
 def get_method(name: str, knobs: Knobs | None = None) -> "UnlearningMethod":
-    """The method `name` with its `methods.<name>` knobs (their defaults when None)."""
+    """The method `name` with its knobs (their defaults when None)."""
+    discover()
     if name not in METHODS:
         raise UserError(f"params.yaml: method: unknown method {name!r}; known: {', '.join(sorted(METHODS))}")
-    return METHODS[name](knobs if knobs is not None else KNOBS.get(name, Knobs)())
+    cls = METHODS[name]
+    return cls(knobs if knobs is not None else cls.Knobs())
 
 
-def build_method(settings: Settings) -> "UnlearningMethod":
-    """The unlearning method params.yaml chooses, with its knobs."""
-    return get_method(settings.method, settings.knobs)
+@functools.lru_cache(maxsize=None)
+def _knobs_model(name: str):
+    """A model of `methods: {name: ...}`, so that errors name the key as params.yaml spells it."""
+    discover()
+    cls = METHODS[name].Knobs
+    inner = create_model(f"Methods_{name}", __base__=Section, **{name: (cls, Field(default_factory=cls))})
+    return create_model(f"Params_{name}", __base__=Section, methods=(inner, Field(default_factory=inner)))
 
 
-# Logits of views already computed together by `fused_views`: (model, [(view batch, logits)]).
-_FUSED: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("fused_views", default=None)
+def parse_knobs(name: str, raw: dict, source: str = "params.yaml") -> Knobs:
+    """`methods.<name>` typed by the method's Knobs; a UserError names the first bad key."""
+    model = _knobs_model(name)
+    try:
+        knobs = model.model_validate({"methods": {name: raw}}).methods.__dict__[name]
+    except ValidationError as exc:
+        raise explain(exc, model, source) from None
+    knobs._place(f"methods.{name}")
+    return knobs
 
 
-def forward_logits(model, batch: Batch) -> torch.Tensor:
-    fused = _FUSED.get()
-    if fused is not None and fused[0] is model:
-        for view_batch, logits in fused[1]:
-            if view_batch is batch:
-                return logits
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+def knobs_of(settings: Settings, name: str | None = None) -> Knobs:
+    """`methods.<name>` (default: the chosen method's), typed and checked."""
+    name = name or settings.method
+    return parse_knobs(name, settings.method_knobs(name))
 
 
-@contextlib.contextmanager
-def fused_views(model, batch: dict[str, Batch], views: Iterable[str]):
-    """Run the named views of a step through `model` in one forward; inside the block,
-    `forward_logits(model, batch[view])` returns that view's rows instead of running it again.
+def check_knobs(settings: Settings, source: str = "params.yaml") -> dict[str, Knobs]:
+    """Every `methods.<name>` entry typed and checked (types, ranges, unknown knobs), and a
+    learning rate for the chosen method; the unlearn stage calls it before any work."""
+    knobs = {name: parse_knobs(name, settings.method_knobs(name), source) for name in method_names()}
+    if settings.lr is None and knobs[settings.method].lr is None:
+        raise UserError(f"{source}: no learning rate for method {settings.method!r}: "
+                        f"set `lr` or `methods.{settings.method}.lr`")
+    return knobs
+
+
+def effective_lr(settings: Settings) -> float:
+    """The top-level `lr` when set, else the method's own tuned `methods.<method>.lr`."""
+    return settings.lr if settings.lr is not None else knobs_of(settings).lr
+
+
+def trainable(settings: Settings) -> str | None:
+    """`methods.<method>.trainable`, else `unlearn.trainable` (None: the method decides)."""
+    return knobs_of(settings).trainable or settings.unlearn.trainable
+
+
+def build_method(settings: Settings, source: str = "params.yaml") -> "UnlearningMethod":
+    """The unlearning method params.yaml chooses, with its knobs (all of `methods:` checked first)."""
+    return get_method(settings.method, check_knobs(settings, source)[settings.method])
+
+
+class RetainKnobs(Knobs):
+    """Knobs of a method whose loss is its forget term + alpha * the shared retain term."""
+
+    alpha: float = weight(1.0)
+    retain: Literal["nll", "kl"] = Field("nll", description="the retain term: nll (the retain answers' NLL) or kl "
+                                                            "(KL from the reference at the retain answer tokens)")
+
+
+# ---------------------------------------------------------------- what a loss reads
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` where `mask` is set (0 when nothing is)."""
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Position t predicts token t+1: the logits without the last position (float), the targets
+    (labels without the first) and the answer mask over them."""
+    targets = labels[:, 1:]
+    return logits[:, :-1].float(), targets, targets != -100
+
+
+def fused_logits(model, views: dict[str, Batch]) -> dict[str, torch.Tensor]:
+    """Each view's logits from one forward of all of them.
 
     One forward of 2B rows keeps a GPU busier than two of B, and under DDP it is the one forward
     per backward that DDP expects. The views are right-padded to a common width: a causal model
@@ -65,24 +142,44 @@ def fused_views(model, batch: dict[str, Batch], views: Iterable[str]):
     mask, so each view's logits are those of its own forward (up to float rounding), cut back to
     its own width.
     """
-    chosen = [batch[v] for v in dict.fromkeys(views) if v in batch]
-    if len(chosen) < 2:
-        yield
-        return
+    chosen = list(views.values())
     width = max(b["input_ids"].shape[1] for b in chosen)
     ids = torch.cat([F.pad(b["input_ids"], (0, width - b["input_ids"].shape[1])) for b in chosen])
     mask = torch.cat([F.pad(b["attention_mask"], (0, width - b["attention_mask"].shape[1])) for b in chosen])
     logits = model(input_ids=ids, attention_mask=mask).logits
-    rows, start = [], 0
-    for b in chosen:
+    out, start = {}, 0
+    for view, b in views.items():
         n, w = b["input_ids"].shape
-        rows.append((b, logits[start : start + n, :w]))
+        out[view] = logits[start : start + n, :w]
         start += n
-    token = _FUSED.set((model, rows))
-    try:
-        yield
-    finally:
-        _FUSED.reset(token)
+    return out
+
+
+class Step:
+    """One training step as a loss sees it: `batch` maps each view ("forget", "retain", ...) to
+    input_ids / attention_mask / labels; `model` is the trained model, `reference` the model
+    before unlearning (None unless the method needs one).
+
+    `logits(view)` is that view's forward through `model`, with gradient, run once and kept;
+    the views named in `fuse` (when two or more are present) are run together in one padded
+    forward as the step is made (`hardware.fuse_views`).
+    """
+
+    def __init__(self, model, batch: dict[str, Batch], reference: "Reference | None" = None, fuse=()):
+        self.model, self.batch, self.reference = model, batch, reference
+        fuse = [v for v in dict.fromkeys(fuse) if v in batch]
+        self._logits: dict[str, torch.Tensor] = {}
+        if len(fuse) > 1:
+            self._logits.update(fused_logits(model, {v: batch[v] for v in fuse}))
+
+    def logits(self, view: str) -> torch.Tensor:
+        if view not in self._logits:
+            b = self.batch[view]
+            self._logits[view] = self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        return self._logits[view]
+
+    def labels(self, view: str) -> torch.Tensor:
+        return self.batch[view]["labels"]
 
 
 class Reference:
@@ -117,8 +214,6 @@ def frozen_reference(model) -> Reference:
 
 def decoder_layer(model, index: int):
     """The `index`-th (0-based) decoder layer of a causal LM, with or without a PEFT wrapper."""
-    import re
-
     pattern = re.compile(rf"(^|\.)layers\.{index}$")
     for name, module in model.named_modules():
         if pattern.search(name):
@@ -145,33 +240,70 @@ def layer_output(model, layer: int, batch: Batch, run=None) -> torch.Tensor:
     return caught[0]
 
 
+# ---------------------------------------------------------------- the method
+
+
 class UnlearningMethod:
-    """One unlearning objective. Subclasses set `name` and implement `loss`; their knobs and
-    defaults are declared in settings/knobs.py."""
+    """One unlearning objective: L = forget term + alpha * retain term.
+
+    A subclass sets `name`, declares its `Knobs` (a pydantic class with its tuned default `lr`;
+    `RetainKnobs` adds `alpha` and `retain: nll | kl`) and implements `forget_loss`. The shared
+    retain term is added here: alpha * NLL of the retain answers (`retain: nll`) or alpha * the
+    mean KL(p_ref || p_theta) over the retain answer tokens (`retain: kl`); with alpha 0 the
+    retain view is not run. A method with no retain term, or its own, sets
+    `shared_retain = False` and returns its whole loss from `forget_loss`.
+    """
 
     name = ""
-    # True when the loss compares against the model before unlearning (p_ref).
+    Knobs: type[Knobs] = Knobs
+    # False: the method has no retain term or computes its own (its Knobs need not have alpha / retain).
+    shared_retain = True
+    # True when the forget term compares against the model before unlearning (p_ref).
     needs_reference = False
     # Views of each example the loss reads beyond "forget" and "retain" (see VIEWS).
     views: tuple[str, ...] = ()
-    # The views the loss runs through the trained model with `forward_logits` (each once, with
-    # gradient): the shared code may compute them in one forward (`hardware.fuse_views`).
-    # Leave empty when the loss reads hidden states or runs one view only.
+    # The views the forget term reads with `step.logits` (the retain term adds "retain"): the
+    # trainer may compute them in one forward (`hardware.fuse_views`). Leave empty when the loss
+    # reads hidden states.
     forward_views: tuple[str, ...] = ()
 
     def __init__(self, knobs: Knobs):
-        # Types and ranges were checked when params.yaml was loaded (settings/knobs.py).
+        # Types and ranges were checked when params.yaml's `methods:` was (check_knobs).
         self.knobs = knobs.loss_knobs()
         for key, value in self.knobs.items():
             setattr(self, key, value)
+        self.retain_on = self.shared_retain and bool(self.alpha)
+        if self.retain_on:
+            self.forward_views = tuple(dict.fromkeys(type(self).forward_views + ("retain",)))
+            self.needs_reference = type(self).needs_reference or self.retain == "kl"
 
     def trainable_pattern(self) -> str | None:
         """A regular expression over parameter names; only matching weights train (None: all)."""
         return None
 
-    def loss(self, model, batch: dict[str, Batch], reference: Reference | None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Return the loss to minimise and the named parts to log (floats).
+    def loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss to minimise and the named parts to log (floats): the forget term, plus
+        alpha times the retain term (logged as retain_nll or retain_kl)."""
+        loss, parts = self.forget_loss(step)
+        if self.retain_on:
+            term = self.retain_term(step)
+            loss = loss + self.alpha * term
+            parts[f"retain_{self.retain}"] = term.item()
+        return loss, parts
 
-        `batch` maps each view ("forget", "retain", ...) to input_ids / attention_mask / labels.
-        """
+    def retain_term(self, step: Step) -> torch.Tensor:
+        r = step.batch["retain"]
+        if self.retain == "kl":
+            return answer_token_kl(step.reference.logits(r), step.logits("retain"), r["labels"])
+        return token_mean_nll(step.logits("retain"), r["labels"])
+
+    def forget_loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        """The method's own term and its parts to log (the whole loss when shared_retain is False)."""
         raise NotImplementedError
+
+    def shape_gradients(self, step: Step, model) -> None:
+        """Called after the loss's backward and before gradient clipping and the optimizer step,
+        with the step (its batch, reference; its logits' graph is freed) and the trained model:
+        a method may run more forwards / backwards here and rewrite each parameter's `.grad`
+        (gradient projection, sharpness-aware steps). With gradient accumulation it runs after
+        each micro-batch. The default leaves the gradients as they are."""

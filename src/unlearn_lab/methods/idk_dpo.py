@@ -1,14 +1,17 @@
 """DPO with a refusal preferred over the forget answer (TOFU's `idk` + DPO, Maini et al. 2024;
 DPO: Rafailov et al. 2023, arXiv 2305.18290)."""
-import torch.nn.functional as F
+from typing import Optional
 
-from .base import UnlearningMethod, answer_logprobs, forward_logits, register, token_mean_nll
+import torch.nn.functional as F
+from pydantic import Field
+
+from .base import RetainKnobs, UnlearningMethod, answer_logprobs, register, tuned_lr
 
 
 @register
 class IdkDPO(UnlearningMethod):
     """L = -(2/beta) E_f log sigmoid(beta [(log p_theta(idk|x) - log p_ref(idk|x))
-                                         - (log p_theta(y|x) - log p_ref(y|x))]) + alpha NLL_r.
+                                         - (log p_theta(y|x) - log p_ref(y|x))]) + alpha R.
 
     Log-probabilities are summed over answer tokens. The 2/beta scale (as in NPO) makes the
     gradient at the start equal to that of the plain log-probability difference, so learning
@@ -16,15 +19,17 @@ class IdkDPO(UnlearningMethod):
     """
 
     name = "idk_dpo"
-    forward_views = ("forget", "forget_idk", "retain")
+    forward_views = ("forget", "forget_idk")
     needs_reference = True
     views = ("forget_idk",)
 
-    def loss(self, model, batch, reference):
-        f, idk, r = batch["forget"], batch["forget_idk"], batch["retain"]
-        lose = answer_logprobs(forward_logits(model, f), f["labels"])[0] - answer_logprobs(reference.logits(f), f["labels"])[0]
-        win = answer_logprobs(forward_logits(model, idk), idk["labels"])[0] - answer_logprobs(reference.logits(idk), idk["labels"])[0]
+    class Knobs(RetainKnobs):
+        lr: Optional[float] = tuned_lr(2e-4)
+        beta: float = Field(0.1, gt=0, description="inverse temperature (divides the loss)")
+
+    def forget_loss(self, step):
+        f, idk, ref = step.batch["forget"], step.batch["forget_idk"], step.reference
+        lose = answer_logprobs(step.logits("forget"), f["labels"])[0] - answer_logprobs(ref.logits(f), f["labels"])[0]
+        win = answer_logprobs(step.logits("forget_idk"), idk["labels"])[0] - answer_logprobs(ref.logits(idk), idk["labels"])[0]
         dpo = -(2.0 / self.beta) * F.logsigmoid(self.beta * (win - lose)).mean()
-        nll_r = token_mean_nll(forward_logits(model, r), r["labels"])
-        loss = dpo + self.alpha * nll_r
-        return loss, {"dpo_loss": dpo.item(), "margin": (win - lose).mean().item(), "retain_nll": nll_r.item()}
+        return dpo, {"dpo_loss": dpo.item(), "margin": (win - lose).mean().item()}

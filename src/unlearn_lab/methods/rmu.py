@@ -1,15 +1,17 @@
 """Representation misdirection for unlearning (RMU, Li et al. 2024, "The WMDP Benchmark",
 arXiv 2403.03218): steer the forget activations of one layer towards a fixed random direction
 while keeping the retain activations where the reference model has them."""
-import torch
+from typing import Optional
 
-from .base import UnlearningMethod, layer_output, register
+import torch
+from pydantic import Field
+
+from .base import Knobs, UnlearningMethod, layer_output, masked_mean, register, tuned_lr, weight
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over non-padding positions of the mean squared difference over hidden units."""
-    per_token = ((a - b) ** 2).mean(-1)
-    return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    return masked_mean(((a - b) ** 2).mean(-1), mask)
 
 
 @register
@@ -18,7 +20,8 @@ class RMU(UnlearningMethod):
 
     h_l is the output of decoder layer `layer` (0-based); u is a random unit vector drawn once
     (uniform [0,1) entries, normalised) from `vector_seed`. Only the MLPs of layers
-    layer-2 .. layer train, as in the paper.
+    layer-2 .. layer train, as in the paper. The activation MSE is its own retain term (no
+    `retain` knob).
 
     The forget term is taken at the positions that produce the forget answer (each position
     whose next token is an answer token), the retain term at every non-padding token. The paper
@@ -29,7 +32,15 @@ class RMU(UnlearningMethod):
     """
 
     name = "rmu"
+    shared_retain = False
     needs_reference = True
+
+    class Knobs(Knobs):
+        lr: Optional[float] = tuned_lr(1e-2)
+        layer: int = Field(7, ge=0, description="decoder layer (0-based) whose activations are steered")
+        steering_coeff: float = Field(300.0, gt=0, description="norm c of the random control vector")
+        alpha: float = weight(100.0, "weight of the retain activation MSE")
+        vector_seed: int = Field(0, ge=0, description="seed of the random direction")
 
     def __init__(self, knobs):
         super().__init__(knobs)
@@ -46,8 +57,8 @@ class RMU(UnlearningMethod):
             self._direction = u / u.norm()
         return self._direction.to(device)
 
-    def loss(self, model, batch, reference):
-        f, r = batch["forget"], batch["retain"]
+    def forget_loss(self, step):
+        model, f, r, reference = step.model, step.batch["forget"], step.batch["retain"], step.reference
         h_f = layer_output(model, self.layer, f).float()
         control = self.steering_coeff * self.direction(h_f.shape[-1], h_f.device)
         answer_positions = torch.zeros_like(f["attention_mask"])

@@ -1,27 +1,30 @@
 """params.yaml, typed and checked once: `load_settings()` at the start of every stage.
 
-Every section (sections.py, knobs.py) is checked by every stage, so a typo anywhere fails the
-first stage that runs. YAML is read as 1.2 (ruamel), the dialect `dvc exp run -S` writes:
-`1e-05` is a float there, and `no` is the string "no" (which a boolean setting rejects).
+Every section (sections.py) is checked by every stage, so a typo anywhere fails the first stage
+that runs; under `methods:` every stage checks the method names, and the methods package checks
+the knobs' values (methods.check_knobs: the unlearn stage, first thing). YAML is read as 1.2
+(ruamel), the dialect `dvc exp run -S` writes: `1e-05` is a float there, and `no` is the string
+"no" (which a boolean setting rejects).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
 from ..errors import UserError
 from .base import Section, explain, start_recording
-from .knobs import KNOBS, Knobs, Methods
+from .knobs import Knobs, Methods, method_names, tuned_lr, weight
 from .sections import (Data, Eval, Finetune, Hardware, Import, Lora, Model, Quantize, Relearn, Represent,
                        Schedule, Tiny, Unlearn)
 
-__all__ = ["Data", "Eval", "Finetune", "Hardware", "Import", "KNOBS", "Knobs", "Lora", "Methods", "Model",
-           "Quantize", "Relearn", "Represent", "Schedule", "Settings", "Tiny", "Unlearn", "load_settings", "read_yaml"]
+__all__ = ["Data", "Eval", "Finetune", "Hardware", "Import", "Knobs", "Lora", "Methods", "Model", "Quantize",
+           "Relearn", "Represent", "Schedule", "Settings", "Tiny", "Unlearn", "load_settings", "method_names",
+           "read_yaml", "tuned_lr", "weight"]
 
 DEFAULT_PATH = Path("params.yaml")
-MethodName = Literal[tuple(KNOBS)]
+MethodName = Literal[tuple(method_names())]
 
 
 class Settings(Section):
@@ -39,26 +42,9 @@ class Settings(Section):
     eval: Eval = Field(default_factory=Eval)
     hardware: Hardware = Field(default_factory=Hardware)
 
-    @model_validator(mode="after")
-    def _has_lr(self):
-        if self.lr is None and self.methods.__dict__[self.method].lr is None:
-            raise ValueError(f"no learning rate for method {self.method!r}: set `lr` or `methods.{self.method}.lr`")
-        return self
-
-    @property
-    def knobs(self) -> Knobs:
-        """`methods.<method>`: the chosen method's knobs."""
-        return getattr(self.methods, self.method)
-
-    @property
-    def effective_lr(self) -> float:
-        """The top-level `lr` when set, else the method's own tuned `methods.<method>.lr`."""
-        return self.lr if self.lr is not None else self.knobs.lr
-
-    @property
-    def trainable(self) -> str | None:
-        """`methods.<method>.trainable`, else `unlearn.trainable` (None: the method decides)."""
-        return self.knobs.trainable or self.unlearn.trainable
+    def method_knobs(self, name: str | None = None) -> dict:
+        """`methods.<name>` (default: the chosen method) as written, unchecked: methods.knobs_of types it."""
+        return dict(self.methods.__dict__[name or self.method])
 
 
 def read_yaml(path: str | Path) -> dict:

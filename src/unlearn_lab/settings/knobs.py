@@ -1,18 +1,33 @@
-"""`methods.<name>`: each unlearning method's knobs, typed and bounded, with their defaults.
+"""`methods:` as far as every stage checks it: which method names exist, and the base every
+method's knobs class derives from.
 
-The losses live in methods/<name>.py (which import torch); the knobs live here so that every
-stage can check them in milliseconds, and a bad knob fails the first stage that runs instead of
-the unlearning step after both fine-tunes. tests/test_settings.py checks that the two registries
-name the same methods.
+The knobs themselves (types, ranges, tuned learning rates) are declared next to each loss in
+methods/<name>.py, and checked there (methods.check_knobs) by the unlearn stage before any
+work and by the tools that read them. This package never imports unlearn_lab.methods (which
+imports torch, and which every stage would then depend on): the method names are the module
+names in that folder, read from a directory listing.
 """
 from __future__ import annotations
 
-from typing import Optional
+import pkgutil
+from pathlib import Path
+from typing import Any, Dict, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, create_model, field_validator
 
 from .base import Section
 from .sections import _regex
+
+METHODS_DIR = Path(__file__).resolve().parents[1] / "methods"
+# Modules of the methods folder that hold shared code, not a method.
+SHARED_MODULES = ("base", "names")
+
+
+def method_names() -> list[str]:
+    """Every method name (aliases included), sorted: the modules of unlearn_lab/methods/ other than
+    the shared ones and those starting with an underscore."""
+    return sorted(m.name for m in pkgutil.iter_modules([str(METHODS_DIR)])
+                  if not m.name.startswith("_") and m.name not in SHARED_MODULES)
 
 
 def weight(default: float, what: str = "weight of the retain term"):
@@ -37,109 +52,7 @@ class Knobs(Section):
         return {k: getattr(self, k) for k in type(self).model_fields if k not in Knobs.model_fields}
 
 
-class Ga(Knobs):
-    lr: Optional[float] = tuned_lr(4e-4)
-
-
-class Gd(Knobs):
-    lr: Optional[float] = tuned_lr(5e-4)
-    gamma: float = weight(1.0, "weight of the forget term")
-    alpha: float = weight(1.0)
-
-
-class GaKl(Gd):
-    lr: Optional[float] = tuned_lr(6e-4)
-
-
-class Npo(Knobs):
-    lr: Optional[float] = tuned_lr(2.5e-4)
-    beta: float = Field(0.1, gt=0, description="inverse temperature (divides the loss)")
-    alpha: float = weight(1.0)
-
-
-class SimNpo(Knobs):
-    lr: Optional[float] = tuned_lr(1e-3)
-    beta: float = Field(2.5, gt=0, description="inverse temperature (divides the loss)")
-    gamma: float = Field(0.0, ge=0, description="reward margin")
-    alpha: float = weight(1.0)
-
-
-class IdkDpo(Npo):
-    lr: Optional[float] = tuned_lr(2e-4)
-
-
-class IdkAp(Knobs):
-    lr: Optional[float] = tuned_lr(5e-4)
-    beta: float = Field(0.1, gt=0, description="inverse temperature of the preference term")
-    alpha: float = weight(1.0)
-
-
-class MeGd(Knobs):
-    lr: Optional[float] = tuned_lr(5e-4)
-    gamma: float = weight(0.1, "weight of the entropy (KL to uniform) term")
-    alpha: float = weight(1.0)
-
-
-class Rmu(Knobs):
-    lr: Optional[float] = tuned_lr(1e-2)
-    layer: int = Field(7, ge=0, description="decoder layer (0-based) whose activations are steered")
-    steering_coeff: float = Field(300.0, gt=0, description="norm c of the random control vector")
-    alpha: float = weight(100.0)
-    vector_seed: int = Field(0, ge=0, description="seed of the random direction")
-
-
-class RandomLabel(Knobs):
-    lr: Optional[float] = tuned_lr(5e-4)
-    alpha: float = weight(0.0)
-
-
-class Weighted(Knobs):
-    lr: Optional[float] = tuned_lr(1e-3)
-    # Signed by design: forget examples get a negative weight (see methods/weighted.py).
-    forget_weight: float = Field(-1.0, description="loss weight of forget examples (signed)")
-    retain_weight: float = Field(2.0, description="loss weight of retain examples (signed)")
-
-
-class Wga(Knobs):
-    lr: Optional[float] = tuned_lr(5e-4)
-    beta: float = Field(1.0, ge=0, description="exponent of the token-probability weight")
-    alpha: float = weight(1.0)
-
-
-class SatImp(Knobs):
-    lr: Optional[float] = tuned_lr(2.5e-3)
-    beta1: float = Field(5.0, ge=0, description="exponent of p_t")
-    beta2: float = Field(1.0, ge=0, description="exponent of 1 - p_t")
-    alpha: float = weight(0.1)
-
-
-class Undial(Knobs):
-    lr: Optional[float] = tuned_lr(5e-4)
-    beta: float = Field(10.0, ge=0, description="logit subtracted from the true token in the target")
-    alpha: float = weight(1.0)
-
-
-KNOBS: dict[str, type[Knobs]] = {
-    "ga": Ga, "gd": Gd, "ga_kl": GaKl, "npo": Npo, "simnpo": SimNpo, "idk_dpo": IdkDpo, "idk_ap": IdkAp,
-    "me_gd": MeGd, "rmu": Rmu, "random_label": RandomLabel, "weighted": Weighted, "wga": Wga,
-    "satimp": SatImp, "undial": Undial,
-}
-
-
-class Methods(Section):
-    """One entry per method; a method left out keeps its defaults."""
-
-    ga: Ga = Field(default_factory=Ga)
-    gd: Gd = Field(default_factory=Gd)
-    ga_kl: GaKl = Field(default_factory=GaKl)
-    npo: Npo = Field(default_factory=Npo)
-    simnpo: SimNpo = Field(default_factory=SimNpo)
-    idk_dpo: IdkDpo = Field(default_factory=IdkDpo)
-    idk_ap: IdkAp = Field(default_factory=IdkAp)
-    me_gd: MeGd = Field(default_factory=MeGd)
-    rmu: Rmu = Field(default_factory=Rmu)
-    random_label: RandomLabel = Field(default_factory=RandomLabel)
-    weighted: Weighted = Field(default_factory=Weighted)
-    wga: Wga = Field(default_factory=Wga)
-    satimp: SatImp = Field(default_factory=SatImp)
-    undial: Undial = Field(default_factory=Undial)
+# One entry per method: a mapping of its knobs (a method left out keeps its defaults). Unknown
+# method names are refused here; the knobs' values by the methods package.
+Methods = create_model("Methods", __base__=Section, __doc__="`methods:` one mapping of knobs per method",
+                       **{name: (Dict[str, Any], Field(default_factory=dict)) for name in method_names()})

@@ -1,7 +1,7 @@
 """One typed section per block of params.yaml; every default is declared here once, with its help.
 
-`methods.<name>` knobs live in knobs.py. Nothing here imports torch or transformers, so every
-stage can check the whole file in milliseconds before it starts work.
+`methods.<name>` knobs live next to each loss in methods/<name>.py. Nothing here imports torch or
+transformers, so every stage can check the whole file in milliseconds before it starts work.
 """
 from __future__ import annotations
 
