@@ -45,7 +45,7 @@ methods: install
 # waits for the queue; a second job would share the GPU).
 # BACKEND=ray: one Ray task per trial, one GPU each (or SWEEP_CPUS cores where there is no GPU), on
 # a local Ray cluster or the one RAY_ADDRESS names; each trial runs in a clone of this repository
-# at HEAD, and the finished experiments come back here (README "Grids on Ray").
+# at HEAD, and the finished experiments come back here (docs/gpu.md "Grids on Ray").
 # Override on the command line: make sweep SWEEP_METHODS="npo simnpo" SWEEP_LRS="null 1e-5"
 BACKEND ?= dvc
 SWEEP_METHODS ?= ga gd npo
