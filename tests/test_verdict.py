@@ -68,9 +68,10 @@ def test_relearn_control_on_two_tiny_models(tiny_model, tok, tmp_path):
         before = score_sets(unlearned, tok, scored, eval_cfg, "u")[0]
         result = relearn_result("forget", report, attack, scored["forget"],
                                 {**full, "unlearned": before}, after, oracle_after)
-        value = result["relearned"]["recovered_over_oracle_prob"]
-        t, o = full["target"]["forget_prob"], full["oracle"]["forget_prob"]
-        assert value == pytest.approx((after["forget_prob"] - oracle_after["forget_prob"]) / (t - o))
+        # truth ratio: a random tiny model's answer probabilities are ~1e-5, too close to compare
+        value = result["relearned"]["recovered_over_oracle_truth_ratio"]
+        t, o = full["target"]["forget_truth_ratio"], full["oracle"]["forget_truth_ratio"]
+        assert value == pytest.approx((after["forget_truth_ratio"] - oracle_after["forget_truth_ratio"]) / (t - o))
         if twin:
             assert value == 0.0
         assert result["oracle_relearned"] == oracle_after and result["oracle"] == full["oracle"]
