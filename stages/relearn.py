@@ -1,10 +1,11 @@
-"""Stage relearn: a few fine-tuning steps on the unlearned model, then the forget scores again."""
+"""Stage relearn: a few fine-tuning steps on the unlearned model, then the forget scores again;
+the same attack on the oracle as the control."""
 from pathlib import Path
 
 from unlearn_lab import hardware
 from unlearn_lab.data.sets import load_sets
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
-from unlearn_lab.modeling import load_model, load_tokenizer
+from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.common import baseline_scores, score_sets
 from unlearn_lab.robustness.plots import relearn_plot
 from unlearn_lab.robustness.relearning import headline, relearn, relearn_result, relearn_split, resolve_data
@@ -16,7 +17,8 @@ def main():
     from dvclive import Live
 
     args = stage_args(__doc__, unlearned="the unlearned model folder", unlearned_rows="its evaluation rows",
-                      target_rows="the target's evaluation rows", data="folder of the processed sets",
+                      target_rows="the target's evaluation rows", oracle="the oracle model folder",
+                      oracle_rows="the oracle's evaluation rows", data="folder of the processed sets",
                       rows="per-question rows after the attack", logs="DVCLive curves of the attack",
                       metrics="metrics (JSON)", plot="plot (PNG)")
     settings = load_settings()
@@ -27,6 +29,10 @@ def main():
     scored_sets = {"forget": scored}
     full = {m: baseline_scores(read_jsonl(path), scored_sets, str(path))
             for m, path in (("target", args.target_rows), ("unlearned", args.unlearned_rows))}
+    oracle_meta = read_meta(args.oracle)
+    oracle_reason = "" if oracle_meta["kind"] != "none" else "no oracle: " + oracle_meta.get("reason", "none trained")
+    if not oracle_reason:
+        full["oracle"] = baseline_scores(read_jsonl(args.oracle_rows), scored_sets, str(args.oracle_rows))
     hw = hardware.resolve(settings.hardware)
     tok, model = load_tokenizer(args.unlearned), load_model(args.unlearned)
     with staged_outputs(files=[args.rows, args.metrics, args.plot], dirs=[args.logs]) as out:
@@ -34,13 +40,29 @@ def main():
             model, report = relearn(model, tok, attack, settings.model, cfg, hw, Path(".scratch") / "relearn",
                                     settings.seed, live)
         scores, rows = score_sets(model.to(hardware.device()), tok, scored_sets, settings.eval, "relearned")
-        result = relearn_result(data, report, attack, scored, full, scores)
+        del model
+        oracle_scores = None
+        if not oracle_reason:
+            # The control: the same attack, data, steps, lr and seed on a model that never saw the facts.
+            oracle, oracle_report = relearn(load_model(args.oracle), tok, attack, settings.model, cfg, hw,
+                                Path(".scratch") / "relearn_oracle", settings.seed)
+            oracle_scores, oracle_rows = score_sets(oracle.to(hardware.device()), tok, scored_sets, settings.eval,
+                                                    "oracle_relearned")
+            rows += oracle_rows
+            del oracle
+        result = relearn_result(data, report, attack, scored, full, scores, oracle_scores, oracle_reason)
+        if oracle_scores is not None:
+            result["oracle_seconds"] = oracle_report["seconds"]
         result["headline"] = headline(result)
         write_jsonl(out[args.rows], rows)
         write_json(out[args.metrics], result)
         relearn_plot(result, out[args.plot])
     print(f"relearn ({data}, {report['steps']} steps): forget ROUGE-L {full['unlearned']['forget_rouge_l_recall']:.3f}"
           f" -> {scores['forget_rouge_l_recall']:.3f} (target {full['target']['forget_rouge_l_recall']:.3f})")
+    if oracle_scores is not None:
+        print(f"the same attack on the oracle: forget ROUGE-L {full['oracle']['forget_rouge_l_recall']:.3f} -> "
+              f"{oracle_scores['forget_rouge_l_recall']:.3f}")
+    print("headline", result["headline"])
 
 
 if __name__ == "__main__":

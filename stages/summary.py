@@ -1,8 +1,9 @@
 """Stage summary: headline numbers of the run from the per-model metrics and the `headline`
-block of each robustness stage's metrics."""
+block of each robustness stage's metrics, and the one robustness verdict drawn from them."""
 from unlearn_lab.errors import UserError
 from unlearn_lab.io import read_json, write_json
 from unlearn_lab.report import build_summary
+from unlearn_lab.robustness.verdict import robustness_score
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
 
@@ -19,6 +20,8 @@ def main():
         if not isinstance(block, dict):
             raise UserError(f"{path}: no `headline` block; re-run the stage that writes it")
         robustness.update(block)
+    # The verdict needs the quantize and relearn headlines together, so no single stage can write it.
+    robustness.update(robustness_score(robustness))
     summary = build_summary(models, settings, read_json(args.metrics / "unlearn.json"), robustness)
     write_json(args.out, summary)
     for name in ("target", "oracle", "unlearned"):

@@ -20,6 +20,9 @@ def exp_data(method, lr, forget, fq, mu, seconds=10.0):
             "metrics/relearn.json": {"data": {"headline": {"relearn_recovered": forget / 2}}},
             "metrics/represent.json": {"data": {"headline": {"probe_forget_accuracy_max": 0.3} if method == "npo"
                                                 else {"lens_forget_accuracy_max_reason": "not run"}}},
+            # the verdict lives in the summary, not in a headline block
+            "metrics/summary.json": {"data": {"robustness_score": 0.4} if method == "gd"
+                                     else {"robustness_score_reason": "no quant_nf4_recovered"}},
         },
     }
 
@@ -51,6 +54,8 @@ def test_rows_from_exp_show(tmp_path):
     assert float(table[1]["relearn_recovered"]) == 0.15 and float(table[1]["quant_int4_recovered"]) == -0.5
     assert table[1]["probe_forget_accuracy_max"] == "" and float(table[2]["probe_forget_accuracy_max"]) == 0.3
     assert "lens_forget_accuracy_max_reason" not in table[1]
+    assert float(table[1]["robustness_score"]) == 0.4 and table[0]["robustness_score"] == ""
+    assert "robustness_score_reason" not in table[1]
 
 
 def test_pareto_and_best():

@@ -142,7 +142,9 @@ def test_world_benchmark_runs_end_to_end(tmp_path):
     assert "| forget | What is the capital of France? | Paris |" in table
     assert json.loads((repo / "logs/finetune_target/metrics.json").read_text())["trained"] is False
     # one forgotten capital: relearning uses the other facts about France, and there is no oracle
-    assert json.loads((repo / "metrics/relearn.json").read_text())["data"] == "retain_correlated"
+    relearn = json.loads((repo / "metrics/relearn.json").read_text())
+    assert relearn["data"] == "retain_correlated" and "oracle_relearned" not in relearn
+    assert relearn["relearned"]["recovered_over_oracle_reason"].startswith("no oracle: world benchmark")
     represent = json.loads((repo / "metrics/represent.json").read_text())
     assert "unlearned_vs_target" in represent and "unlearned_vs_oracle" not in represent
 
@@ -164,14 +166,17 @@ def test_repro_writes_every_declared_output(repo):
     summary = json.loads((repo / "metrics/summary.json").read_text())
     assert summary["method"] == "npo" and "unlearned_retain_vs_target" in summary["checks"]
     # the robustness headline: a number, or the reason it has none
-    for key in ("quant_int4_recovered", "relearn_recovered"):
+    for key in ("quant_int4_recovered", "quant_nf4_recovered", "relearn_recovered", "relearn_recovered_over_oracle",
+                "robustness_score"):
         assert key in summary or f"{key}_reason" in summary, key
     assert 0.0 <= summary["probe_forget_accuracy_max"] <= 1.0 and 0.0 <= summary["lens_forget_accuracy_max"] <= 1.0
     quantize = json.loads((repo / "metrics/quantize.json").read_text())
     assert {"int8", "int4", "target_int8", "target_int4"} <= set(quantize)
     assert set(quantize["int4"]) >= {"forget_rouge_l_recall", "retain_rouge_l_recall"}
+    assert {"bnb_nf4", "target_bnb_nf4"} <= set(quantize) or "bnb_reason" in quantize
     relearn = json.loads((repo / "metrics/relearn.json").read_text())
     assert relearn["data"] == "forget" and relearn["steps"] == 2 and relearn["scored"] == 4
+    assert relearn["oracle_relearned"].keys() == relearn["unlearned"].keys()  # the control attack ran
     rows = [json.loads(line) for line in (repo / "eval/unlearned.jsonl").read_text().splitlines()]
     assert {"question", "answer", "generated", "truth_ratio"} <= set(rows[0])
     status = run([str(BIN / "dvc"), "status"], repo)

@@ -8,10 +8,10 @@ from unlearn_lab.evaluation import answer_nlls, shared_prompt_nlls
 from unlearn_lab.errors import UserError
 from unlearn_lab.modeling import encode_qa
 from unlearn_lab.hardware import resolve
-from unlearn_lab.settings import Hardware, Model, Quantize, Relearn, parse_settings
+from unlearn_lab.settings import Hardware, Model, Relearn, parse_settings
 from unlearn_lab.robustness.common import add_recovery, baseline_scores, subset
 from unlearn_lab.robustness.quantization import headline as quantize_headline
-from unlearn_lab.robustness.quantization import quantize_linear_weights, rtn_quantize, scheme_names
+from unlearn_lab.robustness.quantization import quantize_linear_weights, rtn_quantize
 from unlearn_lab.robustness.relearning import headline as relearn_headline
 from unlearn_lab.robustness.relearning import relearn, relearn_split, resolve_data
 from unlearn_lab.robustness.representation import headline as represent_headline
@@ -76,13 +76,8 @@ def test_quantize_linear_weights_leaves_embeddings_and_head(tiny_model):
     assert len(changed) == 14
 
 
-def test_bitsandbytes_schemes_need_cuda_and_say_why():
-    schemes, reason = scheme_names(Quantize(bits=[8, 4], bnb="auto"))
-    if torch.cuda.is_available():
-        pytest.skip("a CUDA device is present")
-    assert schemes == ["int8", "int4"] and "CUDA" in reason
-    with pytest.raises(UserError, match="bnb is true"):
-        scheme_names(Quantize(bits=[4], bnb=True))
+def test_quantize_bits_must_be_a_list():
+    # bitsandbytes' schemes and their reasons: tests/test_bnb.py
     with pytest.raises(UserError, match="quantize.bits: must be a list, got '4'"):
         parse_settings({"quantize": {"bits": "4"}})
 
@@ -135,6 +130,12 @@ def test_robustness_headline_keys_and_reasons():
     assert out["probe_forget_accuracy_max"] == 0.5 and out["lens_forget_accuracy_max"] == 0.75
     assert "probe_target_forget_accuracy_max" not in out
     assert quantize_headline({})["quant_int4_recovered_reason"] == "quantize int4 was not run"
+    both = quantize_headline({"int4": {"recovered": 0.25}, "bnb_nf4": {"recovered": 0.5}})
+    assert both == {"quant_int4_recovered": 0.25, "quant_nf4_recovered": 0.5}
+    skipped = quantize_headline({"int4": {"recovered": 0.25}, "bnb_reason": "quantize.bnb is false"})
+    assert skipped["quant_nf4_recovered_reason"] == "bitsandbytes was not run: quantize.bnb is false"
+    assert relearn_headline({"relearned": {"recovered": 0.5, "recovered_over_oracle_reason": "no oracle: world"}}) == {
+        "relearn_recovered": 0.5, "relearn_recovered_over_oracle_reason": "no oracle: world"}
 
 
 # ---------------------------------------------------------------- representation

@@ -49,12 +49,16 @@ def row_of(name: str, rev: str, data: dict) -> dict | None:
 
 def robustness_headline(data: dict) -> dict:
     """Does the forgetting hold: the `headline` block each robustness stage writes into its
-    metrics file (empty for experiments run before those stages)."""
+    metrics file, and the summary's `robustness_score` verdict (empty for experiments run before
+    those stages)."""
     out = {}
     for path in sorted(data.get("metrics") or {}):
         block = _file(data, path).get("headline")
         if isinstance(block, dict):
             out.update({k: v for k, v in block.items() if not k.endswith("_reason")})
+    verdict = _file(data, "metrics/summary.json").get("robustness_score")
+    if verdict is not None:
+        out["robustness_score"] = verdict
     return out
 
 

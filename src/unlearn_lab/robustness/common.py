@@ -60,12 +60,12 @@ def add_recovery(scores: dict, unlearned: dict, target: dict, set_name: str = "f
     return out
 
 
-def recovered_headline(key: str, block: dict | None, source: str) -> dict:
-    """`{key: block["recovered"]}`, or `{key_reason: why}` when it is not defined or was not run:
+def recovered_headline(key: str, block: dict | None, source: str, field: str = "recovered") -> dict:
+    """`{key: block[field]}`, or `{key_reason: why}` when it is not defined or was not run:
     the headline a robustness stage writes under `headline` in its metrics file (the summary
     and the experiment comparison collect every stage's block)."""
     if block is None:
         return {f"{key}_reason": f"{source} was not run"}
-    if "recovered" in block:
-        return {key: block["recovered"]}
-    return {f"{key}_reason": block.get("recovered_reason", "not computed")}
+    if field in block:
+        return {key: block[field]}
+    return {f"{key}_reason": block.get(f"{field}_reason", "not computed")}

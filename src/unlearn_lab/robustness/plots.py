@@ -35,7 +35,8 @@ def quantize_plot(result: dict, path: Path) -> None:
 
 
 def relearn_plot(result: dict, path: Path) -> None:
-    """Forget scores on the scored facts: target, unlearned, and unlearned after relearning."""
+    """Forget scores on the scored facts: target, unlearned, and unlearned after relearning; the
+    oracle before and after the same attack when it was attacked too."""
     plt = pyplot()
     keys = [("forget_rouge_l_recall", "ROUGE-L recall"), ("forget_prob", "answer probability"),
             ("forget_truth_ratio", "truth-ratio score")]
@@ -43,13 +44,17 @@ def relearn_plot(result: dict, path: Path) -> None:
     series = {"target": [result["target"][k] for k, _ in keys],
               "unlearned": [result["unlearned"][k] for k, _ in keys],
               "relearned": [result["relearned"][k] for k, _ in keys]}
+    if "oracle_relearned" in result:
+        series["oracle"] = [result["oracle"][k] for k, _ in keys]
+        series["oracle relearned"] = [result["oracle_relearned"][k] for k, _ in keys]
     grouped_bars(ax, [label for _, label in keys], series)
     ax.set_ylim(0, 1.22)
     ax.grid(axis="y", alpha=0.3)
-    rec = result["relearned"].get("recovered")
+    rec, over = result["relearned"].get("recovered"), result["relearned"].get("recovered_over_oracle")
     ax.set_title(f"Relearning: {result['steps']} steps on {result['attack_examples']} {result['data']} facts, "
                  f"scored on {result['scored']} forget facts"
-                 + (f"; recovered {rec:.2f}" if rec is not None else ""), fontsize=10)
+                 + (f"; recovered {rec:.2f}" if rec is not None else "")
+                 + (f", over the oracle {over:.2f}" if over is not None else ""), fontsize=10)
     fig.tight_layout()
     save(fig, path)
 

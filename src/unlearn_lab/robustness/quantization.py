@@ -8,7 +8,9 @@ knowledge of the forget set from 21% back to 83%. Two back ends:
   layer, simulated in float ("fake quantization": quantize, then de-quantize), so it runs
   anywhere. `symmetric` uses a scale of max|w| / (2^(b-1) - 1) and no zero point; `asymmetric`
   maps [min, max] onto 0 .. 2^b - 1 with an integer zero point.
-- `bnb`: bitsandbytes LLM.int8() and 4-bit NF4 / FP4, which need a CUDA device.
+- `bnb`: bitsandbytes LLM.int8() (int8 per output row, absmax scaling, outlier columns kept in
+  16 bits) and 4-bit NF4 / FP4 (blocks of 64 weights, absmax scaling): the formats real exports
+  use. bitsandbytes >= 0.48 runs them on CPU as well as on CUDA.
 """
 from __future__ import annotations
 
@@ -77,41 +79,79 @@ BNB_SCHEMES = {"bnb_int8": {"load_in_8bit": True},
                "bnb_fp4": {"load_in_4bit": True, "bnb_4bit_quant_type": "fp4"}}
 
 
-def bnb_unavailable_reason() -> str | None:
-    if not torch.cuda.is_available():
-        return "bitsandbytes quantization needs a CUDA device; none is present"
+def bnb_unavailable_reason(device: str | None = None) -> str | None:
+    """Why bitsandbytes cannot quantize on `device` (default: CUDA when present, else the CPU),
+    or None when it can: it must import and list the device among its supported ones (CPU
+    support arrived in 0.48)."""
+    kind = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kind = torch.device(kind).type
     try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        return "bitsandbytes is not installed (pip install bitsandbytes)"
+        import bitsandbytes
+    except ImportError as exc:
+        return f"bitsandbytes does not import ({exc}); pip install 'bitsandbytes>=0.48'"
+    supported = set(getattr(bitsandbytes, "supported_torch_devices", ()) or ())
+    if kind not in supported:
+        return (f"bitsandbytes {getattr(bitsandbytes, '__version__', '?')} does not support the {kind} device "
+                f"(it supports: {', '.join(sorted(supported)) or 'none'}); CPU needs bitsandbytes >= 0.48")
     return None
 
 
-def bnb_quantized(model, scheme: str):
-    """Reload `model`'s weights through bitsandbytes (`bnb_int8`, `bnb_nf4` or `bnb_fp4`).
+def bnb_4bit_shape_reason(model, device: str) -> str | None:
+    """Why bitsandbytes 4-bit cannot quantize `model` on `device`, or None: on CPU (0.50.2) its
+    round trip is wrong for a layer whose input width is not a multiple of the 64-weight block
+    (errors of most of the block's absmax, tests/test_bnb.py), as in the tiny test models."""
+    if torch.device(device).type != "cpu":
+        return None
+    pattern = re.compile(DEFAULT_SKIP)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and not pattern.search(name) and module.in_features % 64:
+            return (f"bitsandbytes 4-bit on CPU needs every linear layer's input width to be a multiple of 64; "
+                    f"{name} has {module.in_features}")
+    return None
+
+
+def bnb_quantized(model, scheme: str, device=None):
+    """Reload `model`'s weights through bitsandbytes (`bnb_int8`, `bnb_nf4` or `bnb_fp4`) on
+    `device` (default: CUDA when present, else the CPU).
 
     bitsandbytes quantizes while loading, so the merged float model is written to a scratch
-    folder and read back with a BitsAndBytesConfig; compute runs in bfloat16."""
+    folder and read back with a BitsAndBytesConfig. transformers converts every nn.Linear but the
+    output head (tied to the embeddings here); embeddings and norms keep their float weights.
+    Compute runs in bfloat16 on CUDA (as bitsandbytes exports are served) and in float32 on the
+    CPU, where bfloat16 matmuls are slow without AMX and the float32 activations of the RTN and
+    full-precision runs keep the comparison about the weights."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    reason = bnb_unavailable_reason()
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    reason = bnb_unavailable_reason(target.type)
     if reason:
         raise UserError(reason)
-    config = BitsAndBytesConfig(**BNB_SCHEMES[scheme], bnb_4bit_compute_dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if target.type == "cuda" else torch.float32
+    config = BitsAndBytesConfig(**BNB_SCHEMES[scheme], bnb_4bit_compute_dtype=dtype)
     with tempfile.TemporaryDirectory(prefix="unlearn-lab-bnb-") as tmp:
         model.save_pretrained(Path(tmp), safe_serialization=True)
-        quantized = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=config, device_map="cuda:0")
+        quantized = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=config, dtype=dtype,
+                                                         device_map={"": str(target)})
+    if target.type == "cpu":
+        # On its first CPU forward bitsandbytes repacks 4-bit weights for an AVX512-bf16 kernel that
+        # rounds each block's absmax to bfloat16 (so such a CPU would compute with other weights
+        # than the format defines) and fails on layers narrower than a block; the plain path
+        # dequantizes exactly, on every CPU.
+        for module in quantized.modules():
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
     quantized.eval()
     return quantized
 
 
-def scheme_names(cfg: Quantize) -> tuple[list[str], str | None]:
+def scheme_names(cfg: Quantize, device=None) -> tuple[list[str], str | None]:
     """The schemes a quantize config asks for: `int<b>` round-to-nearest per entry of `bits`,
-    and the bitsandbytes ones when `bnb` is true, or `auto` and a CUDA device is present.
-    Returns (schemes, reason bitsandbytes was skipped or None)."""
+    and the bitsandbytes ones when `bnb` is true, or `auto` and bitsandbytes imports and supports
+    `device` (default: CUDA when present, else the CPU). Returns (schemes, reason bitsandbytes was
+    skipped or None)."""
     schemes = [f"int{b}" for b in cfg.bits]
     mode = cfg.bnb
-    reason = bnb_unavailable_reason() if mode is not False else "quantize.bnb is false"
+    reason = bnb_unavailable_reason(device) if mode is not False else "quantize.bnb is false"
     if mode is True and reason:
         raise UserError(f"params.yaml: quantize.bnb is true but {reason}")
     if reason is None:
@@ -122,7 +162,7 @@ def scheme_names(cfg: Quantize) -> tuple[list[str], str | None]:
 def quantized_model(model, scheme: str, cfg: Quantize, device=None):
     """`model` (full precision, on the CPU) quantized by `scheme`, on `device` when given."""
     if scheme in BNB_SCHEMES:
-        return bnb_quantized(model, scheme)
+        return bnb_quantized(model, scheme, device)
     quantize_linear_weights(model, int(scheme[3:]), cfg.group_size, cfg.symmetric, cfg.skip or DEFAULT_SKIP)
     return model.to(device) if device is not None else model
 
@@ -135,7 +175,8 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
     `target_<scheme>` for the target."""
     from .common import add_recovery, baseline_scores, score_sets
 
-    schemes, reason = scheme_names(cfg)
+    dev = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    schemes, reason = scheme_names(cfg, dev)
     models = cfg.models
     full = {m: baseline_scores(eval_rows[m], sets, f"eval/{m}.jsonl") for m in ("target", "unlearned")}
     result: dict = {"schemes": schemes, "group_size": cfg.group_size,
@@ -146,6 +187,12 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
     all_rows = []
     for model_name in models:
         full_model = loader(model_name)
+        narrow = bnb_4bit_shape_reason(full_model, dev) if "bnb_nf4" in schemes else None
+        if narrow:
+            if cfg.bnb is True:
+                raise UserError(f"params.yaml: quantize.bnb is true but {narrow}")
+            schemes = [s for s in schemes if s not in ("bnb_nf4", "bnb_fp4")]
+            result["schemes"], result["bnb_reason"] = schemes, narrow
         # One load per model: each scheme starts again from the same full-precision weights.
         weights = {k: v.clone() for k, v in full_model.state_dict().items()}
         for scheme in schemes:
@@ -161,7 +208,11 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
 
 
 def headline(result: dict) -> dict:
-    """The forget ROUGE-L fraction that int4 round-to-nearest quantization brings back."""
+    """The forget ROUGE-L fraction that int4 round-to-nearest and bitsandbytes NF4 quantization
+    bring back (NF4 is the 4-bit format real exports use; RTN int4 the transparent reference)."""
     from .common import recovered_headline
 
-    return recovered_headline("quant_int4_recovered", result.get("int4"), "quantize int4")
+    nf4 = recovered_headline("quant_nf4_recovered", result.get("bnb_nf4"), "quantize bnb_nf4")
+    if "bnb_nf4" not in result and result.get("bnb_reason"):
+        nf4 = {"quant_nf4_recovered_reason": f"bitsandbytes was not run: {result['bnb_reason']}"}
+    return {**recovered_headline("quant_int4_recovered", result.get("int4"), "quantize int4"), **nf4}

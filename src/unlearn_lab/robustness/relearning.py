@@ -6,13 +6,18 @@ al. 2024, arXiv 2402.16835; Hu et al. 2024, arXiv 2406.13356). Two kinds of atta
   which only come back if the model still holds them;
 - `retain_correlated` / `retain`: retain facts (those correlated with the forget set, or any),
   which tests whether ordinary fine-tuning undoes unlearning.
+
+The control: the same attack (data, steps, lr, seed) on the oracle, which never saw the forget
+facts, tells how much the attack teaches by itself; `recovered_over_oracle` (scores.py) is the
+knowledge the attacked unlearned model holds beyond the attacked oracle.
 """
 from __future__ import annotations
 
 from ..errors import UserError
 from ..settings import Finetune, Hardware, Model, Relearn
 from ..training import finetune
-from .common import add_recovery, recovered_headline
+from .common import RECOVERY_SCORES, add_recovery, recovered_headline
+from .scores import recovered_over_oracle
 
 
 def resolve_data(data: str, forget: list[dict], retain: list[dict]) -> str:
@@ -55,17 +60,48 @@ def relearn(model, tok, attack: list[dict], model_cfg: Model, cfg: Relearn, hw: 
     return model, {**report, "lr": cfg.lr}
 
 
-def relearn_result(data: str, report: dict, attack: list[dict], scored: list[dict], full: dict, scores: dict) -> dict:
-    """metrics/relearn.json: the attack, the full-precision target and unlearned scores on the
-    scored facts, the relearned scores and the recovered fractions (see `knowledge_recovered`)."""
+def add_oracle_control(scores: dict, oracle_scores: dict | None, target: dict, oracle: dict | None,
+                       reason: str = "", set_name: str = "forget") -> dict:
+    """Add `recovered_over_oracle*` keys (see `recovered_over_oracle`) for the forget scores of
+    the attacked unlearned model, given the attacked oracle's and the oracle's own scores; with
+    no oracle, a `*_reason` per key saying why (`reason`)."""
+    out = dict(scores)
+    for key, name in RECOVERY_SCORES.items():
+        name = name.replace("recovered", "recovered_over_oracle")
+        full = f"{set_name}_{key}"
+        if oracle_scores is None or oracle is None:
+            out[f"{name}_reason"] = reason or "the oracle was not attacked"
+            continue
+        value = recovered_over_oracle(scores[full], oracle_scores[full], target[full], oracle[full])
+        if value is None:
+            out[f"{name}_reason"] = f"target and oracle {full} are equal: the target knows no more than the oracle"
+        else:
+            out[name] = value
+    return out
+
+
+def relearn_result(data: str, report: dict, attack: list[dict], scored: list[dict], full: dict, scores: dict,
+                   oracle_scores: dict | None = None, oracle_reason: str = "") -> dict:
+    """metrics/relearn.json: the attack, the full-precision target, unlearned (and oracle) scores
+    on the scored facts, the relearned scores with the recovered fractions (`knowledge_recovered`)
+    and, when the oracle was attacked too (`full["oracle"]` and `oracle_scores`), its relearned
+    scores and `recovered_over_oracle`; otherwise `oracle_reason` says why not."""
+    relearned = add_recovery(scores, full["unlearned"], full["target"])
+    relearned = add_oracle_control(relearned, oracle_scores, full["target"], full.get("oracle"), oracle_reason)
     result = {"data": data, "steps": report["steps"], "lr": report["lr"], "attack_examples": len(attack),
               "scored": len(scored), "seconds": report["seconds"], "target": full["target"],
-              "unlearned": full["unlearned"], "relearned": add_recovery(scores, full["unlearned"], full["target"])}
-    if "recovered" in result["relearned"]:
-        result["recovered"] = result["relearned"]["recovered"]
+              "unlearned": full["unlearned"], "relearned": relearned}
+    if oracle_scores is not None and "oracle" in full:
+        result["oracle"], result["oracle_relearned"] = full["oracle"], oracle_scores
+    for key in ("recovered", "recovered_over_oracle"):
+        if key in relearned:
+            result[key] = relearned[key]
     return result
 
 
 def headline(result: dict) -> dict:
-    """The forget ROUGE-L fraction that relearning brings back."""
-    return recovered_headline("relearn_recovered", result.get("relearned"), "relearn")
+    """The forget ROUGE-L fraction that relearning brings back, and the knowledge the attacked
+    unlearned model holds beyond the attacked oracle (`recovered_over_oracle`)."""
+    block = result.get("relearned")
+    return {**recovered_headline("relearn_recovered", block, "relearn"),
+            **recovered_headline("relearn_recovered_over_oracle", block, "relearn", "recovered_over_oracle")}

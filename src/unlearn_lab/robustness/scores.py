@@ -26,6 +26,29 @@ def knowledge_recovered(after: float, unlearned: float, target: float) -> float 
     return float((after - unlearned) / gap)
 
 
+def recovered_over_oracle(relearned: float, oracle_relearned: float, target: float, oracle: float) -> float | None:
+    """Knowledge of the forget facts after an attack beyond what the same attack gives a model
+    that never saw them, as a fraction of what the target knows beyond that model.
+
+    recovered_over_oracle = (score_relearned_unlearned - score_relearned_oracle)
+                            / (score_target - score_oracle),
+    the oracle's two scores before and after the same attack (data, steps, lr, seed), all on the
+    same scored forget facts. An attack's data can teach facts by itself (the answer format,
+    shared answers, neighbours of the scored facts); the attacked oracle is what that alone
+    gives, so an unlearned model that behaves as the oracle under attack scores 0 whatever the
+    attack teaches, and 1 means it ends as far above the attacked oracle as the target stands
+    above the oracle. Unlike `knowledge_recovered` it also counts what unlearning never removed:
+    the question is how much of the fact can be extracted, not how much came back. < 0: the
+    unlearned model ends below the attacked oracle. As `knowledge_recovered`, the ratio does not
+    depend on which way the score points. None when target and oracle score alike (the target
+    does not know the facts better than a model that never saw them: nothing to extract).
+    """
+    gap = target - oracle
+    if abs(gap) < MIN_GAP:
+        return None
+    return float((relearned - oracle_relearned) / gap)
+
+
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over rows of cos(a_i, b_i) = a_i . b_i / (|a_i| |b_i|) (rows: prompts, cols: hidden)."""
     num = (a * b).sum(-1)

@@ -139,7 +139,7 @@ class Quantize(Section):
     bits: list[int] = Field([8, 4], description="round-to-nearest bit widths")
     group_size: int = Field(64, ge=0, description="weights per group; 0: one group per output row")
     symmetric: bool = Field(True, description="true: scale max|w|; false: min..max with a zero point")
-    bnb: Union[bool, Auto] = Field("auto", description="bitsandbytes int8 / NF4 / FP4 too: auto (with CUDA) | true | false")
+    bnb: Union[bool, Auto] = Field("auto", description="bitsandbytes int8 / NF4 / FP4 too: auto (if it supports the device, CPU too) | true | false")
     models: list[Literal["unlearned", "target"]] = Field(["unlearned", "target"], description="models quantized")
     retain_size: int = Field(16, ge=0, description="retain facts re-scored (correlated first); 0: all")
     skip: Optional[str] = Field(None, description="regex over module names kept in float; null: head and embeddings")
