@@ -19,9 +19,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rows", type=Path, required=True, help="per-question rows (JSON lines)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics (JSON)")
     parser.add_argument("--oracle", type=Path, help="the oracle model folder (forget quality is relative to it)")
-    parser.add_argument("--oracle-rows", type=Path, help="the oracle's rows (its forget truth ratios)")
+    parser.add_argument("--oracle-rows", type=Path, help="the oracle's rows (forget truth ratios, reference attack)")
     parser.add_argument("--oracle-metrics", type=Path, help="the oracle's metrics (privacy leakage reference)")
     parser.add_argument("--is-oracle", action="store_true", help="this model is the oracle (privleak 0 by definition)")
+    parser.add_argument("--judge", type=Path, help="the model that scores the generations' fluency (the base model)")
     args = parser.parse_args()
     args.sets = tuple(s for s in args.sets.split(",") if s)
     unknown = set(args.sets) - set(SETS)
@@ -41,13 +42,17 @@ def main():
         sets = load_sets(args.data, args.sets)
         oracle_rows = oracle_metrics = None
         if args.oracle_rows:
-            oracle_rows = [r for r in read_jsonl(args.oracle_rows) if r["set"] == "forget"]
+            oracle_rows = read_jsonl(args.oracle_rows)
             oracle_metrics = read_json(args.oracle_metrics)
         # On a GPU machine the evaluation runs there (the weights stay fp32).
         tok, model = load_tokenizer(args.model), load_model(args.model).to(device())
-        metrics, rows = evaluate_model(model, tok, sets, settings.eval, oracle_rows, oracle_metrics)
-        if args.is_oracle and "mia_mink_auc" in metrics:
-            metrics["privleak"] = 0.0  # the reference of privacy leakage, by definition
+        judge = load_model(args.judge).to(device()) if args.judge else None
+        metrics, rows = evaluate_model(model, tok, sets, settings.eval, oracle_rows, oracle_metrics, judge)
+        if args.is_oracle:
+            # the reference of privacy leakage, by definition
+            for attack, key in (("mink", "privleak"), ("gradnorm", "privleak_gradnorm")):
+                if f"mia_{attack}_auc" in metrics:
+                    metrics[key] = 0.0
         if args.oracle and "forget" in sets and "forget_quality" not in metrics:
             metrics["forget_quality_reason"] = "no oracle: " + read_meta(args.oracle).get("reason", "none trained")
             print(f"forget quality not computed: {metrics['forget_quality_reason']}")

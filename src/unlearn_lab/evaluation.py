@@ -130,12 +130,52 @@ def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens
     return out
 
 
+def gradient_norms(model, tok, pairs, max_length: int = 128, desc: str = "gradient norms") -> list[float]:
+    """Per (question, answer) pair: ||grad_theta NLL||_2 over every weight of `model`, NLL the
+    answer's token-averaged cross-entropy, one example at a time. The weights' `.grad` stay as
+    they were (torch.autograd.grad)."""
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    flags = [p.requires_grad for p in params]
+    dev = model_device(model)
+    out = []
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            for q, a in tqdm(pairs, desc=desc, leave=False):
+                batch = {k: v.to(dev) for k, v in collate([encode_qa(tok, q, a, max_length)], tok.pad_token_id).items()}
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logp, count = answer_logprobs(logits, batch["labels"])
+                grads = torch.autograd.grad(-(logp.sum() / count.sum().clamp(min=1)), params, allow_unused=True)
+                out.append(float(torch.sqrt(sum(g.double().square().sum() for g in grads if g is not None))))
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+    return out
+
+
+class Env:
+    """The models a batch metric of the table may run: the evaluated `model` and the fluency
+    `judge` (the base model; None: fluency is not measured)."""
+
+    def __init__(self, model, tok, judge=None, name: str = ""):
+        self.model, self.tok, self.judge, self.name = model, tok, judge, name
+
+    def gradient_norms(self, scored) -> list[float]:
+        return gradient_norms(self.model, self.tok, [(s.record["question"], s.reference) for s in scored],
+                              desc=f"{self.name}: gradient norms")
+
+    def judge_nlls(self, scored) -> list[float]:
+        return list(answer_nlls(self.judge, self.tok, [(s.record["question"], s.generated) for s in scored],
+                                desc=f"{self.name}: fluency"))
+
+
 def truth_ratio_function(eval_cfg: Eval):
     return TRUTH_RATIOS[eval_cfg.truth_ratio]
 
 
 def evaluate_set(model, tok, records: list[dict], eval_cfg: Eval, name: str,
-                 bertscore: bool = True) -> tuple[list[dict], dict]:
+                 bertscore: bool = True, judge=None) -> tuple[list[dict], dict]:
     """Per-record rows and the set's aggregate metrics: every row-level metric of the table
     (metrics/table.py) for each record, then the set's summary.
 
@@ -143,7 +183,7 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: Eval, name: str,
     (`answer_text`) as each metric's row says; `prob`, perplexity, memorisation and the membership
     scores are those of the reference sentence, the text the models were trained on.
     `bertscore=False` leaves out the optional (costly) metrics: the robustness stages re-evaluate
-    many model variants.
+    many model variants. `judge` (the base model) scores the generations' fluency.
     """
     if not records:
         return [], {}
@@ -160,11 +200,13 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: Eval, name: str,
     )
     scored = [Scored(r, ref, gen, row_nll, st, eval_cfg)
               for r, ref, gen, row_nll, st in zip(records, references, generated, nll, stats)]
+    env = Env(model, tok, judge, name)
     values = {}
     for metric in table.of_level("row"):
-        if metric.optional and not bertscore:
+        if ((metric.optional and not bertscore) or (metric.sets is not None and name not in metric.sets)
+                or (metric.needs_judge and judge is None)):
             continue
-        values[metric.name] = metric.compute(scored) if metric.batch else [metric.compute(s) for s in scored]
+        values[metric.name] = metric.compute(scored, env) if metric.batch else [metric.compute(s) for s in scored]
     rows = []
     for i, s in enumerate(scored):
         r = s.record
@@ -187,18 +229,19 @@ def summarize_set(rows: list[dict], name: str) -> dict:
 
 
 def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, oracle_rows=None,
-                   oracle_metrics: dict | None = None):
+                   oracle_metrics: dict | None = None, judge=None):
     """Evaluate every non-empty set, split the retain set into facts correlated with the forget
     set and the others, then add each model-level metric of the table where its inputs are there
     (forget quality, model utility, membership inference, privacy leakage).
 
-    `oracle_rows` are the oracle's forget rows and `oracle_metrics` its metrics; None means there
-    is no oracle, and the reason must be given by the caller in `forget_quality_reason`.
+    `oracle_rows` are the oracle's rows (forget and holdout) and `oracle_metrics` its metrics;
+    None means there is no oracle, and the reason must be given by the caller in
+    `forget_quality_reason`. `judge` (the base model) scores the fluency of the generations.
     """
     metrics: dict = {"truth_ratio_convention": eval_cfg.truth_ratio}
     all_rows: list[dict] = []
     for name, records in sets.items():
-        rows, summary = evaluate_set(model, tok, records, eval_cfg, name)
+        rows, summary = evaluate_set(model, tok, records, eval_cfg, name, judge=judge)
         if rows:
             metrics[name] = summary
             all_rows.extend(rows)

@@ -52,6 +52,21 @@ def minkpp_score(token_logp, token_mu, token_sigma, k: float = 0.4) -> float:
     return _lowest_mean(z, k)
 
 
+def reference_score(logp_model: float, logp_reference: float) -> float:
+    """Reference-model attack (Carlini et al. 2021; the calibrated likelihood ratio of
+    Mireshghallah et al. 2022): score = mean_t log p_model(y_t) - mean_t log p_ref(y_t), with the
+    oracle as the reference, a model that never saw the forget set: what the model knows beyond
+    what any model of that data would."""
+    return float(logp_model) - float(logp_reference)
+
+
+def gradnorm_score(gradient_norm: float) -> float:
+    """Gradient-norm attack (Wang et al. 2024, arXiv 2402.17012; open-unlearning's GradNorm): score =
+    -||grad_theta NLL(y|x)||_2, the norm over every weight of the answer's mean token NLL
+    gradient; a trained-on example sits nearer a minimum, so its gradient is smaller."""
+    return -float(gradient_norm)
+
+
 def privleak(auc_model: float, auc_oracle: float) -> float:
     """PrivLeak (MUSE, Shi et al. 2024) = ((1 - AUC) - (1 - AUC_oracle)) / (1 - AUC_oracle) x 100,
     AUC being ours (members score higher). 0: leaks like a model that never saw the forget set;

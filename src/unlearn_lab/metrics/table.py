@@ -5,7 +5,10 @@ source in the docstring) and one row here.
 
 Levels:
 - "row": one value per question, from what the evaluation computed for it (`Scored`); `aggregate`
-  turns a set's values into the set's summary value (None: not summarised).
+  turns a set's values into the set's summary value (None: not summarised). A `batch` metric
+  takes the whole set's `Scored` list and the evaluation's models (`env`: `gradient_norms` of
+  the evaluated model, `judge_nlls` of the fluency judge, the base model); `sets` limits a metric
+  to some sets, `needs_judge` to evaluations given a judge.
 - "set": one value per set, from the set's rows.
 - "model": one value per model, from the set summaries and rows of all sets (`ModelContext`);
   it returns None where its inputs are absent (e.g. no oracle), or raises `Undefined` with the
@@ -26,8 +29,9 @@ from .aggregate import forget_quality, model_utility
 from .likelihood import (TRUTH_RATIOS, answer_probability, perplexity, truth_ratio_forget_score,
                          truth_ratio_retain_score)
 from .memorization import exact_memorization, extraction_strength
-from .mia import auc, loss_score, mink_score, minkpp_score, privleak, zlib_score
-from .text import bertscore_f1, bleu, rouge_l_f1, rouge_l_recall
+from .mia import (auc, gradnorm_score, loss_score, mink_score, minkpp_score, privleak, reference_score,
+                  zlib_score)
+from .text import bertscore_f1, bleu, repetition_rate, rouge_l_f1, rouge_l_recall
 
 Where = Union[tuple[str, ...], bool]
 
@@ -65,6 +69,9 @@ class ModelContext:
     def scores(self, set_name: str, key: str) -> list[float]:
         return [r[key] for r in self.rows if r["set"] == set_name]
 
+    def oracle_scores(self, set_name: str, key: str) -> list[float]:
+        return [r[key] for r in self.oracle_rows or [] if r["set"] == set_name]
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -73,8 +80,10 @@ class Metric:
     compute: Callable
     label: str = ""
     aggregate: Callable[[list, str], float] | None = None
-    batch: bool = False          # row level: compute takes the whole set's `Scored` list
+    batch: bool = False          # row level: compute takes the whole set's `Scored` list and env
     optional: bool = False       # left out when the caller asks for the cheap metrics only
+    sets: tuple[str, ...] | None = None  # row level: only on these sets
+    needs_judge: bool = False    # row level: only when the evaluation has a fluency judge
     headline: Where = ()
     plot: Where = ()
     compare: Where = ()
@@ -108,7 +117,7 @@ def _set_perplexity(rows: list[dict], set_name: str) -> float:
 
 def _mia_auc(attack: str):
     def compute(ctx: ModelContext):
-        if "forget" not in ctx.metrics:
+        if "forget" not in ctx.metrics or any(f"mia_{attack}" not in r for r in ctx.rows if r["set"] == "forget"):
             return None
         if "holdout" not in ctx.metrics:
             raise Undefined("no holdout set: membership inference compares forget with holdout answers")
@@ -124,9 +133,44 @@ UTILITY_KEYS = ("prob", "rouge_l_recall", "truth_ratio")
 
 
 def _forget_quality(ctx: ModelContext):
-    if "forget" not in ctx.metrics or not ctx.oracle_rows:
+    if "forget" not in ctx.metrics or not ctx.oracle_scores("forget", "truth_ratio"):
         return None
-    return forget_quality(ctx.scores("forget", "truth_ratio"), [r["truth_ratio"] for r in ctx.oracle_rows])
+    return forget_quality(ctx.scores("forget", "truth_ratio"), ctx.oracle_scores("forget", "truth_ratio"))
+
+
+def _mia_reference_auc(ctx: ModelContext):
+    """AUC of the reference attack, the oracle's rows (same ids) as the reference."""
+    if "forget" not in ctx.metrics or "holdout" not in ctx.metrics or not ctx.oracle_rows:
+        return None
+    ref = {(r["set"], r["id"]): r["mia_loss"] for r in ctx.oracle_rows}
+    scores = {}
+    for set_name in ("forget", "holdout"):
+        rows = [r for r in ctx.rows if r["set"] == set_name]
+        missing = [r["id"] for r in rows if (set_name, r["id"]) not in ref]
+        if missing:
+            raise Undefined(f"the oracle has no {set_name} row for id {missing[0]!r}")
+        scores[set_name] = [reference_score(r["mia_loss"], ref[(set_name, r["id"])]) for r in rows]
+    return auc(scores["forget"], scores["holdout"])
+
+
+def _privleak_of(attack: str, oracle_auc: float | None = None):
+    """PrivLeak with another attack's AUC; `oracle_auc` fixed where the attack defines it (the
+    oracle as its own reference scores every answer 0: AUC 0.5)."""
+    def compute(ctx: ModelContext):
+        ours = ctx.metrics.get(f"mia_{attack}_auc")
+        if ours is None or (ctx.oracle_metrics is None and oracle_auc is None):
+            return None
+        base = oracle_auc if oracle_auc is not None else ctx.oracle_metrics.get(f"mia_{attack}_auc")
+        if base is None:
+            raise Undefined(f"the oracle has no {attack} membership-inference AUC")
+        if base >= 1.0:
+            raise Undefined(f"the oracle's {attack} AUC is 1: privacy leakage is undefined")
+        return privleak(ours, base)
+    return compute
+
+
+def _geometric_mean(values, set_name: str) -> float:
+    return float(np.exp(np.mean(np.log(values))))
 
 
 def _model_utility(ctx: ModelContext):
@@ -148,7 +192,7 @@ def _privleak(ctx: ModelContext):
 
 
 SETS3 = ("forget", "retain", "world")
-MIA_ATTACKS = ("loss", "zlib", "mink", "minkpp")
+MIA_ATTACKS = ("loss", "zlib", "mink", "minkpp", "gradnorm")
 
 METRICS: tuple[Metric, ...] = (
     # ROUGE-L recall against the bare fact, so a memorised sentence frame earns nothing by itself.
@@ -156,7 +200,7 @@ METRICS: tuple[Metric, ...] = (
            aggregate=_mean, headline=SETS3, plot=SETS3, compare=SETS3, column="rouge_l"),
     Metric("rouge_l_f1", "row", lambda s: rouge_l_f1(s.reference, s.generated), aggregate=_mean),
     Metric("bleu", "row", lambda s: bleu(s.reference, s.generated), aggregate=_mean),
-    Metric("bertscore_f1", "row", lambda ss: bertscore_f1([s.reference for s in ss], [s.generated for s in ss]),
+    Metric("bertscore_f1", "row", lambda ss, env: bertscore_f1([s.reference for s in ss], [s.generated for s in ss]),
            aggregate=_mean, batch=True, optional=True),
     Metric("nll", "row", lambda s: float(s.nll[0])),
     Metric("prob", "row", lambda s: float(answer_probability(s.nll[0])), "prob", aggregate=_mean,
@@ -170,12 +214,23 @@ METRICS: tuple[Metric, ...] = (
     Metric("mia_zlib", "row", lambda s: zlib_score(s.stats["logp"], s.reference)),
     Metric("mia_mink", "row", lambda s: mink_score(s.stats["logp"], s.cfg.mink_k)),
     Metric("mia_minkpp", "row", lambda s: minkpp_score(s.stats["logp"], s.stats["mu"], s.stats["sigma"], s.cfg.mink_k)),
+    Metric("mia_gradnorm", "row", lambda ss, env: [gradnorm_score(g) for g in env.gradient_norms(ss)], batch=True,
+           optional=True, sets=("forget", "holdout")),
+    # Fluency: a model that answers gibberish is broken, not forgetful.
+    Metric("repetition_rate", "row", lambda s: repetition_rate(s.generated), "repetition", aggregate=_mean,
+           headline=("forget", "retain")),
+    Metric("fluency_perplexity", "row", lambda ss, env: [float(np.exp(n)) for n in env.judge_nlls(ss)],
+           "base-model perplexity", aggregate=_geometric_mean, batch=True, needs_judge=True,
+           headline=("forget", "retain")),
     Metric("perplexity", "set", _set_perplexity),
     Metric("forget_quality", "model", _forget_quality, headline=True, compare=True),
     Metric("model_utility", "model", _model_utility, "model utility", headline=True, plot=True, compare=True),
     *(Metric(f"mia_{a}_auc", "model", _mia_auc(a), "MIA Min-k%++ AUC" if a == "minkpp" else f"MIA {a} AUC",
              headline=a in ("loss", "minkpp"), plot=a == "minkpp", reason_key="mia") for a in MIA_ATTACKS),
+    Metric("mia_reference_auc", "model", _mia_reference_auc, headline=True),
     Metric("privleak", "model", _privleak, headline=True),
+    Metric("privleak_gradnorm", "model", _privleak_of("gradnorm")),
+    Metric("privleak_reference", "model", _privleak_of("reference", oracle_auc=0.5)),
 )
 
 BY_NAME = {m.name: m for m in METRICS}

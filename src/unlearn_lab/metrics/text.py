@@ -32,6 +32,15 @@ def words(text: str) -> list[str]:
     return re.findall(r"\w+|[^\w\s]", text.lower())
 
 
+def repetition_rate(generated: str, n: int = 2) -> float:
+    """seq-rep-n (Welleck et al. 2020, "Neural Text Generation with Unlikelihood Training") =
+    1 - |unique n-grams| / |n-grams| over the generation's words (`words`); 0 for fewer than n
+    + 1 words. A degenerate model ("the the the ...") approaches 1."""
+    w = words(generated)
+    grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
+    return 0.0 if len(grams) < 2 else 1.0 - len(set(grams)) / len(grams)
+
+
 def bleu(reference: str, generated: str) -> float:
     """Sentence BLEU-4 (Papineni et al. 2002) of the generation against the reference, uniform
     1-4-gram weights and brevity penalty, with NLTK's smoothing method 1 (epsilon 0.1 added to
