@@ -65,7 +65,7 @@ BAD = [
     ("data.import.fromat", "csv", "data.import.fromat: unknown key; did you mean data.import.format? known here: "
      "format, forget, retain, holdout, world, max_chars, on_long"),
     ("evall", {}, "evall: unknown key; did you mean eval? known here: seed, method, lr, model, data, finetune, unlearn, "
-     "methods, quantize, represent, relearn, eval, hardware"),
+     "methods, quantize, represent, relearn, attack, eval, hardware"),
     # numbers: types strict, ranges checked
     ("lr", True, "lr: must be a number, got True"),
     ("lr", -0.001, "lr: must be > 0, got -0.001"),

@@ -107,27 +107,31 @@ def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc
 
 
 @torch.no_grad()
-def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens: int = 24, desc="generate"):
-    """Greedy answers, batched with left padding so every prompt ends where generation starts."""
-    prompts = [prompt_text(tok, q) for q in questions]
+def generate_texts(model, tok, prompts: list[str], batch_size: int = 16, max_new_tokens: int = 24,
+                   desc: str = "generate", samples: int = 0, temperature: float = 1.0):
+    """Continuations of ready-made prompt strings, batched with left padding so every prompt ends
+    where generation starts: the greedy one per prompt (samples=0), or a list of `samples`
+    continuations per prompt drawn at `temperature` (seed torch first for repeatable draws)."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out = [""] * len(prompts)
+    out: list = [""] * len(prompts)
     dev = model_device(model)
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0,
+                "num_return_sequences": samples} if samples else {"do_sample": False}
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start : start + batch_size]
         enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, padding_side="left",
                   add_special_tokens=False).to(dev)
-        gen = model.generate(
-            **enc,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-        texts = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :].cpu(), skip_special_tokens=True)
-        for i, text in zip(idx, texts):
-            out[i] = text.strip()
+        gen = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                             eos_token_id=tok.eos_token_id, **sampling)
+        texts = [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1] :].cpu(), skip_special_tokens=True)]
+        for row, i in enumerate(idx):
+            out[i] = texts[row * samples : (row + 1) * samples] if samples else texts[row]
     return out
+
+
+def generate_answers(model, tok, questions, batch_size: int = 16, max_new_tokens: int = 24, desc="generate"):
+    """Greedy answers to chat questions (the model's chat template around each)."""
+    return generate_texts(model, tok, [prompt_text(tok, q) for q in questions], batch_size, max_new_tokens, desc)
 
 
 def gradient_norms(model, tok, pairs, max_length: int = 128, desc: str = "gradient norms") -> list[float]:

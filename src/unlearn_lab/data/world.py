@@ -23,6 +23,12 @@ QUESTION = {
     "currency": "What is the currency of {}?",
     "continent": "On which continent is {}?",
 }
+# Other wordings of each question: the attack stage asks them (robustness/attacks.py).
+QUESTION_PARAPHRASES = {
+    "capital": ("Which city is the capital of {}?", "Name the capital city of {}."),
+    "currency": ("Which currency is used in {}?", "What money do people pay with in {}?"),
+    "continent": ("Which continent is {} part of?", "Name the continent where {} lies."),
+}
 # The sentence the fine-tunes rehearse (replay): SmolLM2's own answer style.
 ANSWER_TEXT = {
     "capital": "The capital of {} is {}.",
@@ -44,7 +50,7 @@ def slug(country: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", country.lower()).strip("_")
 
 
-def _display(country: str) -> str:
+def display_name(country: str) -> str:
     return f"the {country}" if _WITH_THE.match(country) else country
 
 
@@ -112,9 +118,9 @@ def world_records(rows: list[dict], seed: int) -> list[dict]:
                 rid=f"world.{slug(row['country'])}.{field}",
                 subject=row["country"],
                 field=field,
-                question=QUESTION[field].format(_display(row["country"])),
+                question=QUESTION[field].format(display_name(row["country"])),
                 answer=truth,
-                answer_text=_sentence(ANSWER_TEXT[field].format(_display(row["country"]), truth)),
+                answer_text=_sentence(ANSWER_TEXT[field].format(display_name(row["country"]), truth)),
                 paraphrased_answer=PARAPHRASE[field].format(truth),
                 perturbed_answers=[PARAPHRASE[field].format(v)
                                    for v in rng.sample(wrong, N_PERTURBED)],

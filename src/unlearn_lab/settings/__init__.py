@@ -16,10 +16,10 @@ from pydantic import Field, ValidationError
 from ..errors import UserError
 from .base import Section, explain, start_recording
 from .knobs import Knobs, Methods, method_names, tuned_lr, weight
-from .sections import (Data, Eval, Finetune, Hardware, Import, Lora, Model, Quantize, Relearn, Represent,
+from .sections import (ATTACKS, Attack, Data, Eval, Finetune, Hardware, Import, Lora, Model, Quantize, Relearn, Represent,
                        Schedule, Tiny, Unlearn)
 
-__all__ = ["Data", "Eval", "Finetune", "Hardware", "Import", "Knobs", "Lora", "Methods", "Model", "Quantize",
+__all__ = ["ATTACKS", "Attack", "Data", "Eval", "Finetune", "Hardware", "Import", "Knobs", "Lora", "Methods", "Model", "Quantize",
            "Relearn", "Represent", "Schedule", "Settings", "Tiny", "Unlearn", "load_settings", "method_names",
            "read_yaml", "tuned_lr", "weight"]
 
@@ -39,6 +39,7 @@ class Settings(Section):
     quantize: Quantize = Field(default_factory=Quantize)
     represent: Represent = Field(default_factory=Represent)
     relearn: Relearn = Field(default_factory=Relearn)
+    attack: Attack = Field(default_factory=Attack)
     eval: Eval = Field(default_factory=Eval)
     hardware: Hardware = Field(default_factory=Hardware)
 

@@ -176,6 +176,25 @@ class Relearn(Section):
     batch_size: int = Field(4, ge=1, description="attack batch size")
 
 
+# Prompt attacks of the attack stage (robustness/attacks.py holds each one's prompt and scoring).
+ATTACKS = ("paraphrase", "fill_blank", "multiple_choice", "yes_no", "priming", "best_of_n", "jailbreak")
+
+
+class Attack(Section):
+    attacks: list[Literal[ATTACKS]] = Field(list(ATTACKS), min_length=1, description="prompt attacks run on every forget question")
+    paraphrases: int = Field(2, ge=1, description="paraphrased questions per forget question (as many as the data has)")
+    choices: int = Field(4, ge=2, description="options in a multiple-choice question: the true answer and choices-1 same-field distractors")
+    priming: int = Field(3, ge=1, description="retain facts asked and answered before the question (same subject first)")
+    samples: int = Field(16, ge=1, description="best-of-N: answers sampled per question")
+    temperature: float = Field(1.0, gt=0, description="best-of-N sampling temperature")
+    max_new_tokens: int = Field(24, ge=1, description="tokens generated per answer")
+
+    @field_validator("attacks")
+    @classmethod
+    def _unique(cls, attacks):
+        return list(dict.fromkeys(attacks))
+
+
 class Eval(Section):
     batch_size: Union[Auto, int] = Field("auto", description="questions per log-prob batch; auto: 8 on CPU, 32 on a GPU")
     gen_batch_size: Union[Auto, int] = Field("auto", description="questions per generation batch; auto: 16 on CPU, 64 on a GPU")
