@@ -1,4 +1,5 @@
-"""Write metrics/comparison.csv and plots/pareto.png from `dvc exp show --json`.
+"""Write metrics/comparison.csv, plots/pareto.png and the audit table metrics/robustness_comparison.csv
+from `dvc exp show --json`.
 
     python scripts/compare_experiments.py                  # runs `dvc exp show --json` (experiments on HEAD)
     python scripts/compare_experiments.py --all-commits    # experiments on every commit
@@ -9,6 +10,7 @@ import json
 import subprocess
 import sys
 
+from unlearn_lab.audit import audit_rows, write_audit_csv
 from unlearn_lab.comparison import best_forgetter, experiment_rows, plot_pareto, reference_points, write_csv
 
 
@@ -19,6 +21,7 @@ def main():
                     help="experiments of every commit (`dvc exp show -A`), not only those based on HEAD")
     ap.add_argument("--csv", default="metrics/comparison.csv")
     ap.add_argument("--plot", default="plots/pareto.png")
+    ap.add_argument("--audit", default="metrics/robustness_comparison.csv")
     args = ap.parse_args()
     if args.input:
         with open(args.input, encoding="utf-8") as fh:
@@ -36,6 +39,12 @@ def main():
     write_csv(rows, args.csv)
     plot_pareto(rows, refs, args.plot)
     print(f"{args.csv}: {len(rows)} experiments; {args.plot}")
+    audit = audit_rows(data, (refs.get("target") or {}).get("forget_fluency_perplexity"))
+    write_audit_csv(audit, args.audit)
+    survivors = [r for r in audit if r["fails"] == "none"]
+    print(f"{args.audit}: views failed per experiment: "
+          + "; ".join(f"{r['method']} ({r['experiment']}): {r['fails']}" for r in audit))
+    print("survives every view: " + (", ".join(f"{r['method']} ({r['experiment']})" for r in survivors) or "none"))
     if "target" in refs:
         best = best_forgetter(rows, refs["target"]["model_utility"])
         if best:

@@ -71,3 +71,39 @@ def test_pareto_and_best():
 def test_pareto_plot_is_written(tmp_path):
     plot_pareto(experiment_rows(SHOW), reference_points(SHOW), tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def audit_data(method, nf4, relearn, attacks, ppl):
+    data = exp_data(method, 1e-3, 0.2, 0.1, 0.6)
+    m = data["metrics"]
+    m["metrics/quantize.json"]["data"]["headline"]["quant_nf4_recovered"] = nf4
+    m["metrics/relearn.json"]["data"]["headline"]["relearn_recovered_over_oracle"] = relearn
+    m["metrics/unlearned.json"]["data"]["forget"].update(fluency_perplexity=ppl, repetition_rate=0.05)
+    m["metrics/attack.json"] = {"data": {
+        "attacks": {a: {"leak_over_oracle": d, "leak_over_oracle_ci95": ci} for a, (d, ci) in attacks.items()},
+        "headline": {"attack_leak_max": 0.5, "attack_leak_over_oracle_max": max(d for d, _ in attacks.values())}}}
+    return data
+
+
+def test_audit_table_names_the_failed_views(tmp_path):
+    from unlearn_lab.audit import audit_rows, write_audit_csv
+
+    show = [{"rev": "abc1234def", "name": "main", "data": audit_data(
+        "npo", 0.05, 0.02, {"paraphrase": (0.0, [-0.1, 0.1]), "best_of_n": (0.1, [-0.05, 0.25])}, 30.0),
+        "experiments": [
+            {"name": "e-ga", "revs": [{"rev": "1111111aaa", "name": "e-ga", "data": audit_data(
+                "ga", 0.5, 0.3, {"paraphrase": (0.25, [0.0625, 0.4375]), "best_of_n": (0.0, [0.0, 0.0])}, 90.0)}]},
+            {"name": "e-gd", "revs": [{"rev": "2222222bbb", "name": "e-gd", "data": audit_data(
+                "gd", 0.1, 0.11, {"paraphrase": (0.0, [0.0, 0.0]), "best_of_n": (0.0, [0.0, 0.0])}, 59.0)}]},
+        ]}]
+    rows = {r["method"]: r for r in audit_rows(show, target_fluency=30.0)}
+    # ga: NF4 and relearn past 0.1, paraphrase's interval above 0, perplexity 3x the target's
+    assert rows["ga"]["fails"] == "nf4 relearn paraphrase fluency"
+    # gd: 0.1 is not past the threshold, 0.11 is; 59 < 2 x 30
+    assert rows["gd"]["fails"] == "relearn"
+    assert rows["npo"]["fails"] == "none" and rows["npo"]["best_of_n_over_oracle"] == 0.1
+    write_audit_csv(list(rows.values()), tmp_path / "a.csv")
+    with open(tmp_path / "a.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert table[0]["paraphrase_over_oracle_ci95"] == "[0.0625, 0.438]"
+    assert list(table[0])[-1] == "fails" and float(table[0]["forget_fluency_perplexity"]) == 90.0

@@ -12,11 +12,11 @@ COLUMNS = ["method", "lr", "epochs", *(column for _, _, column in comparison_col
 EXTRA = ["experiment", "rev", "knobs", "stop_reason"]
 
 
-def _file(data: dict, path: str) -> dict:
+def metrics_file(data: dict, path: str) -> dict:
     return ((data.get("metrics") or {}).get(path) or {}).get("data") or {}
 
 
-def _dig(d: dict, *keys):
+def dig(d: dict, *keys):
     for key in keys:
         if not isinstance(d, dict) or key not in d:
             return None
@@ -27,15 +27,15 @@ def _dig(d: dict, *keys):
 def row_of(name: str, rev: str, data: dict) -> dict | None:
     """One comparison row from an experiment's params and metrics; None when it has no
     unlearning results (a failed or never-run experiment)."""
-    unlearn, unlearned = _file(data, "metrics/unlearn.json"), _file(data, "metrics/unlearned.json")
+    unlearn, unlearned = metrics_file(data, "metrics/unlearn.json"), metrics_file(data, "metrics/unlearned.json")
     if not unlearn or not unlearned:
         return None
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
     knobs = unlearn.get("knobs") or {}
     row = {"method": unlearn.get("method"), "lr": unlearn.get("lr"),
-           "epochs": unlearn.get("epochs", _dig(params, "unlearn", "epochs"))}
+           "epochs": unlearn.get("epochs", dig(params, "unlearn", "epochs"))}
     for set_name, metric, column in comparison_columns():
-        row[column] = unlearned.get(metric) if set_name is None else _dig(unlearned, set_name, metric)
+        row[column] = unlearned.get(metric) if set_name is None else dig(unlearned, set_name, metric)
     row["seconds"] = unlearn.get("seconds")
     return {
         **row,
@@ -53,10 +53,10 @@ def robustness_headline(data: dict) -> dict:
     those stages)."""
     out = {}
     for path in sorted(data.get("metrics") or {}):
-        block = _file(data, path).get("headline")
+        block = metrics_file(data, path).get("headline")
         if isinstance(block, dict):
             out.update({k: v for k, v in block.items() if not k.endswith("_reason")})
-    verdict = _file(data, "metrics/summary.json").get("robustness_score")
+    verdict = metrics_file(data, "metrics/summary.json").get("robustness_score")
     if verdict is not None:
         out["robustness_score"] = verdict
     return out
@@ -68,25 +68,28 @@ def robustness_columns(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r if k not in known))
 
 
-def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list[dict]:
-    """Every experiment of every baseline commit in `dvc exp show --json` output (the
-    workspace entry is skipped: it repeats HEAD or holds uncommitted results), sorted by
-    method, then learning rate, then experiment name."""
-    rows = []
+def experiments(exp_show: list[dict], include_baseline: bool = True):
+    """(name, rev, data) of every baseline commit and experiment in `dvc exp show --json` output;
+    the workspace entry is skipped (it repeats HEAD or holds uncommitted results)."""
     for entry in exp_show:
         if entry.get("rev") == "workspace":
             continue
         if include_baseline and entry.get("data"):
-            row = row_of(entry.get("name") or entry["rev"][:7], entry["rev"], entry["data"])
-            if row:
-                rows.append(row)
+            yield entry.get("name") or entry["rev"][:7], entry["rev"], entry["data"]
         for exp in entry.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 if rev.get("data") and not rev.get("error"):
-                    row = row_of(rev.get("name") or exp.get("name") or rev["rev"][:7], rev["rev"], rev["data"])
-                    if row:
-                        rows.append(row)
+                    yield rev.get("name") or exp.get("name") or rev["rev"][:7], rev["rev"], rev["data"]
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (str(r["method"]), r["lr"] or 0.0, r["experiment"]))
+
+
+def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list[dict]:
+    """Every experiment with unlearning results, sorted by method, then learning rate, then name."""
+    return sort_rows([row for name, rev, data in experiments(exp_show, include_baseline)
+                    if (row := row_of(name, rev, data))])
 
 
 def reference_points(exp_show: list[dict]) -> dict[str, dict]:
@@ -96,10 +99,11 @@ def reference_points(exp_show: list[dict]) -> dict[str, dict]:
             continue
         out = {}
         for model in ("target", "oracle"):
-            m = _file(entry["data"], f"metrics/{model}.json")
+            m = metrics_file(entry["data"], f"metrics/{model}.json")
             if m.get("model_utility") is not None:
                 out[model] = {"model_utility": m["model_utility"], "forget_quality": m.get("forget_quality"),
-                              "forget_rouge_l": _dig(m, "forget", "rouge_l_recall")}
+                              "forget_rouge_l": dig(m, "forget", "rouge_l_recall"),
+                              "forget_fluency_perplexity": dig(m, "forget", "fluency_perplexity")}
         return out
     return {}
 

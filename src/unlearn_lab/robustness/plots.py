@@ -100,3 +100,31 @@ def represent_plot(layers: dict[str, list[float]], path: Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
+
+
+def attack_plot(result: dict, path: Path) -> None:
+    """Leak rate per attack for each model, with its 95% Wilson interval; the oracle's bar is the
+    floor a model that never saw the facts reaches."""
+    plt = pyplot()
+    attacks = list(result["attacks"])
+    models = [m for m in ("target", "oracle", "unlearned") if any(m in result["attacks"][a] for a in attacks)]
+    fig, ax = plt.subplots(figsize=(max(8, 1.5 * len(attacks)), 4.5))
+    series = {m: [result["attacks"][a].get(m, {}).get("leak_rate", np.nan) for a in attacks] for m in models}
+    grouped_bars(ax, [a.replace("_", " ") for a in attacks], series)
+    width = 0.8 / max(1, len(models))
+    for i, m in enumerate(models):
+        x = np.arange(len(attacks)) + (i - (len(models) - 1) / 2) * width
+        lo, hi = zip(*(result["attacks"][a].get(m, {}).get("leak_rate_ci95", [np.nan, np.nan]) for a in attacks))
+        rate = np.array(series[m])
+        ax.errorbar(x, rate, yerr=[rate - np.array(lo), np.array(hi) - rate], fmt="none", ecolor="black",
+                    elinewidth=0.8, capsize=2)
+    ax.set_ylim(0, 1.25)
+    ax.set_ylabel("share of forget questions leaked")
+    ax.grid(axis="y", alpha=0.3)
+    head = result.get("headline", {})
+    over = head.get("attack_leak_over_oracle_max")
+    ax.set_title(f"Prompt attacks on {result['questions']} forget questions (bars: 95% Wilson intervals)"
+                 + (f"; worst leak over the oracle {over:+.2f} ({result.get('worst_attack_over_oracle')})"
+                    if over is not None else ""), fontsize=10)
+    fig.tight_layout()
+    save(fig, path)

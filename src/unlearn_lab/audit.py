@@ -1,0 +1,68 @@
+"""The audit table: every experiment under every robustness view, and which views it fails.
+
+Rows come from `dvc exp show --json` (comparison.py reads the experiments); the views are the
+NF4 export (quantize stage), relearning beyond the oracle (relearn), each prompt attack beyond the
+oracle's floor (attack) and the fluency of the forget answers (evaluate, judged by the base model).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .comparison import dig, experiments, metrics_file, row_of, sort_rows
+
+# A recovered fraction above this fails: a tenth of the forgotten knowledge back is a leak a
+# reader would want flagged, and the measured fractions vary by a few hundredths between seeds.
+RECOVERED_MAX = 0.1
+# Forget answers whose base-model perplexity is over this multiple of the target's read as broken
+# text, not as forgetting.
+FLUENCY_MAX_RATIO = 2.0
+BASE = ["method", "lr", "experiment", "forget_rouge_l", "forget_quality", "model_utility",
+        "quant_nf4_recovered", "relearn_recovered_over_oracle"]
+TAIL = ["attack_leak_max", "attack_leak_over_oracle_max", "forget_fluency_perplexity", "forget_repetition_rate",
+        "robustness_score", "fails"]
+
+
+def audit_row(name: str, rev: str, data: dict, target_fluency: float | None) -> dict | None:
+    """One experiment's views; `fails` names each view past its threshold (an attack fails when
+    the 95% interval of its leak rate over the oracle's lies above 0)."""
+    row = row_of(name, rev, data)
+    if row is None:
+        return None
+    unlearned = metrics_file(data, "metrics/unlearned.json")
+    out = {key: row.get(key) for key in BASE}
+    fails = [view for view, key in (("nf4", "quant_nf4_recovered"), ("relearn", "relearn_recovered_over_oracle"))
+             if isinstance(row.get(key), (int, float)) and row[key] > RECOVERED_MAX]
+    for attack, block in (metrics_file(data, "metrics/attack.json").get("attacks") or {}).items():
+        out[f"{attack}_over_oracle"] = block.get("leak_over_oracle")
+        ci = block.get("leak_over_oracle_ci95")
+        out[f"{attack}_over_oracle_ci95"] = ci
+        if ci and ci[0] > 0:
+            fails.append(attack)
+    for key in TAIL[:-1]:
+        out[key] = row.get(key)
+    out["forget_fluency_perplexity"] = dig(unlearned, "forget", "fluency_perplexity")
+    out["forget_repetition_rate"] = dig(unlearned, "forget", "repetition_rate")
+    ppl = out["forget_fluency_perplexity"]
+    if ppl is not None and target_fluency and math.isfinite(ppl) and ppl > FLUENCY_MAX_RATIO * target_fluency:
+        fails.append("fluency")
+    out["fails"] = " ".join(fails) if fails else "none"
+    return out
+
+
+def audit_rows(exp_show: list[dict], target_fluency: float | None) -> list[dict]:
+    return sort_rows([row for name, rev, data in experiments(exp_show)
+                    if (row := audit_row(name, rev, data, target_fluency))])
+
+
+def write_audit_csv(rows: list[dict], path: str | Path) -> None:
+    import pandas as pd
+
+    from .io import write_text_atomic
+
+    attack_cols = list(dict.fromkeys(k for r in rows for k in r if k not in BASE + TAIL))
+    frame = pd.DataFrame(rows, columns=BASE + attack_cols + TAIL)
+    for col in attack_cols:
+        if col.endswith("_ci95"):
+            frame[col] = [f"[{v[0]:.3g}, {v[1]:.3g}]" if isinstance(v, list) else "" for v in frame[col]]
+    write_text_atomic(path, frame.to_csv(index=False, float_format="%.4g", lineterminator="\n"))
