@@ -3,6 +3,7 @@ from `dvc exp show --json`.
 
     python scripts/compare_experiments.py                  # runs `dvc exp show --json` (experiments on HEAD)
     python scripts/compare_experiments.py --all-commits    # experiments on every commit
+    python scripts/compare_experiments.py --rev 1a2b3c4    # experiments based on that commit
     python scripts/compare_experiments.py --input exps.json
 """
 import argparse
@@ -19,6 +20,7 @@ def main():
     ap.add_argument("--input", help="saved `dvc exp show --json` output (default: run it)")
     ap.add_argument("--all-commits", action="store_true",
                     help="experiments of every commit (`dvc exp show -A`), not only those based on HEAD")
+    ap.add_argument("--rev", help="experiments based on this commit (`dvc exp show --rev`), not on HEAD")
     ap.add_argument("--csv", default="metrics/comparison.csv")
     ap.add_argument("--plot", default="plots/pareto.png")
     ap.add_argument("--audit", default="metrics/robustness_comparison.csv")
@@ -27,7 +29,8 @@ def main():
         with open(args.input, encoding="utf-8") as fh:
             data = json.load(fh)
     else:
-        cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if args.all_commits else [])
+        cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if args.all_commits else []) + (
+            ["--rev", args.rev] if args.rev else [])
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
