@@ -79,31 +79,45 @@ def audit_data(method, nf4, relearn, attacks, ppl):
     m["metrics/quantize.json"]["data"]["headline"]["quant_nf4_recovered"] = nf4
     m["metrics/relearn.json"]["data"]["headline"]["relearn_recovered_over_oracle"] = relearn
     m["metrics/unlearned.json"]["data"]["forget"].update(fluency_perplexity=ppl, repetition_rate=0.05)
+    # as `dvc exp show` gives them: counts and rates, no list-valued intervals
     m["metrics/attack.json"] = {"data": {
-        "attacks": {a: {"leak_over_oracle": d, "leak_over_oracle_ci95": ci} for a, (d, ci) in attacks.items()},
-        "headline": {"attack_leak_max": 0.5, "attack_leak_over_oracle_max": max(d for d, _ in attacks.values())}}}
+        "attacks": {a: {"leak_over_oracle": (ku - ko) / 16, "unlearned": {"leaked": ku, "n": 16, "leak_rate": ku / 16},
+                        "oracle": {"leaked": ko, "n": 16, "leak_rate": ko / 16}} for a, (ku, ko) in attacks.items()},
+        "headline": {"attack_leak_max": 0.5, "attack_leak_over_oracle_max": max(u - o for u, o in attacks.values()) / 16}}}
     return data
 
 
 def test_audit_table_names_the_failed_views(tmp_path):
     from unlearn_lab.audit import audit_rows, write_audit_csv
 
+    # leaked questions of 16, (unlearned, oracle) per attack
     show = [{"rev": "abc1234def", "name": "main", "data": audit_data(
-        "npo", 0.05, 0.02, {"paraphrase": (0.0, [-0.1, 0.1]), "best_of_n": (0.1, [-0.05, 0.25])}, 30.0),
+        "npo", 0.05, 0.02, {"paraphrase": (2, 2), "best_of_n": (4, 1)}, 30.0),
         "experiments": [
             {"name": "e-ga", "revs": [{"rev": "1111111aaa", "name": "e-ga", "data": audit_data(
-                "ga", 0.5, 0.3, {"paraphrase": (0.25, [0.0625, 0.4375]), "best_of_n": (0.0, [0.0, 0.0])}, 90.0)}]},
+                "ga", 0.5, 0.3, {"paraphrase": (9, 1), "best_of_n": (0, 0)}, 90.0)}]},
             {"name": "e-gd", "revs": [{"rev": "2222222bbb", "name": "e-gd", "data": audit_data(
-                "gd", 0.1, 0.11, {"paraphrase": (0.0, [0.0, 0.0]), "best_of_n": (0.0, [0.0, 0.0])}, 59.0)}]},
+                "gd", 0.1, 0.11, {"paraphrase": (0, 0), "best_of_n": (0, 0)}, 59.0)}]},
         ]}]
     rows = {r["method"]: r for r in audit_rows(show, target_fluency=30.0)}
     # ga: NF4 and relearn past 0.1, paraphrase's interval above 0, perplexity 3x the target's
     assert rows["ga"]["fails"] == "nf4 relearn paraphrase fluency"
     # gd: 0.1 is not past the threshold, 0.11 is; 59 < 2 x 30
     assert rows["gd"]["fails"] == "relearn"
-    assert rows["npo"]["fails"] == "none" and rows["npo"]["best_of_n_over_oracle"] == 0.1
+    # npo: 4 vs 1 of 16 is +0.19, inside the noise (its interval reaches below 0)
+    assert rows["npo"]["fails"] == "none" and rows["npo"]["best_of_n_over_oracle"] == 0.1875
+    assert rows["npo"]["best_of_n_over_oracle_ci95"][0] < 0 < rows["ga"]["paraphrase_over_oracle_ci95"][0]
     write_audit_csv(list(rows.values()), tmp_path / "a.csv")
     with open(tmp_path / "a.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
-    assert table[0]["paraphrase_over_oracle_ci95"] == "[0.0625, 0.438]"
+    lo, hi = rows["ga"]["paraphrase_over_oracle_ci95"]
+    assert table[0]["paraphrase_over_oracle_ci95"] == f"[{lo:.3g}, {hi:.3g}]"
     assert list(table[0])[-1] == "fails" and float(table[0]["forget_fluency_perplexity"]) == 90.0
+
+
+def test_newcombe_interval_matches_the_published_example():
+    """Newcombe (1998), Table II, example (a): 56/70 - 48/80, method 10: 0.0524 to 0.3339."""
+    from unlearn_lab.audit import newcombe_interval
+
+    lo, hi = newcombe_interval(56, 70, 48, 80)
+    assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from .comparison import dig, experiments, metrics_file, row_of, sort_rows
+from .robustness.leaks import wilson_interval
 
 # A recovered fraction above this fails: a tenth of the forgotten knowledge back is a leak a
 # reader would want flagged, and the measured fractions vary by a few hundredths between seeds.
@@ -23,9 +24,24 @@ TAIL = ["attack_leak_max", "attack_leak_over_oracle_max", "forget_fluency_perple
         "robustness_score", "fails"]
 
 
+def newcombe_interval(k1: int, n1: int, k2: int, n2: int) -> list[float]:
+    """95% interval of p1 - p2 for two independent proportions k1/n1 and k2/n2: Newcombe's hybrid
+    score interval (Newcombe 1998, Statistics in Medicine 17:873, method 10), built from each
+    proportion's Wilson interval (l_i, u_i):
+    [d - sqrt((p1 - l1)^2 + (u2 - p2)^2), d + sqrt((u1 - p1)^2 + (p2 - l2)^2)], d = p1 - p2.
+
+    The audit table needs it because `dvc exp show` drops list-valued metrics, so the attack
+    stage's paired bootstrap interval does not reach it; the leak counts do. It ignores the
+    pairing of the questions, which widens it when the two models leak the same questions."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson_interval(k1, n1), wilson_interval(k2, n2)
+    d = p1 - p2
+    return [d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)]
+
+
 def audit_row(name: str, rev: str, data: dict, target_fluency: float | None) -> dict | None:
     """One experiment's views; `fails` names each view past its threshold (an attack fails when
-    the 95% interval of its leak rate over the oracle's lies above 0)."""
+    the 95% interval of its leak rate over the oracle's, `newcombe_interval`, lies above 0)."""
     row = row_of(name, rev, data)
     if row is None:
         return None
@@ -35,7 +51,9 @@ def audit_row(name: str, rev: str, data: dict, target_fluency: float | None) -> 
              if isinstance(row.get(key), (int, float)) and row[key] > RECOVERED_MAX]
     for attack, block in (metrics_file(data, "metrics/attack.json").get("attacks") or {}).items():
         out[f"{attack}_over_oracle"] = block.get("leak_over_oracle")
-        ci = block.get("leak_over_oracle_ci95")
+        u, o = block.get("unlearned") or {}, block.get("oracle") or {}
+        ci = (newcombe_interval(u["leaked"], u["n"], o["leaked"], o["n"])
+              if all(isinstance(b.get(key), int) and b.get("n") for b in (u, o) for key in ("leaked", "n")) else None)
         out[f"{attack}_over_oracle_ci95"] = ci
         if ci and ci[0] > 0:
             fails.append(attack)
