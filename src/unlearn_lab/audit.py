@@ -39,6 +39,14 @@ def newcombe_interval(k1: int, n1: int, k2: int, n2: int) -> list[float]:
     return [d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)]
 
 
+def _over_oracle_interval(block: dict) -> list[float] | None:
+    """Newcombe's interval of one attack's unlearned-minus-oracle leak rate; None without counts."""
+    u, o = block.get("unlearned") or {}, block.get("oracle") or {}
+    if not all(isinstance(b.get("leaked"), int) and b.get("n") for b in (u, o)):
+        return None
+    return newcombe_interval(u["leaked"], u["n"], o["leaked"], o["n"])
+
+
 def audit_row(name: str, rev: str, data: dict, target_fluency: float | None) -> dict | None:
     """One experiment's views; `fails` names each view past its threshold (an attack fails when
     the 95% interval of its leak rate over the oracle's, `newcombe_interval`, lies above 0)."""
@@ -51,13 +59,11 @@ def audit_row(name: str, rev: str, data: dict, target_fluency: float | None) -> 
              if isinstance(row.get(key), (int, float)) and row[key] > RECOVERED_MAX]
     for attack, block in (metrics_file(data, "metrics/attack.json").get("attacks") or {}).items():
         out[f"{attack}_over_oracle"] = block.get("leak_over_oracle")
-        u, o = block.get("unlearned") or {}, block.get("oracle") or {}
-        ci = (newcombe_interval(u["leaked"], u["n"], o["leaked"], o["n"])
-              if all(isinstance(b.get(key), int) and b.get("n") for b in (u, o) for key in ("leaked", "n")) else None)
+        ci = _over_oracle_interval(block)
         out[f"{attack}_over_oracle_ci95"] = ci
         if ci and ci[0] > 0:
             fails.append(attack)
-    for key in TAIL[:-1]:
+    for key in ("attack_leak_max", "attack_leak_over_oracle_max", "robustness_score"):
         out[key] = row.get(key)
     out["forget_fluency_perplexity"] = dig(unlearned, "forget", "fluency_perplexity")
     out["forget_repetition_rate"] = dig(unlearned, "forget", "repetition_rate")
