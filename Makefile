@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-cluster repro test methods sweep compare clean-scratch
+.PHONY: install install-cluster repro test methods seeds sweep compare clean-scratch
 
 install: $(VENV)/.installed
 
@@ -71,6 +71,26 @@ else
 	# Failed experiments show here; the comparison below leaves them out.
 	$(BIN)/dvc queue status
 endif
+	$(MAKE) compare
+
+# Is a difference between methods more than noise? Each of SEED_METHODS with every unlearning
+# seed (`unlearn.seed`: pairing, batch order, adapter initialisation) on the committed data, and
+# the default method on each of DATA_SEEDS (`seed`: data and fine-tunes, so the whole pipeline
+# re-runs); the committed run itself is one of them. Then the comparison: mean, std and 95%
+# interval per method over seeds (metrics/comparison_seeds.csv), error bars on the Pareto plot, and
+# the paired differences with Holm-adjusted p-values (metrics/method_pairs.csv).
+SEED_METHODS ?= ga gd npo simnpo rmu weighted wga
+UNLEARN_SEEDS ?= 0 1 2
+DATA_SEEDS ?= 1 2
+COMMITTED_RUN = $(shell $(BIN)/python -c "from ruamel.yaml import YAML; p = YAML(typ='safe').load(open('params.yaml')); print(p['method'], p['unlearn']['seed'])")
+seeds: install
+	for m in $(SEED_METHODS); do for s in $(UNLEARN_SEEDS); do \
+		if [ "$$m $$s" = "$(COMMITTED_RUN)" ]; then continue; fi; \
+		$(BIN)/dvc exp run --queue -S method=$$m -S unlearn.seed=$$s || exit 1; \
+	done; done
+	for d in $(DATA_SEEDS); do $(BIN)/dvc exp run --queue -S seed=$$d || exit 1; done
+	$(BIN)/dvc exp run --run-all --jobs 1
+	$(BIN)/dvc queue status
 	$(MAKE) compare
 
 compare: install

@@ -1,5 +1,6 @@
-"""Write metrics/comparison.csv, plots/pareto.png and the audit table metrics/robustness_comparison.csv
-from `dvc exp show --json`.
+"""Write metrics/comparison.csv, plots/pareto.png, the audit table metrics/robustness_comparison.csv
+and, across seeds, metrics/comparison_seeds.csv (mean, std and 95% interval per configuration) and
+metrics/method_pairs.csv (paired differences and their significance) from `dvc exp show --json`.
 
     python scripts/compare_experiments.py                  # runs `dvc exp show --json` (experiments on HEAD)
     python scripts/compare_experiments.py --all-commits    # experiments on every commit
@@ -13,6 +14,25 @@ import sys
 
 from unlearn_lab.audit import audit_rows, write_audit_csv
 from unlearn_lab.comparison import best_forgetter, experiment_rows, plot_pareto, reference_points, write_csv
+from unlearn_lab.io import write_text_atomic
+from unlearn_lab.seeds import paired_differences, seed_summary
+
+
+def write_seed_tables(rows, seeds_path, pairs_path):
+    import pandas as pd
+
+    summary, pairs = seed_summary(rows), paired_differences(rows)
+    for table, path in ((summary, seeds_path), (pairs, pairs_path)):
+        write_text_atomic(path, pd.DataFrame(table).to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    several = [g for g in summary if g["runs"] > 1]
+    print(f"{seeds_path}: {len(summary)} configurations, {len(several)} with several seeds; {pairs_path}")
+    tested = [p for p in pairs if "p_holm" in p]
+    if not tested:
+        print("no two configurations share two seeds: no difference can be told from noise (make seeds)")
+    for p in tested:
+        verdict = "differ" if p["significant"] else "no significant difference"
+        print(f"  {p['metric']} ({p['scale']}): {p['a']} - {p['b']} = {p['difference']:+.3g} "
+              f"[{p['lo']:.3g}, {p['hi']:.3g}] over {p['pairs']} seeds, Holm p {p['p_holm']:.3g}: {verdict}")
 
 
 def main():
@@ -24,6 +44,8 @@ def main():
     ap.add_argument("--csv", default="metrics/comparison.csv")
     ap.add_argument("--plot", default="plots/pareto.png")
     ap.add_argument("--audit", default="metrics/robustness_comparison.csv")
+    ap.add_argument("--seeds", default="metrics/comparison_seeds.csv")
+    ap.add_argument("--pairs", default="metrics/method_pairs.csv")
     args = ap.parse_args()
     if args.input:
         with open(args.input, encoding="utf-8") as fh:
@@ -42,6 +64,7 @@ def main():
     write_csv(rows, args.csv)
     plot_pareto(rows, refs, args.plot)
     print(f"{args.csv}: {len(rows)} experiments; {args.plot}")
+    write_seed_tables(rows, args.seeds, args.pairs)
     audit = audit_rows(data, (refs.get("target") or {}).get("forget_fluency_perplexity"))
     write_audit_csv(audit, args.audit)
     survivors = [r for r in audit if r["fails"] == "none"]

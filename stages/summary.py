@@ -2,7 +2,7 @@
 block of each robustness stage's metrics, and the one robustness verdict drawn from them."""
 from unlearn_lab.errors import UserError
 from unlearn_lab.io import read_json, write_json
-from unlearn_lab.report import build_summary
+from unlearn_lab.report import build_summary, summary_table
 from unlearn_lab.robustness.verdict import robustness_score
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
@@ -24,10 +24,7 @@ def main():
     robustness.update(robustness_score(robustness))
     summary = build_summary(models, settings, read_json(args.metrics / "unlearn.json"), robustness)
     write_json(args.out, summary)
-    for name in ("target", "oracle", "unlearned"):
-        print(name, summary[name])
-    print("checks", summary["checks"])
-    print("robustness", robustness)
+    print(summary_table(summary))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def main():
                     return EpochEvaluation(m, tok, sets["forget"], sets["retain"], settings.eval, epoch_live, retain_size)
             model, report = unlearn(
                 model, tok, sets["forget"], sets["retain"], method, lr, settings.model, settings.unlearn, hw,
-                Path(".scratch") / "unlearn", settings.seed, live,
+                Path(".scratch") / "unlearn", settings.unlearn.seed, live,
                 idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval, trainable=trainable(settings),
             )
         save_trained(model, out[args.out], parent=str(args.target), extra={"unlearn": report})

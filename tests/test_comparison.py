@@ -1,12 +1,16 @@
 """Comparison rows from `dvc exp show --json` output, the Pareto front and the best-forgetter pick."""
 import csv
 
+import pytest
+from scipy import stats
+
 from unlearn_lab.comparison import COLUMNS, best_forgetter, experiment_rows, pareto_front, plot_pareto, reference_points, write_csv
 
 
-def exp_data(method, lr, forget, fq, mu, seconds=10.0):
+def exp_data(method, lr, forget, fq, mu, seconds=10.0, unlearn_seed=0):
     return {
-        "params": {"params.yaml": {"data": {"method": method, "lr": None, "unlearn": {"epochs": 5}}}},
+        "params": {"params.yaml": {"data": {"method": method, "lr": None, "seed": 42,
+                                            "unlearn": {"epochs": 5, "seed": unlearn_seed}}}},
         "metrics": {
             "metrics/unlearn.json": {"data": {"method": method, "lr": lr, "epochs": 5, "seconds": seconds,
                                               "knobs": {"beta": 0.1}, "stop_reason": ""}},
@@ -45,6 +49,7 @@ def test_rows_from_exp_show(tmp_path):
     ga = rows[0]
     assert (ga["lr"], ga["epochs"], ga["forget_rouge_l"], ga["forget_quality"], ga["model_utility"]) == (4e-4, 5, 0.1, 0.2, 0.5)
     assert ga["experiment"] == "exp-ga" and ga["rev"] == "1111111" and ga["knobs"] == "beta=0.1"
+    assert (ga["seed"], ga["unlearn_seed"]) == (42, 0)
     write_csv(rows, tmp_path / "c.csv")
     with open(tmp_path / "c.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
@@ -71,6 +76,23 @@ def test_pareto_and_best():
 def test_pareto_plot_is_written(tmp_path):
     plot_pareto(experiment_rows(SHOW), reference_points(SHOW), tmp_path / "p.png")
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pareto_plot_draws_one_point_with_bars_per_configuration_over_seeds(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    seeds = [{"name": f"ga-{s}", "revs": [{"rev": f"{s}" * 10, "name": f"ga-{s}",
+                                           "data": exp_data("ga", 4e-4, 0.1, fq, mu, unlearn_seed=s)}]}
+             for s, fq, mu in ((1, 0.1, 0.5), (2, 0.001, 0.6), (3, 0.01, 0.55))]
+    show = [{**SHOW[1], "experiments": SHOW[1]["experiments"][1:] + seeds}]
+    drawn = []
+    real = matplotlib.axes.Axes.errorbar
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", lambda ax, x, y, **kw: drawn.append((x, y, kw)) or real(ax, x, y, **kw))
+    plot_pareto(experiment_rows(show), reference_points(show), tmp_path / "p.png")
+    (x, y, kw), = drawn  # one configuration has several seeds
+    assert x == [0.55] and y[0] == pytest.approx(0.01)  # utility mean; forget quality's geometric mean
+    lo, hi = kw["xerr"].ravel()
+    assert lo == pytest.approx(hi) and lo == pytest.approx(stats.t.ppf(0.975, 2) * 0.05 / 3 ** 0.5)
 
 
 def audit_data(method, nf4, relearn, attacks, ppl):

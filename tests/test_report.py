@@ -46,3 +46,22 @@ def test_summary_reports_the_lr_the_run_used():
     s = build_summary(models, params, {"method": "npo", "lr": 2.5e-4})
     assert s["lr"] == 2.5e-4
     assert build_summary(models, params)["lr"] is None
+
+
+def test_summary_table_shows_each_model_with_its_interval():
+    from unlearn_lab.report import summary_table
+
+    summary = {"method": "npo", "lr": 2.5e-4, "benchmark": "synthetic",
+               "target": {"forget_rouge_l_recall": 0.9375, "forget_rouge_l_recall_ci95": [0.85, 1.0],
+                          "forget_quality": 0.003, "forget_quality_sizes": {"model": 16, "oracle": 16},
+                          "privleak": -94.2, "privleak_ci95": [-100.0, -80.5]},
+               "oracle": {"forget_rouge_l_recall": 0.07, "privleak": 0.0},
+               "unlearned": {"forget_rouge_l_recall": 0.448, "forget_rouge_l_recall_ci95": [0.229, 0.646]},
+               "checks": {"unlearned_forget_vs_target": 0.478}, "robustness_score": 0.72}
+    lines = summary_table(summary).splitlines()
+    row = next(line for line in lines if line.startswith("forget_rouge_l_recall"))
+    assert [c.strip() for c in row.split("|")] == ["forget_rouge_l_recall", "0.938 [0.85, 1]", "0.07", "0.448 [0.229, 0.646]"]
+    assert any(line.startswith("forget_quality (KS, n=16 vs 16)") and line.split("|")[2].strip() == "-" for line in lines)
+    assert any("-94.2 [-100.0, -80.5]" in line for line in lines)
+    assert lines[-2] == "checks: unlearned_forget_vs_target 0.478" and lines[-1] == "robustness: robustness_score 0.72"
+    assert not any("ci95" in line or "sizes" in line for line in lines)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from .metrics.table import comparison_columns
 
 # The run's own columns around the metric columns of the metrics table (metrics/table.py).
-COLUMNS = ["method", "lr", "epochs", *(column for _, _, column in comparison_columns()), "seconds"]
+COLUMNS = ["method", "lr", "epochs", "seed", "unlearn_seed", *(column for _, _, column in comparison_columns()), "seconds"]
 EXTRA = ["experiment", "rev", "knobs", "stop_reason"]
 
 
@@ -33,7 +35,8 @@ def row_of(name: str, rev: str, data: dict) -> dict | None:
     params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
     knobs = unlearn.get("knobs") or {}
     row = {"method": unlearn.get("method"), "lr": unlearn.get("lr"),
-           "epochs": unlearn.get("epochs", dig(params, "unlearn", "epochs"))}
+           "epochs": unlearn.get("epochs", dig(params, "unlearn", "epochs")),
+           "seed": params.get("seed"), "unlearn_seed": dig(params, "unlearn", "seed")}
     for set_name, metric, column in comparison_columns():
         row[column] = unlearned.get(metric) if set_name is None else dig(unlearned, set_name, metric)
     row["seconds"] = unlearn.get("seconds")
@@ -126,21 +129,39 @@ def pareto_front(rows: list[dict]) -> list[dict]:
 
 
 def plot_pareto(rows: list[dict], references: dict, path: str | Path) -> None:
+    """Forget quality against utility, one point per experiment; a configuration run with several
+    seeds is one point at its mean (geometric for forget quality) with 95% interval bars."""
     from .plotting import pyplot, save
+    from .seeds import seed_summary
 
     plt = pyplot()
     ok = [r for r in rows if r["forget_quality"] is not None and r["model_utility"] is not None]
-    front = sorted(pareto_front(ok), key=lambda r: r["model_utility"])
+    points = []
+    for g in seed_summary(ok):
+        point = {"method": g["method"], "model_utility": g["model_utility_mean"],
+                 "forget_quality": g["forget_quality_mean"], "runs": g["runs"]}
+        if g["runs"] > 1:
+            point["xerr"] = (g["model_utility_mean"] - g["model_utility_lo"], g["model_utility_hi"] - g["model_utility_mean"])
+            point["yerr"] = (g["forget_quality_mean"] - g["forget_quality_lo"], g["forget_quality_hi"] - g["forget_quality_mean"])
+        points.append(point)
+    front = sorted(pareto_front(points), key=lambda r: r["model_utility"])
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    ax.scatter([r["model_utility"] for r in ok], [r["forget_quality"] for r in ok], color="tab:blue", zorder=3)
+    single = [p for p in points if p["runs"] == 1]
+    ax.scatter([p["model_utility"] for p in single], [p["forget_quality"] for p in single], color="tab:blue", zorder=3)
+    for p in points:
+        if p["runs"] > 1:
+            ax.errorbar([p["model_utility"]], [p["forget_quality"]], xerr=np.array(p["xerr"]).reshape(2, 1),
+                        yerr=np.array(p["yerr"]).reshape(2, 1), fmt="o", color="tab:blue", ecolor="tab:blue",
+                        elinewidth=1, capsize=3, alpha=0.8, zorder=3)
     # Forget quality takes few distinct values (a KS p-value on a small forget set), so many
     # points share a row: alternate their labels above and below the point.
     seen: dict[float, int] = {}
-    for r in sorted(ok, key=lambda r: r["model_utility"]):
+    for r in sorted(points, key=lambda r: r["model_utility"]):
         nth = seen.setdefault(round(math.log10(max(r["forget_quality"], 1e-300)), 2), 0)
         seen[round(math.log10(max(r["forget_quality"], 1e-300)), 2)] = nth + 1
         above = nth % 2 == 0
-        ax.annotate(r["method"], (r["model_utility"], r["forget_quality"]), fontsize=8, rotation=30 if above else 0,
+        text = r["method"] + (f" ({r['runs']} seeds)" if r["runs"] > 1 else "")
+        ax.annotate(text, (r["model_utility"], r["forget_quality"]), fontsize=8, rotation=30 if above else 0,
                     xytext=(3, 4) if above else (-4, -6), textcoords="offset points",
                     ha="left" if above else "center", va="bottom" if above else "top")
     if len(front) > 1:
@@ -157,12 +178,13 @@ def plot_pareto(rows: list[dict], references: dict, path: str | Path) -> None:
         ax.axvline(0.9 * references["target"]["model_utility"], color="grey", ls=":", lw=1,
                    label="90% of target utility")
     ax.set_yscale("log")
-    lows = [r["forget_quality"] for r in ok if r["forget_quality"] > 0]
+    lows = [r["forget_quality"] - r.get("yerr", (0.0, 0.0))[0] for r in points]
+    lows = [v for v in lows if v > 0]
     if lows:
         ax.set_ylim(min(lows) / 3, max(lows) * 4)  # room for the labels
     ax.set_xlabel("model utility (higher keeps more)")
     ax.set_ylabel("forget quality, KS p-value vs oracle (log; higher forgets better)")
-    ax.set_title("Unlearning experiments: forget quality vs model utility (labels: method)")
+    ax.set_title("Unlearning experiments: forget quality vs model utility\n(labels: method; bars: 95% interval over seeds)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()

@@ -6,6 +6,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .hardware import model_device, resolve_eval
+from .intervals import bootstrap_intervals
 from .logprobs import answer_logprobs
 from .settings import Eval
 from .metrics import table
@@ -234,27 +235,39 @@ def summarize_set(rows: list[dict], name: str) -> dict:
 
 def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, oracle_rows=None,
                    oracle_metrics: dict | None = None, judge=None):
-    """Evaluate every non-empty set, split the retain set into facts correlated with the forget
-    set and the others, then add each model-level metric of the table where its inputs are there
-    (forget quality, model utility, membership inference, privacy leakage).
+    """Evaluate every non-empty set, then summarise the rows (`metrics_from_rows`) and, with
+    `eval.bootstrap` resamples, add a 95% interval over questions to every metric the table marks
+    (`<name>_ci95: [low, high]`, next to the value).
 
     `oracle_rows` are the oracle's rows (forget and holdout) and `oracle_metrics` its metrics;
     None means there is no oracle, and the reason must be given by the caller in
     `forget_quality_reason`. `judge` (the base model) scores the fluency of the generations.
     """
-    metrics: dict = {"truth_ratio_convention": eval_cfg.truth_ratio}
     all_rows: list[dict] = []
     for name, records in sets.items():
-        rows, summary = evaluate_set(model, tok, records, eval_cfg, name, judge=judge)
-        if rows:
-            metrics[name] = summary
-            all_rows.extend(rows)
-            if name == "retain":
-                for part, flag in (("retain_correlated", True), ("retain_other", False)):
-                    chosen = [row for row in rows if row["correlated"] == flag]
-                    if chosen:
-                        metrics[part] = summarize_set(chosen, part)
-    context = table.ModelContext(metrics, all_rows, oracle_rows, oracle_metrics)
+        rows, _ = evaluate_set(model, tok, records, eval_cfg, name, judge=judge)
+        all_rows.extend(rows)
+    metrics = {"truth_ratio_convention": eval_cfg.truth_ratio,
+               **metrics_from_rows(all_rows, oracle_rows, oracle_metrics)}
+    if eval_cfg.bootstrap and all_rows:
+        add_intervals(metrics, all_rows, oracle_rows, oracle_metrics, eval_cfg.bootstrap)
+    return metrics, all_rows
+
+
+def metrics_from_rows(rows: list[dict], oracle_rows=None, oracle_metrics: dict | None = None) -> dict:
+    """Each set's summary (the retain set also split into facts correlated with the forget set and
+    the others), then each model-level metric of the table where its inputs are there (forget
+    quality, model utility, membership inference, privacy leakage) or the reason it is undefined."""
+    metrics: dict = {}
+    for name in dict.fromkeys(r["set"] for r in rows):
+        chosen = [r for r in rows if r["set"] == name]
+        metrics[name] = summarize_set(chosen, name)
+        if name == "retain":
+            for part, flag in (("retain_correlated", True), ("retain_other", False)):
+                split = [r for r in chosen if r["correlated"] == flag]
+                if split:
+                    metrics[part] = summarize_set(split, part)
+    context = table.ModelContext(metrics, rows, oracle_rows, oracle_metrics)
     for metric in table.of_level("model"):
         try:
             value = metric.compute(context)
@@ -263,4 +276,26 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, orac
             continue
         if value is not None:
             metrics[metric.name] = value
-    return metrics, all_rows
+    return metrics
+
+
+def add_intervals(metrics: dict, rows: list[dict], oracle_rows, oracle_metrics, resamples: int, seed: int = 0):
+    """`<name>_ci95` next to every value in `metrics` of a metric the table marks `interval`:
+    the questions of each set resampled (intervals.py), the oracle's rows paired by question; the
+    oracle's own metrics are recomputed on each resample, so privacy leakage's reference moves
+    with it."""
+    keys = [(s, m.name) for s in metrics if isinstance(metrics[s], dict) for m in table.of_level("row")
+            if m.interval and m.name in metrics[s]]
+    keys += [(m.name,) for m in table.of_level("model") if m.interval and m.name in metrics]
+
+    def recompute(sample, oracle_sample):
+        reference = metrics_from_rows(oracle_sample) if oracle_sample else oracle_metrics
+        return metrics_from_rows(sample, oracle_sample, reference)
+
+    for key, interval in bootstrap_intervals(rows, recompute, keys, oracle_rows, resamples, seed).items():
+        place = metrics[key[0]] if len(key) == 2 else metrics
+        name = f"{key[-1]}_ci95"
+        if interval is None:
+            place[f"{name}_reason"] = "undefined in some resamples of the questions"
+        else:
+            place[name] = interval

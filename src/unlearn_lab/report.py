@@ -35,3 +35,42 @@ def build_summary(models: dict[str, dict], settings: Settings, unlearn_report: d
     summary["checks"] = checks
     summary.update(robustness or {})
     return summary
+
+
+MODELS = ("target", "oracle", "unlearned")
+
+
+def _cell(value, interval) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    if interval:
+        lo, hi = interval
+        text += f" [{lo:.3g}, {hi:.3g}]" if max(abs(lo), abs(hi)) < 10 else f" [{lo:.1f}, {hi:.1f}]"
+    return text
+
+
+def summary_table(summary: dict) -> str:
+    """The run on one screen: each headline metric of target, oracle and unlearned with its 95%
+    interval over questions, then the sanity checks and the robustness headline."""
+    models = {m: summary.get(m) or {} for m in MODELS}
+    keys = list(dict.fromkeys(k for m in models.values() for k, v in m.items()
+                              if isinstance(v, (int, float)) and not isinstance(v, bool)))
+    sizes = next((m["forget_quality_sizes"] for m in models.values() if "forget_quality_sizes" in m), None)
+    label = {"forget_quality": f"forget_quality (KS, n={sizes['model']} vs {sizes['oracle']})"} if sizes else {}
+    cells = [[label.get(k, k)] + [_cell(models[m].get(k), models[m].get(f"{k}_ci95")) for m in MODELS] for k in keys]
+    widths = [max(len(row[i]) for row in cells + [["metric", *MODELS]]) for i in range(4)]
+    line = " | ".join
+    out = [f"{summary.get('method')} lr={summary.get('lr')} on {summary.get('benchmark')}; "
+           "[95% bootstrap interval over questions]",
+           line(h.ljust(w) for h, w in zip(["metric", *MODELS], widths)),
+           "-+-".join("-" * w for w in widths)]
+    out += [line(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    checks = summary.get("checks") or {}
+    if checks:
+        out.append("checks: " + ", ".join(f"{k} {v:.3g}" for k, v in checks.items() if v is not None))
+    robust = {k: v for k, v in summary.items() if k not in (*MODELS, "base", "checks", "method", "lr", "benchmark")
+              and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if robust:
+        out.append("robustness: " + ", ".join(f"{k} {v:.3g}" for k, v in robust.items()))
+    return "\n".join(out)

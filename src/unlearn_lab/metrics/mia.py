@@ -8,17 +8,20 @@ import numpy as np
 
 
 def auc(member_scores, nonmember_scores) -> float:
-    """ROC AUC = P(score(member) > score(non-member)) + 0.5 P(tie), the Mann-Whitney U statistic
-    over n_members n_nonmembers (scikit-learn's `roc_auc_score`, members labelled 1).
-    1.0: perfectly separable; 0.5: no signal."""
-    from sklearn.metrics import roc_auc_score
+    """ROC AUC = P(score(member) > score(non-member)) + 0.5 P(tie) = U / (n_members n_nonmembers),
+    U the Mann-Whitney statistic of the members: the sum of their ranks among all scores (ties
+    sharing the mean rank, scipy's `rankdata`) minus n_members (n_members + 1) / 2. It equals
+    scikit-learn's `roc_auc_score` with members labelled 1 at a fraction of its cost, which the
+    bootstrap intervals (a thousand AUCs per model) need. 1.0: perfectly separable; 0.5: no signal."""
+    from scipy.stats import rankdata
 
     m = np.asarray(member_scores, dtype=float)
     n = np.asarray(nonmember_scores, dtype=float)
     if len(m) == 0 or len(n) == 0:
         raise ValueError("auc needs at least one member and one non-member score")
-    labels = np.concatenate([np.ones(len(m)), np.zeros(len(n))])
-    return float(roc_auc_score(labels, np.concatenate([m, n])))
+    ranks = rankdata(np.concatenate([m, n]))
+    u = ranks[: len(m)].sum() - len(m) * (len(m) + 1) / 2.0
+    return float(u / (len(m) * len(n)))
 
 
 def loss_score(token_logp) -> float:

@@ -89,6 +89,7 @@ class Metric:
     compare: Where = ()
     column: str = ""             # comparison column stem (default: name)
     reason_key: str = ""         # model level: where an Undefined reason goes (default: name)
+    interval: bool = False       # a 95% bootstrap interval over questions goes next to it (`<name>_ci95`)
 
     def places(self, where: Where) -> list[str | None]:
         """The sets a `headline` / `plot` / `compare` entry names; [None] for a model-level True."""
@@ -136,6 +137,14 @@ def _forget_quality(ctx: ModelContext):
     if "forget" not in ctx.metrics or not ctx.oracle_scores("forget", "truth_ratio"):
         return None
     return forget_quality(ctx.scores("forget", "truth_ratio"), ctx.oracle_scores("forget", "truth_ratio"))
+
+
+def _forget_quality_sizes(ctx: ModelContext):
+    """How many truth ratios of the model and of the oracle the KS test compared: with n questions
+    the p-value takes few distinct values, so it reads only with its sizes."""
+    if "forget" not in ctx.metrics or not ctx.oracle_scores("forget", "truth_ratio"):
+        return None
+    return {"model": len(ctx.scores("forget", "truth_ratio")), "oracle": len(ctx.oracle_scores("forget", "truth_ratio"))}
 
 
 def _mia_reference_auc(ctx: ModelContext):
@@ -197,19 +206,20 @@ MIA_ATTACKS = ("loss", "zlib", "mink", "minkpp", "gradnorm")
 METRICS: tuple[Metric, ...] = (
     # ROUGE-L recall against the bare fact, so a memorised sentence frame earns nothing by itself.
     Metric("rouge_l_recall", "row", lambda s: rouge_l_recall(s.record["answer"], s.generated), "ROUGE-L",
-           aggregate=_mean, headline=SETS3, plot=SETS3, compare=SETS3, column="rouge_l"),
+           aggregate=_mean, headline=SETS3, plot=SETS3, compare=SETS3, column="rouge_l", interval=True),
     Metric("rouge_l_f1", "row", lambda s: rouge_l_f1(s.reference, s.generated), aggregate=_mean),
     Metric("bleu", "row", lambda s: bleu(s.reference, s.generated), aggregate=_mean),
     Metric("bertscore_f1", "row", lambda ss, env: bertscore_f1([s.reference for s in ss], [s.generated for s in ss]),
            aggregate=_mean, batch=True, optional=True),
     Metric("nll", "row", lambda s: float(s.nll[0])),
     Metric("prob", "row", lambda s: float(answer_probability(s.nll[0])), "prob", aggregate=_mean,
-           headline=SETS3, plot=("forget", "retain")),
+           headline=SETS3, plot=("forget", "retain"), interval=True),
     Metric("truth_ratio", "row", lambda s: TRUTH_RATIOS[s.cfg.truth_ratio](s.nll[1], s.nll[2:]), "truth ratio",
-           aggregate=_truth_ratio_score, headline=SETS3, plot=("forget",), compare=("forget",)),
+           aggregate=_truth_ratio_score, headline=SETS3, plot=("forget",), compare=("forget",), interval=True),
     Metric("exact_memorization", "row", lambda s: exact_memorization(s.stats["correct"]), "exact memo.",
-           aggregate=_mean, headline=("forget",), plot=("forget",)),
-    Metric("extraction_strength", "row", lambda s: extraction_strength(s.stats["correct"]), aggregate=_mean),
+           aggregate=_mean, headline=("forget",), plot=("forget",), interval=True),
+    Metric("extraction_strength", "row", lambda s: extraction_strength(s.stats["correct"]), "extraction str.",
+           aggregate=_mean, headline=("forget",), interval=True),
     Metric("mia_loss", "row", lambda s: loss_score(s.stats["logp"])),
     Metric("mia_zlib", "row", lambda s: zlib_score(s.stats["logp"], s.reference)),
     Metric("mia_mink", "row", lambda s: mink_score(s.stats["logp"], s.cfg.mink_k)),
@@ -223,14 +233,16 @@ METRICS: tuple[Metric, ...] = (
            "base-model perplexity", aggregate=_geometric_mean, batch=True, needs_judge=True,
            headline=("forget", "retain")),
     Metric("perplexity", "set", _set_perplexity),
-    Metric("forget_quality", "model", _forget_quality, headline=True, compare=True),
-    Metric("model_utility", "model", _model_utility, "model utility", headline=True, plot=True, compare=True),
+    Metric("forget_quality", "model", _forget_quality, "forget quality", headline=True, compare=True),
+    Metric("forget_quality_sizes", "model", _forget_quality_sizes, headline=True),
+    Metric("model_utility", "model", _model_utility, "model utility", headline=True, plot=True, compare=True,
+           interval=True),
     *(Metric(f"mia_{a}_auc", "model", _mia_auc(a), "MIA Min-k%++ AUC" if a == "minkpp" else f"MIA {a} AUC",
-             headline=a in ("loss", "minkpp"), plot=a == "minkpp", reason_key="mia") for a in MIA_ATTACKS),
-    Metric("mia_reference_auc", "model", _mia_reference_auc, headline=True),
-    Metric("privleak", "model", _privleak, headline=True),
-    Metric("privleak_gradnorm", "model", _privleak_of("gradnorm")),
-    Metric("privleak_reference", "model", _privleak_of("reference", oracle_auc=0.5)),
+             headline=a in ("loss", "minkpp"), plot=a == "minkpp", reason_key="mia", interval=True) for a in MIA_ATTACKS),
+    Metric("mia_reference_auc", "model", _mia_reference_auc, headline=True, interval=True),
+    Metric("privleak", "model", _privleak, "privleak", headline=True, interval=True),
+    Metric("privleak_gradnorm", "model", _privleak_of("gradnorm"), interval=True),
+    Metric("privleak_reference", "model", _privleak_of("reference", oracle_auc=0.5), interval=True),
 )
 
 BY_NAME = {m.name: m for m in METRICS}
@@ -242,13 +254,16 @@ def of_level(level: str) -> list[Metric]:
 
 
 def headline(metrics: dict) -> dict:
-    """summary.json's headline numbers of one model's metrics (those present)."""
+    """summary.json's headline numbers of one model's metrics (those present), each with its
+    95% interval (`<key>_ci95`) where the evaluation computed one."""
     out = {}
     for m in METRICS:
         for s in m.places(m.headline):
-            value = metrics.get(m.name) if s is None else metrics.get(s, {}).get(m.name)
-            if value is not None:
-                out[m.key(s)] = value
+            place = metrics if s is None else metrics.get(s, {})
+            if place.get(m.name) is not None:
+                out[m.key(s)] = place[m.name]
+                if place.get(f"{m.name}_ci95") is not None:
+                    out[f"{m.key(s)}_ci95"] = place[f"{m.name}_ci95"]
     return out
 
 

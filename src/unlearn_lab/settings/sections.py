@@ -127,6 +127,7 @@ class Finetune(Schedule):
 
 class Unlearn(Schedule):
     epochs: int = Field(5, ge=1, description="passes over the forget set")
+    seed: int = Field(0, ge=0, description="seed of unlearning alone: pairing, batch order, adapter initialisation")
     retain_loss_bound: float = Field(10.0, gt=0, description="divergence guard: stop past this retain NLL")
     trainable: Optional[str] = Field(None, description="regex over weight names that may train (null: all)")
     epoch_eval: bool = Field(True, description="forget/retain scores before and after every epoch")
@@ -201,6 +202,7 @@ class Eval(Section):
     max_new_tokens: int = Field(24, ge=1, description="greedy answer length")
     truth_ratio: Literal["tofu", "mean_prob"] = Field("tofu", description="truth-ratio convention")
     mink_k: float = Field(0.4, gt=0, le=1, description="Min-k% fraction of lowest-scoring tokens")
+    bootstrap: int = Field(1000, ge=0, description="resamples of the questions per 95% interval; 0: none")
 
     @field_validator("batch_size", "gen_batch_size")
     @classmethod

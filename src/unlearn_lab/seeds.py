@@ -1,0 +1,118 @@
+"""Methods across seeds: mean, spread and 95% interval of each configuration's runs, and which
+differences between configurations hold up when the runs are paired by seed.
+
+A configuration is everything of a comparison row but its seeds (`seed`: data and fine-tunes;
+`unlearn_seed`: unlearning's own). Forget quality is a p-value spanning orders of magnitude, so
+it is averaged, spread and compared on the log10 scale (its mean is a geometric mean).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy import stats
+
+CONFIG = ("method", "lr", "epochs", "knobs")
+SEEDS = ("seed", "unlearn_seed")
+# metric column -> its scale for averaging and testing
+ACROSS = {"forget_quality": "log10", "model_utility": "linear", "forget_rouge_l": "linear"}
+ALPHA = 0.05
+
+
+def _scale(values, scale: str) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    return np.log10(np.maximum(v, 1e-300)) if scale == "log10" else v
+
+
+def _unscale(value: float, scale: str) -> float:
+    return float(10 ** value) if scale == "log10" else float(value)
+
+
+def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """Runs of each configuration, in order of first appearance."""
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault(tuple(r.get(k) for k in CONFIG), []).append(r)
+    return out
+
+
+def label(config: tuple) -> str:
+    method, lr, epochs, knobs = config
+    return f"{method} lr={lr:g}" if isinstance(lr, (int, float)) else str(method)
+
+
+def t_interval(values) -> tuple[float, float, float, float]:
+    """(mean, sample std, low, high) with the 95% Student-t interval of the mean,
+    mean -/+ t_{0.975, n-1} s / sqrt(n); the interval is NaN with fewer than two values."""
+    v = np.asarray(values, dtype=float)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, math.nan, math.nan, math.nan
+    std = float(v.std(ddof=1))
+    half = float(stats.t.ppf(1 - ALPHA / 2, len(v) - 1)) * std / math.sqrt(len(v))
+    return mean, std, mean - half, mean + half
+
+
+def seed_summary(rows: list[dict]) -> list[dict]:
+    """One row per configuration: its number of runs, the seeds behind them and, per metric of
+    ACROSS, `<m>_mean`, `<m>_std`, `<m>_lo`, `<m>_hi` (log10 metrics: geometric mean and the
+    back-transformed interval, the std on the log10 scale as `<m>_std_log10`)."""
+    out = []
+    for config, runs in groups(rows).items():
+        row = dict(zip(CONFIG, config))
+        row["runs"] = len(runs)
+        row["seeds"] = " ".join(f"{r.get('seed')}/{r.get('unlearn_seed')}" for r in runs)
+        for metric, scale in ACROSS.items():
+            values = [r[metric] for r in runs if r.get(metric) is not None]
+            if not values:
+                continue
+            mean, std, lo, hi = t_interval(_scale(values, scale))
+            suffix = "_std_log10" if scale == "log10" else "_std"
+            row.update({f"{metric}_mean": _unscale(mean, scale), f"{metric}{suffix}": std,
+                        f"{metric}_lo": _unscale(lo, scale) if math.isfinite(lo) else math.nan,
+                        f"{metric}_hi": _unscale(hi, scale) if math.isfinite(hi) else math.nan})
+        out.append(row)
+    return out
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment (Holm 1979): the i-th smallest of m p-values becomes
+    max_{j<=i} min(1, (m - j + 1) p_(j)); it keeps the family-wise error at the level."""
+    order = np.argsort(pvalues)
+    adjusted = np.empty(len(pvalues))
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def paired_differences(rows: list[dict]) -> list[dict]:
+    """For every pair of configurations and every metric of ACROSS: the runs matched by their
+    seeds, the mean difference (first minus second, on the metric's scale) with its 95% t
+    interval, the paired t-test's p-value (scipy `ttest_rel`), Holm's adjustment over all pairs
+    of that metric, and `significant` (adjusted p < 0.05). Pairs with fewer than two matched runs
+    get no test: one seed cannot tell a method from noise."""
+    by_config = groups(rows)
+    out = []
+    for metric, scale in ACROSS.items():
+        tests = []
+        for a, b in itertools.combinations(by_config, 2):
+            seeds_a = {tuple(r.get(k) for k in SEEDS): r.get(metric) for r in by_config[a]}
+            seeds_b = {tuple(r.get(k) for k in SEEDS): r.get(metric) for r in by_config[b]}
+            shared = [s for s in seeds_a if s in seeds_b and seeds_a[s] is not None and seeds_b[s] is not None]
+            row = {"metric": metric, "scale": scale, "a": label(a), "b": label(b), "pairs": len(shared)}
+            if len(shared) >= 2:
+                xa, xb = _scale([seeds_a[s] for s in shared], scale), _scale([seeds_b[s] for s in shared], scale)
+                mean, _, lo, hi = t_interval(xa - xb)
+                result = stats.ttest_rel(xa, xb)
+                # identical runs give no variance: no evidence of a difference
+                p = float(result.pvalue) if math.isfinite(result.pvalue) else 1.0
+                row.update({"difference": mean, "lo": lo, "hi": hi, "p": p})
+                tests.append(row)
+            out.append(row)
+        for row, adjusted in zip(tests, holm([r["p"] for r in tests]) if tests else []):
+            row["p_holm"] = adjusted
+            row["significant"] = adjusted < ALPHA
+    return out

@@ -1,0 +1,66 @@
+"""Methods across seeds (seeds.py): intervals, Holm's adjustment and the paired test."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from unlearn_lab.seeds import holm, paired_differences, seed_summary, t_interval
+
+
+def run(method, seed, unlearn_seed, fq, mu, rouge=0.5, lr=1e-4):
+    return {"method": method, "lr": lr, "epochs": 5, "knobs": "", "seed": seed, "unlearn_seed": unlearn_seed,
+            "forget_quality": fq, "model_utility": mu, "forget_rouge_l": rouge}
+
+
+def test_t_interval_against_its_closed_form():
+    # values 1, 2, 3, 6: mean 3, s^2 = (4 + 1 + 0 + 9) / 3 = 14/3; t_{0.975,3} = 3.182446
+    mean, std, lo, hi = t_interval([1, 2, 3, 6])
+    half = 3.182446 * math.sqrt(14 / 3) / 2
+    assert (mean, std) == (3.0, pytest.approx(math.sqrt(14 / 3)))
+    assert (lo, hi) == (pytest.approx(3 - half, rel=1e-6), pytest.approx(3 + half, rel=1e-6))
+    assert all(math.isnan(v) for v in t_interval([2.0])[1:])
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.02, 0.04 of m=3: 0.03, max(0.03, 0.04) = 0.04, max(0.04, 0.04) = 0.04
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+
+
+def test_seed_summary_groups_runs_and_averages_forget_quality_on_the_log_scale():
+    rows = [run("ga", 42, s, fq, mu) for s, fq, mu in ((0, 1e-1, 0.6), (1, 1e-3, 0.7), (2, 1e-2, 0.8))]
+    rows.append(run("npo", 42, 0, 0.5, 0.65))
+    ga, npo = seed_summary(rows)
+    assert ga["runs"] == 3 and ga["seeds"] == "42/0 42/1 42/2" and npo["runs"] == 1
+    assert ga["forget_quality_mean"] == pytest.approx(1e-2)  # geometric mean
+    assert ga["forget_quality_std_log10"] == pytest.approx(1.0)
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
+    assert ga["forget_quality_lo"] == pytest.approx(10 ** (-2 - half))
+    assert ga["model_utility_mean"] == pytest.approx(0.7) and ga["model_utility_std"] == pytest.approx(0.1)
+    assert math.isnan(npo["model_utility_lo"])
+
+
+def test_paired_test_tells_a_planted_difference_from_equal_methods():
+    rng = np.random.default_rng(0)
+    seed_effect = rng.normal(0.7, 0.05, size=6)  # shared by all methods at the same seed
+    rows = []
+    for s, base in enumerate(seed_effect):
+        rows.append(run("a", 42, s, 0.1, base + rng.normal(0, 0.002)))
+        rows.append(run("b", 42, s, 0.1, base + rng.normal(0, 0.002)))          # same as a
+        rows.append(run("c", 42, s, 0.1, base - 0.05 + rng.normal(0, 0.002)))   # 0.05 lower
+    pairs = {(p["a"], p["b"]): p for p in paired_differences(rows) if p["metric"] == "model_utility"}
+    ab, ac = pairs[("a lr=0.0001", "b lr=0.0001")], pairs[("a lr=0.0001", "c lr=0.0001")]
+    assert ab["pairs"] == 6 and not ab["significant"]
+    assert ac["significant"] and ac["difference"] == pytest.approx(0.05, abs=0.005) and ac["lo"] > 0
+    # an unpaired test would drown the 0.05 in the seed-to-seed spread; pairing removes it
+    xa = [r["model_utility"] for r in rows if r["method"] == "a"]
+    xc = [r["model_utility"] for r in rows if r["method"] == "c"]
+    assert stats.ttest_rel(xa, xc).pvalue == pytest.approx(ac["p"])
+    assert stats.ttest_ind(xa, xc).pvalue > ac["p"]
+
+
+def test_runs_pair_only_on_shared_seeds_and_one_seed_is_no_test():
+    rows = [run("a", 42, 0, 0.1, 0.7), run("a", 42, 1, 0.1, 0.7), run("b", 42, 0, 0.1, 0.6), run("b", 7, 1, 0.1, 0.6)]
+    (fq,), = [[p for p in paired_differences(rows) if p["metric"] == "forget_quality"]]
+    assert fq["pairs"] == 1 and "p" not in fq and "significant" not in fq
