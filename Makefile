@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-cluster repro test methods seeds sweep compare clean-scratch
+.PHONY: install install-cluster repro time test methods seeds sweep compare clean-scratch
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ $(VENV)/.installed: pyproject.toml
 
 repro: install
 	$(BIN)/dvc repro
+
+# Each stage's wall time in a cold `dvc repro` of a fresh clone of HEAD (bench/pipeline.py).
+time: install
+	$(BIN)/python bench/pipeline.py
 
 test: install install-cluster
 	$(BIN)/pytest

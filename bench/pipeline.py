@@ -1,0 +1,87 @@
+"""Each stage's wall time in a cold `dvc repro`: a fresh clone of the repository at HEAD, an empty
+DVC cache, the project's environment (.venv). Prints a table of stage, seconds and share, from the
+moment DVC announces a stage to the next announcement (so process start and imports count, as a
+user waits for them), and the total.
+
+    python bench/pipeline.py                  # clone HEAD into a temporary folder, time, delete it
+    python bench/pipeline.py --keep /tmp/run  # keep the clone (its outputs and DVC cache)
+    python bench/pipeline.py --json times.json
+    make time                                 # the same, from the Makefile
+
+It runs the real pipeline on this machine: about half an hour on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE = re.compile(r"^Running stage '([^']+)'")
+
+
+def timed_repro(repo: Path, env: dict) -> tuple[list[tuple[str, float]], float]:
+    """(stage, seconds) in the order DVC ran them, and the total, streaming DVC's output."""
+    start = time.perf_counter()
+    times: list[tuple[str, float]] = []
+    current, since = None, start
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        match = STAGE.match(line)
+        if match:
+            now = time.perf_counter()
+            if current:
+                times.append((current, now - since))
+            current, since = match.group(1), now
+    if proc.wait():
+        sys.exit(f"error: dvc repro failed (exit {proc.returncode}); the times so far: {times}")
+    end = time.perf_counter()
+    if current:
+        times.append((current, end - since))
+    return times, end - start
+
+
+def table(times: list[tuple[str, float]], total: float) -> str:
+    width = max(len(name) for name, _ in times + [("stage", 0)])
+    lines = [f"{'stage':<{width}}  seconds  share", f"{'-' * width}  -------  -----"]
+    lines += [f"{name:<{width}}  {sec:7.1f}  {sec / total:5.1%}" for name, sec in times]
+    lines.append(f"{'total':<{width}}  {total:7.1f}  ({total / 60:.1f} min)")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it")
+    ap.add_argument("--json", type=Path, help="also write the times here")
+    args = ap.parse_args()
+    venv = ROOT / ".venv" / "bin"
+    if not venv.exists():
+        sys.exit(f"error: {venv}: no environment; run `make install` first")
+    if args.keep and args.keep.exists():
+        sys.exit(f"error: {args.keep}: already exists")
+    repo = args.keep or Path(tempfile.mkdtemp(prefix="unlearn-lab-bench-")) / "repo"
+    try:
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+        env = {**os.environ, "PATH": f"{venv}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+        # the clone's own source, not the editable install's checkout
+        env["PYTHONPATH"] = str(repo / "src")
+        times, total = timed_repro(repo, env)
+    finally:
+        if not args.keep:
+            shutil.rmtree(repo.parent, ignore_errors=True)
+    print(table(times, total))
+    if args.json:
+        args.json.write_text(json.dumps({"stages": dict(times), "total": total}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
