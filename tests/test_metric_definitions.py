@@ -1,12 +1,17 @@
 """Definitions that must match the references (TOFU, MUSE, open-unlearning) number for number:
 Min-k%++'s statistics near a uniform distribution, the Min-k% token count, TOFU's normalised
 probability and the model utility built from it."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from unlearn_lab.evaluation import token_statistics
-from unlearn_lab.metrics import mink_score, minkpp_score
+from unlearn_lab.evaluation import evaluate_model, token_statistics
+from unlearn_lab.metrics import mink_score, minkpp_score, probability_over_options, table
+from unlearn_lab.settings import Eval
+
+from .conftest import qa_record
 
 VOCAB = 49152  # SmolLM2's
 
@@ -87,3 +92,62 @@ def test_min_k_and_min_kpp_average_k_n_rounded_down():
         assert mink_score(logp, 0.4) == pytest.approx(lowest), n
         # mu = 0 and sigma = 1 make z_t = log p(y_t)
         assert minkpp_score(logp, np.zeros(n), np.ones(n), 0.4) == pytest.approx(lowest), n
+
+
+def test_probability_over_options_by_hand():
+    # P = exp(-NLL): true e^-0.5 = 0.60653, wrong e^-1 = 0.36788, e^-2 = 0.13534, e^-1.5 = 0.22313;
+    # 0.60653 / (0.60653 + 0.36788 + 0.13534 + 0.22313) = 0.60653 / 1.33288 = 0.45505
+    assert probability_over_options(0.5, [1.0, 2.0, 1.5]) == pytest.approx(0.45505, abs=1e-5)
+    assert probability_over_options(1.0, [1.0, 1.0, 1.0]) == pytest.approx(0.25)  # four equal options
+    # options far apart: no 0 / 0, no overflow
+    assert probability_over_options(0.0, [800.0]) == 1.0
+    assert probability_over_options(800.0, [0.0]) == pytest.approx(0.0, abs=1e-300)
+
+
+def test_the_normalised_probability_row_takes_the_paraphrase_as_the_true_option():
+    # nll = [reference 3.0, paraphrase 0.5, perturbed 1.0 2.0 1.5]: the paraphrase against the
+    # perturbed answers, as above; the reference sentence is not an option
+    scored = table.Scored(qa_record(0), "Town0", "", np.array([3.0, 0.5, 1.0, 2.0, 1.5]), {}, Eval())
+    assert table.BY_NAME["prob_normalized"].compute(scored) == pytest.approx(0.45505, abs=1e-5)
+    assert table.BY_NAME["prob_normalized"].aggregate([0.2, 0.6], "world") == pytest.approx(0.4)
+
+
+UTILITY_SETS = {
+    # reciprocals: prob 2, ROUGE-L 4, truth-ratio score 2; prob_normalized unused on retain
+    "retain": {"prob": 0.5, "prob_normalized": 0.9, "rouge_l_recall": 0.25, "truth_ratio": 0.5},
+    # reciprocals: prob 5, prob_normalized 2.5, ROUGE-L 1, truth-ratio score 2
+    "world": {"prob": 0.2, "prob_normalized": 0.4, "rouge_l_recall": 1.0, "truth_ratio": 0.5},
+}
+
+
+def test_model_utility_tofu_and_raw_prob_by_hand():
+    compute = table.BY_NAME["model_utility"].compute
+    # tofu: 6 / (2 + 4 + 2 + 2.5 + 1 + 2) = 6 / 13.5 = 4 / 9
+    tofu = table.ModelContext(dict(UTILITY_SETS), [], None, None, Eval(utility="tofu"))
+    assert compute(tofu) == pytest.approx(4 / 9)
+    # raw_prob: 6 / (2 + 4 + 2 + 5 + 1 + 2) = 6 / 16
+    raw = table.ModelContext(dict(UTILITY_SETS), [], None, None, Eval(utility="raw_prob"))
+    assert compute(raw) == pytest.approx(0.375)
+    # no settings given: the default, TOFU's form
+    assert Eval().utility == "tofu"
+    assert compute(table.ModelContext(dict(UTILITY_SETS), [], None, None)) == pytest.approx(4 / 9)
+
+
+def test_the_evaluation_hands_the_utility_setting_to_model_utility(monkeypatch, tiny_model, tok):
+    # An untrained model neither answers right nor prefers the truth: ROUGE-L and the truth-ratio
+    # score made constant keep the harmonic mean off 0, where both conventions would agree.
+    fixed = {"rouge_l_recall": dataclasses.replace(table.BY_NAME["rouge_l_recall"], compute=lambda s: 0.5),
+             "truth_ratio": dataclasses.replace(table.BY_NAME["truth_ratio"], aggregate=lambda v, s: 0.5)}
+    monkeypatch.setattr(table, "METRICS", tuple(fixed.get(m.name, m) for m in table.METRICS if not m.optional))
+    sets = {"retain": [qa_record(i) for i in range(2)], "world": [qa_record(i) for i in range(2, 4)]}
+    utility = {}
+    for convention, world_prob in (("tofu", "prob_normalized"), ("raw_prob", "prob")):
+        metrics, rows = evaluate_model(tiny_model, tok, sets, Eval(max_new_tokens=2, utility=convention))
+        assert metrics["utility_convention"] == convention
+        parts = [metrics["retain"][k] for k in ("prob", "rouge_l_recall", "truth_ratio")]
+        parts += [metrics["world"][k] for k in (world_prob, "rouge_l_recall", "truth_ratio")]
+        assert min(parts) > 0
+        assert metrics["model_utility"] == pytest.approx(len(parts) / sum(1 / v for v in parts))
+        assert all(0 < r["prob_normalized"] < 1 for r in rows)
+        utility[convention] = metrics["model_utility"]
+    assert utility["tofu"] != pytest.approx(utility["raw_prob"])

@@ -253,7 +253,7 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, orac
     None means there is no oracle, and the reason must be given by the caller in
     `forget_quality_reason`. `judge` (the base model) scores the fluency of the generations.
     """
-    metrics: dict = {"truth_ratio_convention": eval_cfg.truth_ratio}
+    metrics: dict = {"truth_ratio_convention": eval_cfg.truth_ratio, "utility_convention": eval_cfg.utility}
     all_rows: list[dict] = []
     for name, records in sets.items():
         rows, summary = evaluate_set(model, tok, records, eval_cfg, name, judge=judge)
@@ -265,7 +265,7 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, orac
                     chosen = [row for row in rows if row["correlated"] == flag]
                     if chosen:
                         metrics[part] = summarize_set(chosen, part)
-    context = table.ModelContext(metrics, all_rows, oracle_rows, oracle_metrics)
+    context = table.ModelContext(metrics, all_rows, oracle_rows, oracle_metrics, eval_cfg)
     for metric in table.of_level("model"):
         try:
             value = metric.compute(context)

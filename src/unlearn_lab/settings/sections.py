@@ -201,6 +201,8 @@ class Eval(Section):
     max_new_tokens: int = Field(24, ge=1, description="greedy answer length")
     truth_ratio: Literal["tofu", "mean_prob"] = Field("tofu", description="truth-ratio convention")
     mink_k: float = Field(0.4, gt=0, le=1, description="Min-k% fraction of lowest-scoring tokens")
+    utility: Literal["tofu", "raw_prob"] = Field(
+        "tofu", description="model utility's world-fact probability: tofu (normalised over the answer options) | raw_prob")
 
     @field_validator("batch_size", "gen_batch_size")
     @classmethod
