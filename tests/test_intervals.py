@@ -4,6 +4,7 @@ import pytest
 
 from unlearn_lab.evaluation import add_intervals, metrics_from_rows
 from unlearn_lab.intervals import bootstrap_intervals
+from unlearn_lab.settings import Eval
 
 
 def rows_of(set_name, values, key="x"):
@@ -70,7 +71,7 @@ def scored_rows(set_name, n, shift, rng):
     for i in range(n):
         lp = float(rng.normal(-1.0 + shift, 0.5))
         out.append({"set": set_name, "id": f"{set_name}{i}", "correlated": i % 2 == 0, "nll": -lp, "n_tokens": 5,
-                    "rouge_l_recall": float(rng.uniform()), "prob": float(np.exp(lp)),
+                    "rouge_l_recall": float(rng.uniform()), "prob": float(np.exp(lp)), "prob_normalized": float(rng.uniform(0.2, 0.9)),
                     "truth_ratio": float(rng.uniform(0.2, 1.5)), "exact_memorization": float(rng.uniform()),
                     "extraction_strength": float(rng.uniform()), **{f"mia_{a}": lp + float(rng.normal(0, 0.1))
                                                                   for a in ("loss", "zlib", "mink", "minkpp")}})
@@ -85,7 +86,7 @@ def test_intervals_go_next_to_the_marked_metrics_and_hold_the_value():
                        for a in ("loss", "zlib", "mink", "minkpp")}} for r in rows]
     oracle_metrics = metrics_from_rows(oracle)
     metrics = metrics_from_rows(rows, oracle, oracle_metrics)
-    add_intervals(metrics, rows, oracle, oracle_metrics, resamples=300)
+    add_intervals(metrics, rows, oracle, oracle_metrics, Eval(bootstrap=300))
     for key in ("model_utility", "mia_loss_auc", "mia_reference_auc", "privleak", "privleak_reference"):
         lo, hi = metrics[f"{key}_ci95"]
         assert lo <= metrics[key] <= hi, key

@@ -94,6 +94,7 @@ BAD = [
      "did you mean forget?"),
     ("hardware.precision", "bf61", "hardware.precision: must be one of auto, bf16, fp16, fp32, got 'bf61'; did you mean bf16?"),
     ("eval.truth_ratio", "tofuu", "eval.truth_ratio: must be one of tofu, mean_prob, got 'tofuu'; did you mean tofu?"),
+    ("eval.utility", "raw-prob", "eval.utility: must be one of tofu, raw_prob, got 'raw-prob'; did you mean raw_prob?"),
     ("finetune.scheduler", "cosin", "finetune.scheduler: must be one of constant, constant_with_warmup, cosine, "
      "cosine_with_restarts, inverse_sqrt, linear, polynomial, got 'cosin'; did you mean cosine?"),
     ("data.benchmark", "tofu", "data.benchmark: must be one of synthetic, world, import, got 'tofu'"),

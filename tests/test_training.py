@@ -149,7 +149,7 @@ def test_token_stats_match_a_plain_forward(tiny_model, tok):
         lsm = torch.log_softmax(logits[keep], -1)
         p = lsm.exp()
         mu = (p * lsm).sum(-1)
-        sigma = (p * (lsm - mu[:, None]) ** 2).sum(-1).sqrt()  # central form, unlike the code's
+        sigma = (p * (lsm - mu[:, None]) ** 2).sum(-1).sqrt()
         np.testing.assert_allclose(st["logp"], lsm.gather(1, labels[keep][:, None])[:, 0].numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(st["mu"], mu.numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(st["sigma"], sigma.numpy(), rtol=1e-3, atol=1e-3)

@@ -79,13 +79,11 @@ def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc
     Token for token it is the sequence `encode_qa` builds; `answer_nlls` is the plain reference.
 
     With `token_stats`, also returns per question the first answer's per-token statistics:
-    `logp` (log p(y_t)), `mu` and `sigma` (mean and standard deviation of log p(v) under
-    v ~ p(.|context), for Min-k%++) and `correct` (greedy prediction == y_t).
+    `logp`, `mu`, `sigma` and `correct`, in float64 (`token_statistics`).
     """
     k = len(answers[0])
     out = np.zeros((len(questions), k))
     stats: list[dict] = [{} for _ in questions]
-    dev = model_device(model)
     for idx, first, a_ids, a_mask, second in prompt_cached_forwards(model, tok, questions, answers, batch_size, desc):
         # The first answer token is predicted by the prompt's last position.
         logits = torch.cat([first.logits[:, -1:].repeat_interleave(k, 0), second.logits[:, :-1]], dim=1).float()
@@ -93,18 +91,31 @@ def shared_prompt_nlls(model, tok, questions, answers, batch_size: int = 8, desc
         nll = -(token_logp * a_mask).sum(-1) / a_mask.sum(-1)
         out[idx] = nll.view(len(idx), k).cpu().numpy()
         if token_stats:
-            first_rows = torch.arange(len(idx), device=dev) * k
-            lsm = torch.log_softmax(logits[first_rows], -1)
-            mu = (lsm.exp() * lsm).sum(-1)
-            sigma = ((lsm.exp() * lsm.square()).sum(-1) - mu.square()).clamp(min=0).sqrt().cpu()
-            mu = mu.cpu()
-            correct = (lsm.argmax(-1) == a_ids[first_rows]).cpu()
-            first_logp, first_len = token_logp[first_rows].cpu(), a_mask[first_rows].sum(-1).cpu()
+            lengths = a_mask.sum(-1).tolist()
+            # Question by question, so the float64 copy is one answer's positions x vocabulary,
+            # not the whole batch's (every candidate's) logits.
             for row, i in enumerate(idx):
-                n = int(first_len[row])
-                stats[i] = {"logp": first_logp[row, :n].numpy(), "mu": mu[row, :n].numpy(),
-                            "sigma": sigma[row, :n].numpy(), "correct": correct[row, :n].numpy()}
+                r, n = row * k, int(lengths[row * k])
+                stats[i] = {key: v.cpu().numpy() for key, v in token_statistics(logits[r, :n], a_ids[r, :n]).items()}
     return (out, stats) if token_stats else out
+
+
+def token_statistics(logits: torch.Tensor, ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per answer position t, from its next-token logits (positions x vocabulary) and the answer's
+    token ids: `logp` = log p(y_t), `mu` = E_v[log p(v)] and `sigma` = sqrt(E_v[(log p(v) - mu)^2])
+    under v ~ p(.|context) (Min-k%++'s statistics, Zhang et al. 2024), and `correct` (greedy
+    prediction == y_t).
+
+    In float64 with the variance centred first: near a uniform distribution E[log p^2] and mu^2
+    are both about log(vocabulary)^2 (~117) and their difference is lost in float32. sigma is not
+    clamped here; `minkpp_score` clamps it.
+    """
+    lsm = torch.log_softmax(logits.double(), -1)
+    p = lsm.exp()
+    mu = (p * lsm).sum(-1)
+    var = (p * (lsm - mu.unsqueeze(-1)).square()).sum(-1)
+    return {"logp": lsm.gather(-1, ids.unsqueeze(-1)).squeeze(-1), "mu": mu, "sigma": var.sqrt(),
+            "correct": lsm.argmax(-1) == ids}
 
 
 @torch.no_grad()
@@ -247,14 +258,15 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, orac
     for name, records in sets.items():
         rows, _ = evaluate_set(model, tok, records, eval_cfg, name, judge=judge)
         all_rows.extend(rows)
-    metrics = {"truth_ratio_convention": eval_cfg.truth_ratio,
-               **metrics_from_rows(all_rows, oracle_rows, oracle_metrics)}
+    metrics = {"truth_ratio_convention": eval_cfg.truth_ratio, "utility_convention": eval_cfg.utility,
+               **metrics_from_rows(all_rows, oracle_rows, oracle_metrics, eval_cfg)}
     if eval_cfg.bootstrap and all_rows:
-        add_intervals(metrics, all_rows, oracle_rows, oracle_metrics, eval_cfg.bootstrap)
+        add_intervals(metrics, all_rows, oracle_rows, oracle_metrics, eval_cfg)
     return metrics, all_rows
 
 
-def metrics_from_rows(rows: list[dict], oracle_rows=None, oracle_metrics: dict | None = None) -> dict:
+def metrics_from_rows(rows: list[dict], oracle_rows=None, oracle_metrics: dict | None = None,
+                      eval_cfg: Eval | None = None) -> dict:
     """Each set's summary (the retain set also split into facts correlated with the forget set and
     the others), then each model-level metric of the table where its inputs are there (forget
     quality, model utility, membership inference, privacy leakage) or the reason it is undefined."""
@@ -267,7 +279,7 @@ def metrics_from_rows(rows: list[dict], oracle_rows=None, oracle_metrics: dict |
                 split = [r for r in chosen if r["correlated"] == flag]
                 if split:
                     metrics[part] = summarize_set(split, part)
-    context = table.ModelContext(metrics, rows, oracle_rows, oracle_metrics)
+    context = table.ModelContext(metrics, rows, oracle_rows, oracle_metrics, eval_cfg)
     for metric in table.of_level("model"):
         try:
             value = metric.compute(context)
@@ -279,7 +291,7 @@ def metrics_from_rows(rows: list[dict], oracle_rows=None, oracle_metrics: dict |
     return metrics
 
 
-def add_intervals(metrics: dict, rows: list[dict], oracle_rows, oracle_metrics, resamples: int, seed: int = 0):
+def add_intervals(metrics: dict, rows: list[dict], oracle_rows, oracle_metrics, eval_cfg: Eval, seed: int = 0):
     """`<name>_ci95` next to every value in `metrics` of a metric the table marks `interval`:
     the questions of each set resampled (intervals.py), the oracle's rows paired by question; the
     oracle's own metrics are recomputed on each resample, so privacy leakage's reference moves
@@ -289,10 +301,10 @@ def add_intervals(metrics: dict, rows: list[dict], oracle_rows, oracle_metrics, 
     keys += [(m.name,) for m in table.of_level("model") if m.interval and m.name in metrics]
 
     def recompute(sample, oracle_sample):
-        reference = metrics_from_rows(oracle_sample) if oracle_sample else oracle_metrics
-        return metrics_from_rows(sample, oracle_sample, reference)
+        reference = metrics_from_rows(oracle_sample, eval_cfg=eval_cfg) if oracle_sample else oracle_metrics
+        return metrics_from_rows(sample, oracle_sample, reference, eval_cfg)
 
-    for key, interval in bootstrap_intervals(rows, recompute, keys, oracle_rows, resamples, seed).items():
+    for key, interval in bootstrap_intervals(rows, recompute, keys, oracle_rows, eval_cfg.bootstrap, seed).items():
         place = metrics[key[0]] if len(key) == 2 else metrics
         name = f"{key[-1]}_ci95"
         if interval is None:

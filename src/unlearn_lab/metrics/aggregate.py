@@ -18,8 +18,12 @@ def forget_quality(ratios_model, ratios_oracle) -> float:
 
 
 def model_utility(values) -> float:
-    """Harmonic mean of the utility components: {prob, ROUGE-L recall, truth-ratio score} on the
-    retain set and on world facts (TOFU's model utility; any zero component gives 0).
+    """MU = n / sum_i (1 / v_i), the harmonic mean of the n utility components; 0 if any is 0.
+
+    TOFU's model utility (Maini et al. 2024) takes 9 components: {probability, ROUGE-L recall,
+    truth-ratio score} on the retain set, real authors and world facts, the probability
+    normalised over the answer options on the last two. Which components go in here is
+    metrics/table.py's choice (6: no real-authors set).
     """
     v = np.asarray(list(values), dtype=float)
     if len(v) == 0:

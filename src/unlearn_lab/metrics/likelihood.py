@@ -1,4 +1,5 @@
-"""Metrics on answer likelihoods: length-normalised probability and the truth ratio."""
+"""Metrics on answer likelihoods: length-normalised probability, its share among the answer
+options, and the truth ratio."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,18 @@ import numpy as np
 def answer_probability(mean_nll: float | np.ndarray) -> float | np.ndarray:
     """prob(y|x) = exp(-mean_t NLL(y_t)), the length-normalised answer probability (TOFU)."""
     return np.exp(-np.asarray(mean_nll, dtype=float))
+
+
+def probability_over_options(nll_true: float, nll_wrong) -> float:
+    """P(true) / (P(true) + sum_i P(wrong_i)), P = exp(-length-normalised NLL): the true answer's
+    share of the probability the model gives the answer options.
+
+    TOFU's probability on real authors and world facts (Maini et al. 2024; open-unlearning's
+    `probability_w_options`), where the true answer is written like the wrong ones. Computed as
+    1 / (1 + sum_i exp(NLL_true - NLL_wrong_i)) so that improbable options do not give 0 / 0.
+    """
+    gaps = float(nll_true) - np.asarray(nll_wrong, dtype=float)
+    return float(np.exp(-np.logaddexp.reduce(np.append(gaps, 0.0))))
 
 
 def truth_ratio(nll_paraphrased: float, nll_perturbed) -> float:

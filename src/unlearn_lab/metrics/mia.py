@@ -36,22 +36,30 @@ def zlib_score(token_logp, text: str) -> float:
     return float(np.mean(token_logp)) / len(zlib.compress(text.encode("utf-8")))
 
 
+# Min-k%++'s floor on the variance of log p(v), as open-unlearning's MinKPlusPlusAttack clamps it.
+MINKPP_MIN_VARIANCE = 1e-6
+
+
 def _lowest_mean(values, k: float) -> float:
+    # k n rounded down, as MUSE and open-unlearning count; at least one token for short answers.
     v = np.sort(np.asarray(values, dtype=float))
-    return float(v[: max(1, int(np.ceil(k * len(v))))].mean())
+    return float(v[: max(1, int(k * len(v)))].mean())
 
 
 def mink_score(token_logp, k: float = 0.4) -> float:
-    """Min-k% Prob (Shi et al. 2024): the mean of the lowest k fraction of the answer's token
-    log-probabilities (at least one token)."""
+    """Min-k% Prob (Shi et al. 2024): the mean of the lowest max(1, int(k n)) of the answer's n
+    token log-probabilities."""
     return _lowest_mean(token_logp, k)
 
 
 def minkpp_score(token_logp, token_mu, token_sigma, k: float = 0.4) -> float:
-    """Min-k%++ (Zhang et al. 2024): per token z_t = (log p(y_t) - mu_t) / sigma_t, mu_t and
-    sigma_t the mean and standard deviation of log p(v) under v ~ p(.|context); the score is
-    the mean of the lowest k fraction of z_t."""
-    z = (np.asarray(token_logp, float) - np.asarray(token_mu, float)) / np.maximum(np.asarray(token_sigma, float), 1e-12)
+    """Min-k%++ (Zhang et al. 2024): per token z_t = (log p(y_t) - mu_t) / sqrt(max(sigma_t^2, 1e-6)),
+    mu_t and sigma_t the mean and standard deviation of log p(v) under v ~ p(.|context); the
+    score is the mean of the lowest max(1, int(k n)) of the n values z_t. The variance floor
+    1e-6 (sigma >= 1e-3) is open-unlearning's (MinKPlusPlusAttack): a near-deterministic
+    next-token distribution would otherwise divide by almost nothing."""
+    sigma = np.sqrt(np.maximum(np.square(np.asarray(token_sigma, float)), MINKPP_MIN_VARIANCE))
+    z = (np.asarray(token_logp, float) - np.asarray(token_mu, float)) / sigma
     return _lowest_mean(z, k)
 
 

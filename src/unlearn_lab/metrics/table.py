@@ -26,8 +26,8 @@ from typing import Callable, Union
 import numpy as np
 
 from .aggregate import forget_quality, model_utility
-from .likelihood import (TRUTH_RATIOS, answer_probability, perplexity, truth_ratio_forget_score,
-                         truth_ratio_retain_score)
+from .likelihood import (TRUTH_RATIOS, answer_probability, perplexity, probability_over_options,
+                         truth_ratio_forget_score, truth_ratio_retain_score)
 from .memorization import exact_memorization, extraction_strength
 from .mia import (auc, gradnorm_score, loss_score, mink_score, minkpp_score, privleak, reference_score,
                   zlib_score)
@@ -59,12 +59,14 @@ class Scored:
 @dataclass
 class ModelContext:
     """What a model-level metric reads: the set summaries computed so far (filled in table
-    order), every row, and the oracle's forget rows and metrics (None: no oracle)."""
+    order), every row, the oracle's forget rows and metrics (None: no oracle) and the `eval:`
+    settings (None: their defaults)."""
 
     metrics: dict
     rows: list[dict]
     oracle_rows: list[dict] | None
     oracle_metrics: dict | None
+    cfg: object = None
 
     def scores(self, set_name: str, key: str) -> list[float]:
         return [r[key] for r in self.rows if r["set"] == set_name]
@@ -128,9 +130,18 @@ def _mia_auc(attack: str):
 
 # MUSE reports privacy leakage from the Min-k% attack.
 PRIVLEAK_ATTACK = "mink"
-# TOFU's model utility: these scores on these sets, combined by a harmonic mean.
+# TOFU's model utility: these scores on these sets, combined by a harmonic mean. TOFU's third set,
+# real authors, has no counterpart here.
 UTILITY_SETS = ("retain", "world")
 UTILITY_KEYS = ("prob", "rouge_l_recall", "truth_ratio")
+
+
+def utility_keys(set_name: str, convention: str) -> tuple[str, ...]:
+    """The scores of one utility set: TOFU (`eval.utility: tofu`) takes the probability normalised
+    over the answer options on every set but retain; `raw_prob` the plain probability everywhere."""
+    if convention == "tofu" and set_name != "retain":
+        return tuple("prob_normalized" if k == "prob" else k for k in UTILITY_KEYS)
+    return UTILITY_KEYS
 
 
 def _forget_quality(ctx: ModelContext):
@@ -185,7 +196,8 @@ def _geometric_mean(values, set_name: str) -> float:
 def _model_utility(ctx: ModelContext):
     if not all(s in ctx.metrics for s in UTILITY_SETS):
         return None
-    return model_utility(ctx.metrics[s][k] for s in UTILITY_SETS for k in UTILITY_KEYS)
+    convention = "tofu" if ctx.cfg is None else ctx.cfg.utility
+    return model_utility(ctx.metrics[s][k] for s in UTILITY_SETS for k in utility_keys(s, convention))
 
 
 def _privleak(ctx: ModelContext):
@@ -214,6 +226,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("nll", "row", lambda s: float(s.nll[0])),
     Metric("prob", "row", lambda s: float(answer_probability(s.nll[0])), "prob", aggregate=_mean,
            headline=SETS3, plot=("forget", "retain"), interval=True),
+    # TOFU's probability on world facts. The paraphrase is the true option: the perturbed answers
+    # are its sentence with a wrong fact, as TOFU's world-fact options share the answer's form.
+    Metric("prob_normalized", "row", lambda s: probability_over_options(s.nll[1], s.nll[2:]), aggregate=_mean),
     Metric("truth_ratio", "row", lambda s: TRUTH_RATIOS[s.cfg.truth_ratio](s.nll[1], s.nll[2:]), "truth ratio",
            aggregate=_truth_ratio_score, headline=SETS3, plot=("forget",), compare=("forget",), interval=True),
     Metric("exact_memorization", "row", lambda s: exact_memorization(s.stats["correct"]), "exact memo.",

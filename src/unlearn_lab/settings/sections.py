@@ -203,6 +203,8 @@ class Eval(Section):
     truth_ratio: Literal["tofu", "mean_prob"] = Field("tofu", description="truth-ratio convention")
     mink_k: float = Field(0.4, gt=0, le=1, description="Min-k% fraction of lowest-scoring tokens")
     bootstrap: int = Field(1000, ge=0, description="resamples of the questions per 95% interval; 0: none")
+    utility: Literal["tofu", "raw_prob"] = Field(
+        "tofu", description="model utility's world-fact probability: tofu (normalised over the answer options) | raw_prob")
 
     @field_validator("batch_size", "gen_batch_size")
     @classmethod
