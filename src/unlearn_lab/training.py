@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from transformers.integrations import DVCLiveCallback
+from transformers.utils import logging as hf_logging
 
 from . import hardware
 from .modeling import add_lora, collate, encode_qa
@@ -66,6 +67,63 @@ class LiveCallback(DVCLiveCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         pass
+
+
+class TrainingBar(ProgressCallback):
+    """transformers' progress bar without the dict it prints for every logged step: the running
+    loss, and the method's parts (`train_<part>`) while the postfix stays short, sit in the bar's
+    postfix; the end-of-training summary only adds the mean loss to it. While it runs,
+    transformers' own bars are off: a checkpoint's "Writing model shards" bar would break into it."""
+
+    WIDTH = 60
+
+    def __init__(self):
+        super().__init__()
+        self.postfix: dict[str, str] = {}
+        self._other_bars = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.postfix = {}
+        self._other_bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        super().on_train_begin(args, state, control, **kwargs)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        super().on_train_end(args, state, control, **kwargs)
+        if self._other_bars:
+            hf_logging.enable_progress_bar()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or self.training_bar is None:
+            return
+        if "loss" in logs:
+            postfix = {"loss": _short(logs["loss"])}
+            for key, value in logs.items():
+                if key.startswith("train_"):
+                    wider = {**postfix, key.removeprefix("train_"): _short(value)}
+                    if len(_postfix_text(wider)) <= self.WIDTH:
+                        postfix = wider
+            self.postfix = postfix
+        elif "train_loss" in logs:
+            self.postfix = {**self.postfix, "mean_loss": _short(logs["train_loss"])}
+        else:
+            return
+        self.training_bar.set_postfix(self.postfix)
+
+
+def _short(value) -> str:
+    return f"{float(value):.4g}"
+
+
+def _postfix_text(postfix: dict[str, str]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in postfix.items())
+
+
+def use_training_bar(trainer: Trainer) -> Trainer:
+    """Swap the Trainer's stock progress bar for a TrainingBar; returns the trainer."""
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(TrainingBar())
+    return trainer
 
 
 class _EpochLast:
@@ -172,13 +230,13 @@ def finetune(model, tok, records, model_cfg: Model, cfg: Finetune, hw: Hardware,
     model = prepare_trainable(model, model_cfg, seed)
     data = EncodedDataset(tok, records, model_cfg.max_length)
     callbacks = ([LiveCallback(live)] if live is not None else []) + list(callbacks)
-    trainer = Trainer(
+    trainer = use_training_bar(Trainer(
         model=model,
         args=training_args(cfg, scratch, seed, cfg.lr, hw, checkpoint, max_steps),
         train_dataset=data,
         data_collator=lambda f: collate(f, tok.pad_token_id),
         callbacks=callbacks,
-    )
+    ))
     start = time.time()
     if resume:
         print(f"resuming the fine-tune from {resume}")

@@ -19,7 +19,7 @@ from .errors import UserError
 from .methods.base import Reference, Step, UnlearningMethod, frozen_reference, token_mean_nll
 from .modeling import collate, encode_qa
 from .settings import Hardware, Model, Unlearn
-from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args
+from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args, use_training_bar
 
 
 class PairedDataset(torch.utils.data.Dataset):
@@ -265,7 +265,7 @@ def build_unlearn_trainer(model, pad_id: int, forget, retain, method: Unlearning
         fuse_views=hw.fuse_views,
     )
     trainer.trainable_pattern, trainer.trainable_parameters = pattern or "", n_trainable
-    return trainer
+    return use_training_bar(trainer)
 
 
 def unlearn(model, tok, forget, retain, method: UnlearningMethod, lr: float, model_cfg: Model, cfg: Unlearn,
