@@ -38,7 +38,7 @@ def groups(rows: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def label(config: tuple) -> str:
-    method, lr, epochs, knobs = config
+    method, lr = config[:2]
     return f"{method} lr={lr:g}" if isinstance(lr, (int, float)) else str(method)
 
 
