@@ -2,7 +2,7 @@
 import argparse
 from pathlib import Path
 
-from unlearn_lab.data.sets import SETS, load_sets
+from unlearn_lab.data.sets import SETS, load_sets, sample
 from unlearn_lab.evaluation import evaluate_model
 from unlearn_lab.hardware import device
 from unlearn_lab.io import json_text, jsonl_text, read_json, read_jsonl, write_files_atomic
@@ -40,6 +40,8 @@ def main():
         print(f"{args.model}: no model to evaluate: {meta['reason']}")
     else:
         sets = load_sets(args.data, args.sets)
+        if "retain" in sets:
+            sets["retain"] = sample(sets["retain"], settings.eval.retain_sample)
         oracle_rows = oracle_metrics = None
         if args.oracle_rows:
             oracle_rows = read_jsonl(args.oracle_rows)

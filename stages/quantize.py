@@ -1,9 +1,8 @@
 """Stage quantize: unlearned and target models at low bit widths, forget and retain scores again."""
-from unlearn_lab.data.sets import load_sets
+from unlearn_lab.data.sets import load_sets, sample
 from unlearn_lab.hardware import device
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
-from unlearn_lab.robustness.common import subset
 from unlearn_lab.robustness.plots import quantize_plot
 from unlearn_lab.robustness.quantization import headline, quantize_variants
 from unlearn_lab.settings import load_settings
@@ -18,7 +17,7 @@ def main():
     settings = load_settings()
     cfg = settings.quantize
     sets = load_sets(args.data, ("forget", "retain"))
-    sets["retain"] = subset(sets["retain"], cfg.retain_size)
+    sets["retain"] = sample(sets["retain"], cfg.retain_size)
     folders = {"target": args.target, "unlearned": args.unlearned}
     rows = {"target": read_jsonl(args.target_rows), "unlearned": read_jsonl(args.unlearned_rows)}
     tok = load_tokenizer(args.unlearned)

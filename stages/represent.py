@@ -1,5 +1,5 @@
 """Stage represent: per-layer drift of the unlearned model's hidden states and linear probes."""
-from unlearn_lab.data.sets import load_sets
+from unlearn_lab.data.sets import load_sets, sample
 from unlearn_lab.hardware import device
 from unlearn_lab.io import staged_outputs, write_json, write_text_atomic
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
@@ -18,6 +18,7 @@ def main():
     sets = load_sets(args.data, ("forget", "retain", "holdout"))
     # Wrong facts for the probe's candidates come from every fact of the same field.
     pool = sets["forget"] + sets["retain"] + sets["holdout"]
+    sets["retain"] = sample(sets["retain"], cfg.retain_size)
     folders = {"unlearned": args.unlearned, "target": args.target}
     if read_meta(args.oracle)["kind"] != "none":
         folders["oracle"] = args.oracle

@@ -9,7 +9,8 @@ from unlearn_lab.errors import UserError
 from unlearn_lab.modeling import encode_qa
 from unlearn_lab.hardware import resolve
 from unlearn_lab.settings import Hardware, Model, Relearn, parse_settings
-from unlearn_lab.robustness.common import add_recovery, baseline_scores, subset
+from unlearn_lab.data.sets import sample
+from unlearn_lab.robustness.common import add_recovery, baseline_scores
 from unlearn_lab.robustness.quantization import headline as quantize_headline
 from unlearn_lab.robustness.quantization import quantize_linear_weights, rtn_quantize
 from unlearn_lab.robustness.relearning import headline as relearn_headline
@@ -116,10 +117,12 @@ def test_baseline_scores_use_exactly_the_subset():
         baseline_scores(rows, {"retain": [{"id": "r9"}]}, "eval/x.jsonl")
 
 
-def test_subset_puts_correlated_facts_first():
-    records = [dict(qa_record(i), correlated=i in (3, 5)) for i in range(6)]
-    assert [r["id"] for r in subset(records, 3)] == ["r3", "r5", "r0"]
-    assert len(subset(records, 0)) == 6
+def test_sample_puts_correlated_facts_first_then_spreads_over_the_set():
+    records = [dict(qa_record(i), correlated=i in (3, 5)) for i in range(10)]
+    # the 8 others are r0 r1 r2 r4 r6 r7 r8 r9; three of them, every 8/3-th: positions 0, 2, 5
+    assert [r["id"] for r in sample(records, 5)] == ["r3", "r5", "r0", "r2", "r7"]
+    assert [r["id"] for r in sample(records, 1)] == ["r3"]
+    assert len(sample(records, 0)) == len(sample(records, 10)) == len(sample(records, 99)) == 10
 
 
 def test_robustness_headline_keys_and_reasons():

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from transformers import TrainerCallback
 
+from .data.sets import sample
 from .hardware import resolve_eval
 from .settings import Eval
 from .evaluation import generate_answers, shared_prompt_nlls, truth_ratio_function
@@ -15,13 +16,13 @@ from .metrics import rouge_l_recall, truth_ratio_forget_score
 class EpochEvaluation(TrainerCallback):
     """Before the first epoch and after each one: forget and retain ROUGE-L recall of greedy
     answers, the forget truth-ratio score and the epoch's mean training loss, logged to a
-    DVCLive run whose step is the epoch. `retain_size` caps the retain questions (the first
-    ones) to keep the cost to a few seconds per epoch."""
+    DVCLive run whose step is the epoch. `retain_size` caps the retain questions (a fixed
+    sample spread over the set, `data.sets.sample`) to keep the cost to a few seconds per epoch."""
 
     def __init__(self, model, tok, forget: list[dict], retain: list[dict], eval_cfg: Eval, live,
                  retain_size: int = 16):
         self.model, self.tok, self.live, self.cfg = model, tok, live, resolve_eval(eval_cfg)
-        self.forget, self.retain = forget, retain[:retain_size]
+        self.forget, self.retain = forget, sample(retain, retain_size) if retain_size else []
         self.losses: list[float] = []
         self.history: list[dict] = []
 

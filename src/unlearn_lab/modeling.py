@@ -164,7 +164,8 @@ def prepare_base(model_cfg: ModelSettings, out_dir: str | Path, seed: int) -> di
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
-    meta = {"kind": "base", "source": origin, "parameters": sum(p.numel() for p in model.parameters())}
+    meta = {"kind": "base", "source": origin, "parameters": sum(p.numel() for p in model.parameters()),
+            "system_prompt": model_cfg.system_prompt}
     write_json(out_dir / META, meta)
     return meta
 
@@ -185,7 +186,11 @@ def base_dir_of(model_dir: str | Path) -> Path:
 def load_tokenizer(model_dir: str | Path):
     from transformers import AutoTokenizer
 
-    return _finish_tokenizer(AutoTokenizer.from_pretrained(base_dir_of(model_dir)))
+    base = base_dir_of(model_dir)
+    tok = _finish_tokenizer(AutoTokenizer.from_pretrained(base))
+    # Travels with the base model, so every stage's prompts are the ones its model was trained on.
+    tok.unlearn_system_prompt = read_meta(base).get("system_prompt")
+    return tok
 
 
 def load_model(model_dir: str | Path, dtype=torch.float32, attn_implementation: str | None = None):
@@ -264,10 +269,18 @@ def add_lora(model, lora: Lora):
 # ---------------------------------------------------------------- encoding
 
 
+def chat_text(tok, messages: list[dict]) -> str:
+    """The chat template around `messages`, ready for the assistant's turn, with the base model's
+    `model.system_prompt` first when one is set. SmolLM2's default system prompt is 16 of the ~40
+    tokens of a question: the empty one makes every training and evaluation pass cheaper."""
+    system = getattr(tok, "unlearn_system_prompt", None)
+    if system is not None and not (messages and messages[0]["role"] == "system"):
+        messages = [{"role": "system", "content": system}, *messages]
+    return tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
 def prompt_text(tok, question: str) -> str:
-    return tok.apply_chat_template(
-        [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
-    )
+    return chat_text(tok, [{"role": "user", "content": question}])
 
 
 def encode_qa(tok, question: str, answer: str, max_length: int) -> dict:

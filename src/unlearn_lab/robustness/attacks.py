@@ -28,7 +28,7 @@ from ..data.paraphrases import paraphrased_questions
 from ..data.records import wrong_answer_text
 from ..evaluation import generate_texts, shared_prompt_nlls
 from ..hardware import resolve_eval
-from ..modeling import prompt_text
+from ..modeling import chat_text, prompt_text
 from ..settings import Attack, Eval
 from .leaks import contains_fact, normalize
 
@@ -126,7 +126,7 @@ def build_probes(tok, forget: list[dict], pool: list[dict], retain: list[dict], 
                 chat = [m for r in facts for m in ({"role": "user", "content": r["question"]},
                                                    {"role": "assistant", "content": r.get("answer_text") or r["answer"]})]
                 chat.append({"role": "user", "content": q})
-                text = tok.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+                text = chat_text(tok, chat)
                 probes.append(Probe(attack, rid, fact, text, about_subject=about))
             elif attack == "best_of_n":
                 probes.append(Probe(attack, rid, fact, prompt_text(tok, q), sample=True))

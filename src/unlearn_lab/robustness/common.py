@@ -14,13 +14,6 @@ SCORES = ("rouge_l_recall", "prob", "truth_ratio")
 RECOVERY_SCORES = {"rouge_l_recall": "recovered", "prob": "recovered_prob", "truth_ratio": "recovered_truth_ratio"}
 
 
-def subset(records: list[dict], size: int) -> list[dict]:
-    """The first `size` records (all when size <= 0), correlated ones first: they are the facts
-    most at risk when the forget set's neighbours are disturbed."""
-    ordered = sorted(records, key=lambda r: not r.get("correlated", False))
-    return ordered if size <= 0 else ordered[:size]
-
-
 def score_sets(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, label: str) -> tuple[dict, list[dict]]:
     """Flat scores `<set>_<score>` of `model` on each set (BERTScore left out), and the rows."""
     scores, all_rows = {}, []

@@ -53,6 +53,7 @@ class Model(Section):
     source: str = Field("embedded", description="embedded | tiny-random | a hub id owner/name | a local folder")
     trust_remote_code: bool = Field(False, description="run the model folder's own Python code (only `true` does)")
     max_length: int = Field(128, ge=8, description="longest tokenized question + answer")
+    system_prompt: Optional[str] = Field("", description="system message of every chat prompt; null: the chat template's own default")
     lora: Optional[Lora] = Field(default_factory=Lora, description="LoRA adapters; null: full fine-tuning")
     tiny: Tiny = Field(default_factory=Tiny, description="size of the tiny-random model")
 
@@ -119,9 +120,10 @@ class Schedule(Section):
 
 
 class Finetune(Schedule):
-    epochs: int = Field(8, ge=1, description="passes over the training set")
-    batch_size: int = Field(16, ge=1, description="examples per step")
-    lr: float = Field(1e-3, gt=0, description="learning rate")
+    epochs: int = Field(5, ge=1, description="passes over the training set")
+    batch_size: int = Field(8, ge=1, description="examples per step")
+    lr: float = Field(2e-3, gt=0, description="learning rate")
+    scheduler: Scheduler = Field("linear", description="transformers learning-rate schedule")
     checkpoint: bool = Field(True, description="resumable checkpoint each epoch in .scratch/")
 
 
@@ -166,6 +168,7 @@ class Quantize(Section):
 class Represent(Section):
     batch_size: int = Field(8, ge=1, description="questions per forward")
     candidates: int = Field(5, ge=1, description="wrong facts next to the true one per question")
+    retain_size: int = Field(80, ge=0, description="retain facts the probes train on (correlated first, then spread); 0: all")
     probe_c: float = Field(1.0, gt=0, description="inverse L2 strength of the probes")
 
 
@@ -203,6 +206,7 @@ class Eval(Section):
     truth_ratio: Literal["tofu", "mean_prob"] = Field("tofu", description="truth-ratio convention")
     mink_k: float = Field(0.4, gt=0, le=1, description="Min-k% fraction of lowest-scoring tokens")
     bootstrap: int = Field(1000, ge=0, description="resamples of the questions per 95% interval; 0: none")
+    retain_sample: int = Field(40, ge=0, description="retain questions evaluated (correlated first, then spread over the set); 0: all")
     utility: Literal["tofu", "raw_prob"] = Field(
         "tofu", description="model utility's world-fact probability: tofu (normalised over the answer options) | raw_prob")
 
