@@ -120,10 +120,9 @@ class Schedule(Section):
 
 
 class Finetune(Schedule):
-    epochs: int = Field(5, ge=1, description="passes over the training set")
-    batch_size: int = Field(8, ge=1, description="examples per step")
-    lr: float = Field(2e-3, gt=0, description="learning rate")
-    scheduler: Scheduler = Field("linear", description="transformers learning-rate schedule")
+    epochs: int = Field(8, ge=1, description="passes over the training set")
+    batch_size: int = Field(16, ge=1, description="examples per step")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
     checkpoint: bool = Field(True, description="resumable checkpoint each epoch in .scratch/")
 
 
