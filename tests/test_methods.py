@@ -30,6 +30,8 @@ KNOBS = {
     "random_label": {"alpha": 0.5}, "weighted": {"forget_weight": -0.3, "retain_weight": 2.0},
     "wga": {"beta": 0.5, "alpha": 0.9}, "satimp": {"beta1": 2.0, "beta2": 0.5, "alpha": 0.4},
     "undial": {"beta": 3.0, "alpha": 0.6},
+    "ce_u": {"skip_first": 2, "alpha": 0.7}, "pdu": {"retain_eps": 0.3, "dual_step": 0.5, "multiplier": 1.7},
+    "altpo": {"beta": 0.3, "alpha": 0.7},
 }
 # The shared retain term's other choice (`retain: kl`), and gd with it (what ga_kl is).
 RETAIN_KL = {"gd": {"gamma": 0.8, "alpha": 1.7, "retain": "kl"}, "npo": {"beta": 0.5, "alpha": 0.8, "retain": "kl"},
@@ -141,6 +143,24 @@ def expected_loss(name, k, model, ref, v):
                 adjusted[lab["forget"][row, t + 1]] -= k["beta"]
                 ces.append(-(torch.softmax(adjusted, -1) * torch.log_softmax(lg["forget"][row, t], -1)).sum())
         return torch.stack(ces).mean() + k["alpha"] * nll_r
+    if name == "altpo":
+        win = seq_logp(lg["forget_wrong"], lab["forget_wrong"]) - seq_logp(rf["forget_wrong"], lab["forget_wrong"])
+        lose = seq_logp(lg["forget"], lab["forget"]) - seq_logp(rf["forget"], lab["forget"])
+        return -(2 / k["beta"]) * torch.log(torch.sigmoid(k["beta"] * (win - lose))).mean() + k["alpha"] * nll_r
+    if name == "ce_u":
+        ces = []
+        for row, pos in enumerate(positions(lab["forget"])):
+            for t in pos[k["skip_first"]:]:
+                z = lg["forget"][row, t]
+                truth = lab["forget"][row, t + 1]
+                q = torch.exp(z - torch.logsumexp(torch.cat([z[:truth], z[truth + 1:]]), 0))
+                q[truth] = 0.0
+                ces.append(-(q * torch.log_softmax(z, -1)).sum())
+        return torch.stack(ces).mean() + k["alpha"] * nll_r
+    if name == "pdu":
+        gaps = [(lg["forget"][row, t].max() - lg["forget"][row, t].mean()) ** 2
+                for row, pos in enumerate(positions(lab["forget"])) for t in pos]
+        return torch.stack(gaps).mean() + k["multiplier"] * token_nll(lg["retain"], lab["retain"])
     if name == "rmu":
         return rmu_by_hooks(k, model, ref, v)
     raise AssertionError(name)
@@ -361,3 +381,38 @@ def test_fused_views_leave_loss_and_gradient_unchanged(name, tiny_model, tok):
     assert fused[1] == pytest.approx(separate[1], abs=1e-5)
     for n, grad in separate[2].items():
         torch.testing.assert_close(fused[2][n], grad, atol=1e-5, rtol=1e-4)
+
+
+def test_pdu_multiplier_follows_dual_ascent(tiny_model, tok):
+    """lambda_{k+1} = max(0, lambda_k + dual_step (NLL_r - eps)), used in the loss before the update."""
+    v = views(tok)
+    method = make("pdu", {"retain_eps": 0.0, "dual_step": 0.5, "multiplier": 0.2})
+    tiny_model.train()
+    nll_r = token_nll(logits_of(tiny_model, v["retain"]), v["retain"]["labels"]).item()
+    _, parts = method.loss(Step(tiny_model, v))
+    assert parts["multiplier"] == 0.2 and method.multiplier == pytest.approx(0.2 + 0.5 * nll_r, rel=1e-5)
+    high = make("pdu", {"retain_eps": nll_r + 10.0, "dual_step": 1.0, "multiplier": 0.2})
+    high.loss(Step(tiny_model, v))
+    assert high.multiplier == 0.0  # clipped at 0 once the constraint holds by a margin
+    tiny_model.eval()
+    frozen = make("pdu", {"multiplier": 0.2})
+    frozen.loss(Step(tiny_model, v))
+    assert frozen.multiplier == 0.2  # evaluation forwards leave it alone
+
+
+def test_ce_u_is_entropy_of_the_rest_minus_log_of_its_mass(tiny_model, tok):
+    """With q the model's distribution without the true token y, renormalised:
+    CE(q, p) = -sum_{v != y} q_v (log q_v + log(1 - p_y)) = H(q) - log(1 - p_y), per position."""
+    v = views(tok)
+    method = make("ce_u", {"skip_first": 0, "alpha": 0.0})
+    loss, _ = method.loss(Step(tiny_model, v))
+    with torch.no_grad():
+        lg, lab = logits_of(tiny_model, v["forget"]), v["forget"]["labels"]
+        terms = []
+        for row, pos in enumerate(positions(lab)):
+            for t in pos:
+                p = torch.softmax(lg[row, t], -1)
+                y = lab[row, t + 1]
+                q = torch.cat([p[:y], p[y + 1:]]) / (1 - p[y])
+                terms.append(-(q * q.log()).sum() - torch.log1p(-p[y]))
+    assert loss.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-4)
