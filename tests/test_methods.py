@@ -32,6 +32,7 @@ KNOBS = {
     "undial": {"beta": 3.0, "alpha": 0.6},
     "ce_u": {"skip_first": 2, "alpha": 0.7}, "pdu": {"retain_eps": 0.3, "dual_step": 0.5, "multiplier": 1.7},
     "altpo": {"beta": 0.3, "alpha": 0.7},
+    "sure": {"forget": "gd", "saliency_fraction": 0.5, "alpha": 0.7},
     "gru": {"beta": 0.5, "gamma": 0.8, "ema": 0.5, "alpha": 0.6}, "sam_npo": {"beta": 0.5, "rho": 0.05, "alpha": 0.8},
 }
 # The shared retain term's other choice (`retain: kl`), and gd with it (what ga_kl is).
@@ -162,6 +163,8 @@ def expected_loss(name, k, model, ref, v):
         gaps = [(lg["forget"][row, t].max() - lg["forget"][row, t].mean()) ** 2
                 for row, pos in enumerate(positions(lab["forget"])) for t in pos]
         return torch.stack(gaps).mean() + k["multiplier"] * token_nll(lg["retain"], lab["retain"])
+    if name == "sure":
+        return -token_nll(lg["forget"], lab["forget"]) + k["alpha"] * nll_r
     if name in ("gru", "sam_npo"):
         # the loss is the NPO forget term alone: the retain gradient joins in shape_gradients
         ratio = seq_logp(lg["forget"], lab["forget"]) - seq_logp(rf["forget"], lab["forget"])
@@ -489,3 +492,31 @@ def test_sam_npo_takes_the_forget_gradient_at_the_perturbed_weights(tiny_model, 
     for name, value in tiny_model.state_dict().items():
         assert torch.equal(value, original[name]), "the weights must come back exactly"
     assert "sam_forget_loss" in parts
+
+
+def test_sure_trains_only_the_modules_with_the_largest_forget_gradient(tiny_model, tok):
+    v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
+    method = make("sure", {"forget": "gd", "saliency_fraction": 0.3, "alpha": 0.7})
+    # by hand: squared gradient norm of -NLL_f per module (its weight and bias together)
+    tiny_model.zero_grad()
+    (-token_nll(logits_of(tiny_model, v["forget"]), v["forget"]["labels"])).backward()
+    per_module = {}
+    for name, p in tiny_model.named_parameters():
+        module = name.rsplit(".", 1)[0]
+        per_module[module] = per_module.get(module, 0.0) + float(p.grad.double().square().sum())
+    keep = math.ceil(0.3 * len(per_module))
+    top = set(sorted(per_module, key=per_module.get, reverse=True)[:keep])
+    tiny_model.zero_grad()
+    step = Step(tiny_model, v, frozen_reference(ref))
+    loss, _ = method.loss(step)
+    loss.backward()
+    method.shape_gradients(step, tiny_model)
+    assert set(method.salient) == top
+    for name, p in tiny_model.named_parameters():
+        moved = bool(p.grad.abs().sum() > 0)
+        assert moved == (name.rsplit(".", 1)[0] in top), name
+
+
+def test_sure_with_ga_has_no_retain_term():
+    method = make("sure", {"forget": "ga", "alpha": 1.0})
+    assert not method.retain_on and method.forward_views == ("forget",) and not method.needs_reference
