@@ -30,6 +30,10 @@ KNOBS = {
     "random_label": {"alpha": 0.5}, "weighted": {"forget_weight": -0.3, "retain_weight": 2.0},
     "wga": {"beta": 0.5, "alpha": 0.9}, "satimp": {"beta1": 2.0, "beta2": 0.5, "alpha": 0.4},
     "undial": {"beta": 3.0, "alpha": 0.6},
+    "ce_u": {"skip_first": 2, "alpha": 0.7}, "pdu": {"retain_eps": 0.3, "dual_step": 0.5, "multiplier": 1.7},
+    "altpo": {"beta": 0.3, "alpha": 0.7},
+    "sure": {"forget": "gd", "saliency_fraction": 0.5, "alpha": 0.7},
+    "gru": {"beta": 0.5, "gamma": 0.8, "ema": 0.5, "alpha": 0.6}, "sam_npo": {"beta": 0.5, "rho": 0.05, "alpha": 0.8},
 }
 # The shared retain term's other choice (`retain: kl`), and gd with it (what ga_kl is).
 RETAIN_KL = {"gd": {"gamma": 0.8, "alpha": 1.7, "retain": "kl"}, "npo": {"beta": 0.5, "alpha": 0.8, "retain": "kl"},
@@ -141,6 +145,30 @@ def expected_loss(name, k, model, ref, v):
                 adjusted[lab["forget"][row, t + 1]] -= k["beta"]
                 ces.append(-(torch.softmax(adjusted, -1) * torch.log_softmax(lg["forget"][row, t], -1)).sum())
         return torch.stack(ces).mean() + k["alpha"] * nll_r
+    if name == "altpo":
+        win = seq_logp(lg["forget_wrong"], lab["forget_wrong"]) - seq_logp(rf["forget_wrong"], lab["forget_wrong"])
+        lose = seq_logp(lg["forget"], lab["forget"]) - seq_logp(rf["forget"], lab["forget"])
+        return -(2 / k["beta"]) * torch.log(torch.sigmoid(k["beta"] * (win - lose))).mean() + k["alpha"] * nll_r
+    if name == "ce_u":
+        ces = []
+        for row, pos in enumerate(positions(lab["forget"])):
+            for t in pos[k["skip_first"]:]:
+                z = lg["forget"][row, t]
+                truth = lab["forget"][row, t + 1]
+                q = torch.exp(z - torch.logsumexp(torch.cat([z[:truth], z[truth + 1:]]), 0))
+                q[truth] = 0.0
+                ces.append(-(q * torch.log_softmax(z, -1)).sum())
+        return torch.stack(ces).mean() + k["alpha"] * nll_r
+    if name == "pdu":
+        gaps = [(lg["forget"][row, t].max() - lg["forget"][row, t].mean()) ** 2
+                for row, pos in enumerate(positions(lab["forget"])) for t in pos]
+        return torch.stack(gaps).mean() + k["multiplier"] * token_nll(lg["retain"], lab["retain"])
+    if name == "sure":
+        return -token_nll(lg["forget"], lab["forget"]) + k["alpha"] * nll_r
+    if name in ("gru", "sam_npo"):
+        # the loss is the NPO forget term alone: the retain gradient joins in shape_gradients
+        ratio = seq_logp(lg["forget"], lab["forget"]) - seq_logp(rf["forget"], lab["forget"])
+        return k.get("gamma", 1.0) * -(2 / k["beta"]) * torch.log(torch.sigmoid(-k["beta"] * ratio)).mean()
     if name == "rmu":
         return rmu_by_hooks(k, model, ref, v)
     raise AssertionError(name)
@@ -238,8 +266,10 @@ def test_one_step_lowers_forget_probability(name, memorised, tiny_model, tok):
         before = answer_logprobs(logits_of(tiny_model, v["forget"]), v["forget"]["labels"])[0].sum()
     assert before.exp() > 0.01, "the fixture should have memorised the forget answers"
     opt = torch.optim.SGD(tiny_model.parameters(), lr=STEP_LR.get(name, 0.05))
-    loss, _ = method.loss(Step(tiny_model, v, frozen_reference(ref)))
+    step = Step(tiny_model, v, frozen_reference(ref))
+    loss, _ = method.loss(step)
     loss.backward()
+    method.shape_gradients(step, tiny_model)
     opt.step()
     with torch.no_grad():
         after = answer_logprobs(logits_of(tiny_model, v["forget"]), v["forget"]["labels"])[0].sum()
@@ -361,3 +391,132 @@ def test_fused_views_leave_loss_and_gradient_unchanged(name, tiny_model, tok):
     assert fused[1] == pytest.approx(separate[1], abs=1e-5)
     for n, grad in separate[2].items():
         torch.testing.assert_close(fused[2][n], grad, atol=1e-5, rtol=1e-4)
+
+
+def test_pdu_multiplier_follows_dual_ascent(tiny_model, tok):
+    """lambda_{k+1} = max(0, lambda_k + dual_step (NLL_r - eps)), used in the loss before the update."""
+    v = views(tok)
+    method = make("pdu", {"retain_eps": 0.0, "dual_step": 0.5, "multiplier": 0.2})
+    tiny_model.train()
+    nll_r = token_nll(logits_of(tiny_model, v["retain"]), v["retain"]["labels"]).item()
+    _, parts = method.loss(Step(tiny_model, v))
+    assert parts["multiplier"] == 0.2 and method.multiplier == pytest.approx(0.2 + 0.5 * nll_r, rel=1e-5)
+    high = make("pdu", {"retain_eps": nll_r + 10.0, "dual_step": 1.0, "multiplier": 0.2})
+    high.loss(Step(tiny_model, v))
+    assert high.multiplier == 0.0  # clipped at 0 once the constraint holds by a margin
+    tiny_model.eval()
+    frozen = make("pdu", {"multiplier": 0.2})
+    frozen.loss(Step(tiny_model, v))
+    assert frozen.multiplier == 0.2  # evaluation forwards leave it alone
+
+
+def test_ce_u_is_entropy_of_the_rest_minus_log_of_its_mass(tiny_model, tok):
+    """With q the model's distribution without the true token y, renormalised:
+    CE(q, p) = -sum_{v != y} q_v (log q_v + log(1 - p_y)) = H(q) - log(1 - p_y), per position."""
+    v = views(tok)
+    method = make("ce_u", {"skip_first": 0, "alpha": 0.0})
+    loss, _ = method.loss(Step(tiny_model, v))
+    with torch.no_grad():
+        lg, lab = logits_of(tiny_model, v["forget"]), v["forget"]["labels"]
+        terms = []
+        for row, pos in enumerate(positions(lab)):
+            for t in pos:
+                p = torch.softmax(lg[row, t], -1)
+                y = lab[row, t + 1]
+                q = torch.cat([p[:y], p[y + 1:]]) / (1 - p[y])
+                terms.append(-(q * q.log()).sum() - torch.log1p(-p[y]))
+    assert loss.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-4)
+
+
+def flat(grads):
+    return torch.cat([g.reshape(-1).double() for g in grads])
+
+
+def grads_by_hand(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return flat([p.grad for p in model.parameters()])
+
+
+@pytest.mark.parametrize("planted", ["conflict", "agree"])
+def test_gru_projects_the_forget_gradient_only_on_conflict(planted, tiny_model, tok):
+    v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
+    knobs = {"beta": 0.5, "ema": 0.5, "alpha": 0.6}
+    method = make("gru", knobs)
+    k = method.knobs
+    g_f = grads_by_hand(tiny_model, expected_loss("gru", k, tiny_model, ref, v))
+    g_r = grads_by_hand(tiny_model, token_nll(logits_of(tiny_model, v["retain"]), v["retain"]["labels"]))
+    # a planted past average, pointing against the forget gradient or along it
+    past = -g_f if planted == "conflict" else g_f
+    shapes = [p.shape for p in tiny_model.parameters()]
+    method._ema = list(torch.split(past.float(), [s.numel() for s in shapes]))
+    method._ema = [t.reshape(s) for t, s in zip(method._ema, shapes)]
+    m = 0.5 * past + 0.5 * g_r
+    want_f = g_f - (g_f @ m) / (m @ m) * m if g_f @ m < 0 else g_f
+    tiny_model.zero_grad()
+    step = Step(tiny_model, v, frozen_reference(ref))
+    loss, parts = method.loss(step)
+    loss.backward()
+    method.shape_gradients(step, tiny_model)
+    got = flat([p.grad for p in tiny_model.parameters()])
+    torch.testing.assert_close(got, want_f + 0.6 * g_r, rtol=1e-4, atol=1e-6)
+    assert parts["conflict"] == float(planted == "conflict")
+    assert parts["cosine"] == pytest.approx(float((g_f @ m) / (g_f.norm() * m.norm())), rel=1e-4)
+    if planted == "conflict":
+        assert float(want_f @ m) == pytest.approx(0.0, abs=1e-6 * float(g_f.norm() * m.norm()))
+
+
+def test_sam_npo_takes_the_forget_gradient_at_the_perturbed_weights(tiny_model, tok):
+    v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
+    method = make("sam_npo", {"beta": 0.5, "rho": 0.05, "alpha": 0.8})
+    k = method.knobs
+    original = copy.deepcopy(tiny_model.state_dict())
+    # by hand: the NPO gradient at theta, the step eps = rho g / ||g||, the NPO gradient there
+    g = grads_by_hand(tiny_model, expected_loss("sam_npo", k, tiny_model, ref, v))
+    shifted_model = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        offset = 0
+        for p in shifted_model.parameters():
+            n = p.numel()
+            p.add_((0.05 * g[offset:offset + n] / g.norm()).reshape(p.shape).to(p.dtype))
+            offset += n
+    g_sam = grads_by_hand(shifted_model, expected_loss("sam_npo", k, shifted_model, ref, v))
+    g_r = grads_by_hand(tiny_model, token_nll(logits_of(tiny_model, v["retain"]), v["retain"]["labels"]))
+    tiny_model.zero_grad()
+    step = Step(tiny_model, v, frozen_reference(ref))
+    loss, parts = method.loss(step)
+    loss.backward()
+    method.shape_gradients(step, tiny_model)
+    got = flat([p.grad for p in tiny_model.parameters()])
+    torch.testing.assert_close(got, g_sam + 0.8 * g_r, rtol=1e-3, atol=1e-6)
+    for name, value in tiny_model.state_dict().items():
+        assert torch.equal(value, original[name]), "the weights must come back exactly"
+    assert "sam_forget_loss" in parts
+
+
+def test_sure_trains_only_the_modules_with_the_largest_forget_gradient(tiny_model, tok):
+    v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
+    method = make("sure", {"forget": "gd", "saliency_fraction": 0.3, "alpha": 0.7})
+    # by hand: squared gradient norm of -NLL_f per module (its weight and bias together)
+    tiny_model.zero_grad()
+    (-token_nll(logits_of(tiny_model, v["forget"]), v["forget"]["labels"])).backward()
+    per_module = {}
+    for name, p in tiny_model.named_parameters():
+        module = name.rsplit(".", 1)[0]
+        per_module[module] = per_module.get(module, 0.0) + float(p.grad.double().square().sum())
+    keep = math.ceil(0.3 * len(per_module))
+    top = set(sorted(per_module, key=per_module.get, reverse=True)[:keep])
+    tiny_model.zero_grad()
+    step = Step(tiny_model, v, frozen_reference(ref))
+    loss, _ = method.loss(step)
+    loss.backward()
+    method.shape_gradients(step, tiny_model)
+    assert set(method.salient) == top
+    for name, p in tiny_model.named_parameters():
+        moved = bool(p.grad.abs().sum() > 0)
+        assert moved == (name.rsplit(".", 1)[0] in top), name
+
+
+def test_sure_with_ga_has_no_retain_term():
+    method = make("sure", {"forget": "ga", "alpha": 1.0})
+    assert not method.retain_on and method.forward_views == ("forget",) and not method.needs_reference

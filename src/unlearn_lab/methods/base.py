@@ -307,3 +307,27 @@ class UnlearningMethod:
         a method may run more forwards / backwards here and rewrite each parameter's `.grad`
         (gradient projection, sharpness-aware steps). With gradient accumulation it runs after
         each micro-batch. The default leaves the gradients as they are."""
+
+
+# ---------------------------------------------------------------- for gradient-shaping methods
+
+
+def trained_parameters(model) -> list[torch.Tensor]:
+    """The weights the optimizer steps (those with requires_grad), in a fixed order."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def gradients_of(loss: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """d loss / d p for each p (zeros where the loss does not depend on it), leaving `.grad` alone."""
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+
+def current_gradients(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each parameter's `.grad` (zeros where there is none), detached copies."""
+    return [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
+
+
+def dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """<a, b> over every parameter, in float64 (sums over millions of weights)."""
+    return sum((x.double() * y.double()).sum() for x, y in zip(a, b))

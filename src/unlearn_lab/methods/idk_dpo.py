@@ -19,6 +19,8 @@ class IdkDPO(UnlearningMethod):
     """
 
     name = "idk_dpo"
+    # The preferred answer's view; a subclass may prefer another (altpo: a wrong same-field answer).
+    preferred = "forget_idk"
     forward_views = ("forget", "forget_idk")
     needs_reference = True
     views = ("forget_idk",)
@@ -28,8 +30,8 @@ class IdkDPO(UnlearningMethod):
         beta: float = Field(0.1, gt=0, description="inverse temperature (divides the loss)")
 
     def forget_loss(self, step):
-        f, idk, ref = step.batch["forget"], step.batch["forget_idk"], step.reference
+        f, good, ref = step.batch["forget"], step.batch[self.preferred], step.reference
         lose = answer_logprobs(step.logits("forget"), f["labels"])[0] - answer_logprobs(ref.logits(f), f["labels"])[0]
-        win = answer_logprobs(step.logits("forget_idk"), idk["labels"])[0] - answer_logprobs(ref.logits(idk), idk["labels"])[0]
+        win = answer_logprobs(step.logits(self.preferred), good["labels"])[0] - answer_logprobs(ref.logits(good), good["labels"])[0]
         dpo = -(2.0 / self.beta) * F.logsigmoid(self.beta * (win - lose)).mean()
         return dpo, {"dpo_loss": dpo.item(), "margin": (win - lose).mean().item()}
