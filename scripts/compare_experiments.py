@@ -13,9 +13,16 @@ import subprocess
 import sys
 
 from unlearn_lab.audit import audit_rows, write_audit_csv
-from unlearn_lab.comparison import best_forgetter, experiment_rows, plot_pareto, reference_points, write_csv
+from unlearn_lab.comparison import (best_forgetter, experiment_rows, plot_pareto, reference_points, restore_lists,
+                                    write_csv)
 from unlearn_lab.io import write_text_atomic
 from unlearn_lab.seeds import paired_differences, seed_summary
+
+
+def git_file(rev: str, path: str) -> str | None:
+    """A file as commit `rev` has it (None where it has none)."""
+    done = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
 
 
 def write_seed_tables(rows, seeds_path, pairs_path):
@@ -57,6 +64,7 @@ def main():
         if done.returncode:
             sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
         data = json.loads(done.stdout)
+        restore_lists(data, git_file)
     rows = experiment_rows(data)
     if not rows:
         sys.exit("error: no experiment with unlearning results (run `dvc exp run` first)")

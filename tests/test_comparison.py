@@ -1,5 +1,6 @@
 """Comparison rows from `dvc exp show --json` output, the Pareto front and the best-forgetter pick."""
 import csv
+import json
 
 import pytest
 from scipy import stats
@@ -143,3 +144,32 @@ def test_newcombe_interval_matches_the_published_example():
 
     lo, hi = newcombe_interval(56, 70, 48, 80)
     assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
+
+
+def test_restore_lists_puts_back_the_intervals_exp_show_drops(tmp_path):
+    from unlearn_lab.audit import audit_rows, write_audit_csv
+    from unlearn_lab.comparison import restore_lists
+
+    data = audit_data("npo", 0.05, 0.02, {"paraphrase": (2, 2)}, 30.0)
+    show = [{"rev": "workspace", "data": {}},
+            {"rev": "abc1234def", "name": "main", "data": data, "experiments": []}]
+    full = json.loads(json.dumps(data["metrics"]["metrics/unlearned.json"]["data"]))
+    full.update(forget_quality_ci95=[0.001, 0.2], model_utility_ci95=[0.5, 0.7])
+    asked = []
+
+    def read(rev, path):
+        asked.append((rev, path))
+        return json.dumps(full) if path == "metrics/unlearned.json" else None
+
+    assert audit_rows(show, 30.0)[0]["forget_quality_ci95"] is None  # what exp show gives
+    restore_lists(show, read)
+    # every metrics file of the commit was asked for, the workspace entry never
+    assert {r for r, _ in asked} == {"abc1234def"} and len(asked) == len(data["metrics"])
+    row = audit_rows(show, 30.0)[0]
+    assert row["forget_quality_ci95"] == [0.001, 0.2] and row["model_utility_ci95"] == [0.5, 0.7]
+    # a file the reader does not have keeps what exp show gave
+    assert show[1]["data"]["metrics"]["metrics/attack.json"]["data"]["attacks"]["paraphrase"]["unlearned"]["n"] == 16
+    write_audit_csv([row], tmp_path / "a.csv")
+    with open(tmp_path / "a.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert table[0]["forget_quality_ci95"] == "[0.001, 0.2]" and table[0]["model_utility_ci95"] == "[0.5, 0.7]"

@@ -94,5 +94,32 @@ def test_intervals_go_next_to_the_marked_metrics_and_hold_the_value():
         for key in ("rouge_l_recall", "prob", "truth_ratio", "exact_memorization"):
             lo, hi = metrics[set_name][f"{key}_ci95"]
             assert lo < metrics[set_name][key] < hi, (set_name, key)
-    assert "perplexity_ci95" not in metrics["forget"] and "forget_quality_ci95" not in metrics
+    assert "perplexity_ci95" not in metrics["forget"]
+    # the oracle's truth ratios are the model's: every resample is two equal samples, KS p = 1
+    assert metrics["forget_quality"] == 1.0 and metrics["forget_quality_ci95"] == [1.0, 1.0]
     assert metrics["forget_quality_sizes"] == {"model": 20, "oracle": 20}
+
+
+def test_forget_quality_interval_resamples_questions_with_their_oracle_rows():
+    """Every truth ratio of the model above every one of the oracle's: each resample of the 20
+    questions (with their oracle rows) keeps the samples apart, D = 1 at n = m = 20, so its p-value
+    is the full data's (scipy's exact test); half the questions moved a little: an interval of some
+    width around the value."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    rows = scored_rows("forget", 20, 0.0, rng) + scored_rows("holdout", 20, 0.0, rng)
+    apart = [{**r, "truth_ratio": r["truth_ratio"] + 10.0} if r["set"] == "forget" else r for r in rows]
+    oracle_metrics = metrics_from_rows(rows)
+    metrics = metrics_from_rows(apart, rows, oracle_metrics)
+    add_intervals(metrics, apart, rows, oracle_metrics, Eval(bootstrap=200))
+    separated = stats.ks_2samp(np.arange(20.0), np.arange(20.0) + 100).pvalue
+    assert metrics["forget_quality"] == separated
+    lo, hi = metrics["forget_quality_ci95"]
+    assert separated <= lo <= hi < 1e-3  # fewer distinct values in a resample: a larger p, still tiny
+    half = [{**r, "truth_ratio": r["truth_ratio"] + (0.7 if int(r["id"][6:]) % 2 else 0.0)}
+            if r["set"] == "forget" else r for r in rows]
+    metrics = metrics_from_rows(half, rows, oracle_metrics)
+    add_intervals(metrics, half, rows, oracle_metrics, Eval(bootstrap=200))
+    lo, hi = metrics["forget_quality_ci95"]
+    assert lo <= metrics["forget_quality"] <= hi and hi - lo > 0.01

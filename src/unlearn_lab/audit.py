@@ -18,8 +18,8 @@ RECOVERED_MAX = 0.1
 # Forget answers whose base-model perplexity is over this multiple of the target's read as broken
 # text, not as forgetting.
 FLUENCY_MAX_RATIO = 2.0
-BASE = ["method", "lr", "experiment", "forget_rouge_l", "forget_quality", "model_utility",
-        "quant_nf4_recovered", "relearn_recovered_over_oracle"]
+BASE = ["method", "lr", "experiment", "forget_rouge_l", "forget_quality", "forget_quality_ci95", "model_utility",
+        "model_utility_ci95", "quant_nf4_recovered", "relearn_recovered_over_oracle"]
 TAIL = ["attack_leak_max", "attack_leak_over_oracle_max", "forget_fluency_perplexity", "forget_repetition_rate",
         "robustness_score", "fails"]
 
@@ -55,6 +55,8 @@ def audit_row(name: str, rev: str, data: dict, target_fluency: float | None) -> 
         return None
     unlearned = metrics_file(data, "metrics/unlearned.json")
     out = {key: row.get(key) for key in BASE}
+    for key in ("forget_quality_ci95", "model_utility_ci95"):
+        out[key] = unlearned.get(key)
     fails = [view for view, key in (("nf4", "quant_nf4_recovered"), ("relearn", "relearn_recovered_over_oracle"))
              if isinstance(row.get(key), (int, float)) and row[key] > RECOVERED_MAX]
     for attack, block in (metrics_file(data, "metrics/attack.json").get("attacks") or {}).items():
@@ -86,7 +88,7 @@ def write_audit_csv(rows: list[dict], path: str | Path) -> None:
 
     attack_cols = list(dict.fromkeys(k for r in rows for k in r if k not in BASE + TAIL))
     frame = pd.DataFrame(rows, columns=BASE + attack_cols + TAIL)
-    for col in attack_cols:
+    for col in frame.columns:
         if col.endswith("_ci95"):
             frame[col] = [f"[{v[0]:.3g}, {v[1]:.3g}]" if isinstance(v, list) else "" for v in frame[col]]
     write_text_atomic(path, frame.to_csv(index=False, float_format="%.4g", lineterminator="\n"))

@@ -2,8 +2,10 @@
 plot (forget quality against model utility, one point per experiment)."""
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -16,6 +18,21 @@ EXTRA = ["experiment", "rev", "knobs", "stop_reason"]
 
 def metrics_file(data: dict, path: str) -> dict:
     return ((data.get("metrics") or {}).get(path) or {}).get("data") or {}
+
+
+def restore_lists(exp_show: list[dict], read: Callable[[str, str], str | None]) -> None:
+    """Put back the list-valued metrics (`<name>_ci95` intervals) that `dvc exp show --json`
+    leaves out: every metrics file of every commit and experiment is replaced, in place, by its
+    full JSON as `read(rev, path)` returns it (None where that commit does not have the file).
+    Metrics are kept in git (`cache: false`), so `git show <rev>:<path>` has them."""
+    for entry in exp_show:
+        revs = [entry] if entry.get("rev") != "workspace" else []
+        revs += [rev for exp in entry.get("experiments") or [] for rev in exp.get("revs") or []]
+        for rev in revs:
+            for path, block in ((rev.get("data") or {}).get("metrics") or {}).items():
+                text = read(rev["rev"], path) if isinstance(block, dict) and "data" in block else None
+                if text:
+                    block["data"] = json.loads(text)
 
 
 def dig(d: dict, *keys):

@@ -22,7 +22,7 @@ class CrossEntropyUnlearning(UnlearningMethod):
     forward_views = ("forget",)
 
     class Knobs(RetainKnobs):
-        lr: Optional[float] = tuned_lr(5e-4)
+        lr: Optional[float] = tuned_lr(2.5e-4)
         skip_first: int = Field(1, ge=0, description="answer tokens at the start left out of the loss")
 
     def forget_loss(self, step):

@@ -248,7 +248,10 @@ METRICS: tuple[Metric, ...] = (
            "base-model perplexity", aggregate=_geometric_mean, batch=True, needs_judge=True,
            headline=("forget", "retain")),
     Metric("perplexity", "set", _set_perplexity),
-    Metric("forget_quality", "model", _forget_quality, "forget quality", headline=True, compare=True),
+    # Its interval resamples the questions with their oracle rows (intervals.py): how far the
+    # p-value moves with another draw of forget questions, not a confidence interval of a p-value.
+    Metric("forget_quality", "model", _forget_quality, "forget quality", headline=True, compare=True,
+           interval=True),
     Metric("forget_quality_sizes", "model", _forget_quality_sizes, headline=True),
     Metric("model_utility", "model", _model_utility, "model utility", headline=True, plot=True, compare=True,
            interval=True),
