@@ -438,6 +438,16 @@ def grads_by_hand(model, loss):
     return flat([p.grad for p in model.parameters()])
 
 
+def shaped_gradient(method, model, v, ref):
+    """The flat gradient a training step leaves after the method's `shape_gradients`, and its parts."""
+    model.zero_grad()
+    step = Step(model, v, frozen_reference(ref))
+    loss, parts = method.loss(step)
+    loss.backward()
+    method.shape_gradients(step, model)
+    return flat([p.grad for p in model.parameters()]), parts
+
+
 @pytest.mark.parametrize("planted", ["conflict", "agree"])
 def test_gru_projects_the_forget_gradient_only_on_conflict(planted, tiny_model, tok):
     v, ref = views(tok), frozen_copy_then_perturb(tiny_model)
@@ -453,12 +463,7 @@ def test_gru_projects_the_forget_gradient_only_on_conflict(planted, tiny_model, 
     method._ema = [t.reshape(s) for t, s in zip(method._ema, shapes)]
     m = 0.5 * past + 0.5 * g_r
     want_f = g_f - (g_f @ m) / (m @ m) * m if g_f @ m < 0 else g_f
-    tiny_model.zero_grad()
-    step = Step(tiny_model, v, frozen_reference(ref))
-    loss, parts = method.loss(step)
-    loss.backward()
-    method.shape_gradients(step, tiny_model)
-    got = flat([p.grad for p in tiny_model.parameters()])
+    got, parts = shaped_gradient(method, tiny_model, v, ref)
     torch.testing.assert_close(got, want_f + 0.6 * g_r, rtol=1e-4, atol=1e-6)
     assert parts["conflict"] == float(planted == "conflict")
     assert parts["cosine"] == pytest.approx(float((g_f @ m) / (g_f.norm() * m.norm())), rel=1e-4)
@@ -482,12 +487,7 @@ def test_sam_npo_takes_the_forget_gradient_at_the_perturbed_weights(tiny_model, 
             offset += n
     g_sam = grads_by_hand(shifted_model, expected_loss("sam_npo", k, shifted_model, ref, v))
     g_r = grads_by_hand(tiny_model, token_nll(logits_of(tiny_model, v["retain"]), v["retain"]["labels"]))
-    tiny_model.zero_grad()
-    step = Step(tiny_model, v, frozen_reference(ref))
-    loss, parts = method.loss(step)
-    loss.backward()
-    method.shape_gradients(step, tiny_model)
-    got = flat([p.grad for p in tiny_model.parameters()])
+    got, parts = shaped_gradient(method, tiny_model, v, ref)
     torch.testing.assert_close(got, g_sam + 0.8 * g_r, rtol=1e-3, atol=1e-6)
     for name, value in tiny_model.state_dict().items():
         assert torch.equal(value, original[name]), "the weights must come back exactly"
