@@ -35,7 +35,7 @@ test: install install-cluster
 	$(BIN)/pytest
 
 # Every method except the committed default (npo) at its own default knobs and lr, one
-# experiment each, then the comparison tables and plot. About 15 minutes per method on 2 CPU cores.
+# experiment each, then the comparison tables and plot. About 11 minutes per method on 2 CPU cores.
 # The list comes from the files in src/unlearn_lab/methods/ (read without importing torch).
 METHODS ?= $(shell PYTHONPATH=src $(BIN)/python -m unlearn_lab.methods.names)
 methods: install
