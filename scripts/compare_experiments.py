@@ -5,6 +5,7 @@ metrics/method_pairs.csv (paired differences and their significance) from `dvc e
     python scripts/compare_experiments.py                  # runs `dvc exp show --json` (experiments on HEAD)
     python scripts/compare_experiments.py --all-commits    # experiments on every commit
     python scripts/compare_experiments.py --rev 1a2b3c4    # experiments based on that commit
+    python scripts/compare_experiments.py --rev HEAD --rev 1a2b3c4   # one study over two commits
     python scripts/compare_experiments.py --input exps.json
 """
 import argparse
@@ -13,8 +14,8 @@ import subprocess
 import sys
 
 from unlearn_lab.audit import audit_rows, write_audit_csv
-from unlearn_lab.comparison import (best_forgetter, experiment_rows, plot_pareto, reference_points, restore_lists,
-                                    write_csv)
+from unlearn_lab.comparison import (best_forgetter, experiment_rows, mixed_pipelines, plot_pareto, reference_points,
+                                    restore_lists, write_csv)
 from unlearn_lab.io import write_text_atomic
 from unlearn_lab.seeds import paired_differences, seed_summary
 
@@ -47,7 +48,9 @@ def main():
     ap.add_argument("--input", help="saved `dvc exp show --json` output (default: run it)")
     ap.add_argument("--all-commits", action="store_true",
                     help="experiments of every commit (`dvc exp show -A`), not only those based on HEAD")
-    ap.add_argument("--rev", help="experiments based on this commit (`dvc exp show --rev`), not on HEAD")
+    ap.add_argument("--rev", action="append", default=[],
+                    help="experiments based on this commit (`dvc exp show --rev`), not on HEAD; repeat it to "
+                         "join experiments of several commits that ran the same pipeline")
     ap.add_argument("--csv", default="metrics/comparison.csv")
     ap.add_argument("--plot", default="plots/pareto.png")
     ap.add_argument("--audit", default="metrics/robustness_comparison.csv")
@@ -59,12 +62,16 @@ def main():
             data = json.load(fh)
     else:
         cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if args.all_commits else []) + (
-            ["--rev", args.rev] if args.rev else [])
+            [arg for rev in args.rev for arg in ("--rev", rev)])
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
         data = json.loads(done.stdout)
         restore_lists(data, git_file)
+    mixed = mixed_pipelines(data)
+    if mixed:
+        print(f"warning: the experiments based on {', '.join(mixed)} ran other code than the newest commit's; "
+              "rows of different pipelines do not compare", file=sys.stderr)
     rows = experiment_rows(data)
     if not rows:
         sys.exit("error: no experiment with unlearning results (run `dvc exp run` first)")

@@ -173,3 +173,28 @@ def test_restore_lists_puts_back_the_intervals_exp_show_drops(tmp_path):
     with open(tmp_path / "a.csv", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert table[0]["forget_quality_ci95"] == "[0.001, 0.2]" and table[0]["model_utility_ci95"] == "[0.5, 0.7]"
+
+
+def test_a_commit_repeating_a_newer_commits_run_is_one_run_and_other_code_is_flagged():
+    from unlearn_lab.comparison import baselines, mixed_pipelines
+
+    def commit(rev, stamp, data, exps, code="aaa"):
+        data = {**data, "timestamp": stamp, "deps": {"src/m.py": {"hash": code}, "data/x.jsonl": {"hash": rev}}}
+        return {"rev": rev, "data": data, "experiments": [
+            {"name": n, "revs": [{"rev": n + "0000", "name": n, "data": d}]} for n, d in exps]}
+
+    npo = exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66)
+    older = commit("old0000", "2026-11-24T10:00:00", npo, [("exp-ga", exp_data("ga", 4e-4, 0.1, 0.2, 0.5))])
+    newer = commit("new0000", "2026-11-24T12:00:00", npo, [("exp-gd", exp_data("gd", 5e-4, 0.3, 0.05, 0.68))])
+    # `dvc exp show --rev old --rev new` lists them in the order asked; the newest leads
+    show = [{"rev": "workspace", "data": npo}, older, newer]
+    assert [e["rev"] for e in baselines(show)] == ["new0000", "old0000"]
+    # the deps differ only in data hashes here, so make the runs the same first: then the older
+    # commit adds its experiments but not a second copy of the committed npo run
+    older["data"]["deps"] = newer["data"]["deps"]
+    rows = experiment_rows(show)
+    assert sorted((r["method"], r["experiment"]) for r in rows) == [("ga", "exp-ga"), ("gd", "exp-gd"), ("npo", "new0000")]
+    assert mixed_pipelines(show) == []
+    other = commit("odd0000", "2026-11-23T09:00:00", npo, [], code="bbb")
+    assert mixed_pipelines(show + [other]) == ["odd0000"]
+    assert len(experiment_rows(show + [other])) == 4  # another pipeline's run is a run of its own

@@ -64,3 +64,24 @@ def test_runs_pair_only_on_shared_seeds_and_one_seed_is_no_test():
     rows = [run("a", 42, 0, 0.1, 0.7), run("a", 42, 1, 0.1, 0.7), run("b", 42, 0, 0.1, 0.6), run("b", 7, 1, 0.1, 0.6)]
     (fq,), = [[p for p in paired_differences(rows) if p["metric"] == "forget_quality"]]
     assert fq["pairs"] == 1 and "p" not in fq and "significant" not in fq
+
+
+def test_durability_views_are_compared_over_seeds_like_the_headline():
+    # relearning recovers 0.4 of the forgotten facts after "a" at every seed, 0.1 after "b":
+    # the paired difference is 0.3 at each seed up to the planted wobble
+    wobble = [0.01, -0.02, 0.015]
+    rows = []
+    for s, w in enumerate(wobble):
+        rows.append({**run("a", 42, s, 0.1, 0.7), "relearn_recovered_over_oracle": 0.4 + w, "robustness_score": 0.7})
+        rows.append({**run("b", 42, s, 0.1, 0.7), "relearn_recovered_over_oracle": 0.1, "robustness_score": 0.7})
+    a, _ = seed_summary(rows)
+    assert a["relearn_recovered_over_oracle_mean"] == pytest.approx(0.4 + sum(wobble) / 3)
+    assert "quant_nf4_recovered_mean" not in a  # a view no run wrote is not averaged as zero
+    pairs = {p["metric"]: p for p in paired_differences(rows)}
+    relearn = pairs["relearn_recovered_over_oracle"]
+    diffs = np.array(wobble) + 0.3
+    assert relearn["difference"] == pytest.approx(diffs.mean())
+    assert relearn["p"] == pytest.approx(stats.ttest_1samp(diffs, 0).pvalue)
+    assert relearn["significant"] and relearn["lo"] > 0
+    assert pairs["robustness_score"]["p"] == 1.0 and not pairs["robustness_score"]["significant"]
+    assert pairs["quant_nf4_recovered"]["pairs"] == 0

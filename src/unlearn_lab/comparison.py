@@ -88,12 +88,38 @@ def robustness_columns(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r if k not in known))
 
 
+def baselines(exp_show: list[dict]) -> list[dict]:
+    """The commit entries of `dvc exp show --json` output, newest first (`--rev` keeps the order
+    it was given), without the workspace and without a commit that repeats a newer one's run:
+    the same params, deps and outs, as when only the README or the comparison tables changed."""
+    entries = sorted((e for e in exp_show if e.get("rev") != "workspace"),
+                     key=lambda e: str((e.get("data") or {}).get("timestamp") or ""), reverse=True)
+    out, seen = [], set()
+    for entry in entries:
+        data = entry.get("data") or {}
+        run = json.dumps([data.get(k) for k in ("params", "deps", "outs")], sort_keys=True) if data else None
+        if run in seen:
+            entry = {**entry, "data": None}  # keep its experiments, drop the repeated run
+        seen.add(run)
+        out.append(entry)
+    return out
+
+
+def mixed_pipelines(exp_show: list[dict]) -> list[str]:
+    """Baseline commits whose Python code (the `.py` deps of their stages) differs from the newest
+    one's: their experiments ran another pipeline, so their rows do not compare with the rest."""
+    def code(entry):
+        return {path: dep.get("hash") for path, dep in ((entry.get("data") or {}).get("deps") or {}).items()
+                if path.endswith(".py")}
+    commits = [e for e in baselines(exp_show) if e.get("data")]
+    return [e["rev"][:7] for e in commits[1:] if code(e) != code(commits[0])]
+
+
 def experiments(exp_show: list[dict], include_baseline: bool = True):
     """(name, rev, data) of every baseline commit and experiment in `dvc exp show --json` output;
-    the workspace entry is skipped (it repeats HEAD or holds uncommitted results)."""
-    for entry in exp_show:
-        if entry.get("rev") == "workspace":
-            continue
+    the workspace entry is skipped (it repeats HEAD or holds uncommitted results), and so is a
+    commit that repeats a newer commit's run (`baselines`)."""
+    for entry in baselines(exp_show):
         if include_baseline and entry.get("data"):
             yield entry.get("name") or entry["rev"][:7], entry["rev"], entry["data"]
         for exp in entry.get("experiments") or []:
@@ -114,8 +140,8 @@ def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list
 
 def reference_points(exp_show: list[dict]) -> dict[str, dict]:
     """Target and oracle utility / forget quality from the newest baseline commit."""
-    for entry in exp_show:
-        if entry.get("rev") == "workspace" or not entry.get("data"):
+    for entry in baselines(exp_show):
+        if not entry.get("data"):
             continue
         out = {}
         for model in ("target", "oracle"):
