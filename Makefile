@@ -97,8 +97,11 @@ seeds: install
 	$(BIN)/dvc queue status
 	$(MAKE) compare
 
+# COMPARE_REVS="HEAD 50071da": one study over experiments based on several commits that ran the
+# same pipeline (a commit that only changed docs or tables does not start a new study)
+COMPARE_REVS ?=
 compare: install
-	$(BIN)/python scripts/compare_experiments.py
+	$(BIN)/python scripts/compare_experiments.py $(foreach r,$(COMPARE_REVS),--rev $(r))
 
 clean-scratch:
 	rm -rf .scratch
