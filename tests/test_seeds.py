@@ -85,3 +85,19 @@ def test_durability_views_are_compared_over_seeds_like_the_headline():
     assert relearn["significant"] and relearn["lo"] > 0
     assert pairs["robustness_score"]["p"] == 1.0 and not pairs["robustness_score"]["significant"]
     assert pairs["quant_nf4_recovered"]["pairs"] == 0
+
+
+def test_a_difference_repeated_exactly_at_every_seed_is_not_called_significant_by_a_zero_variance():
+    from unlearn_lab.seeds import paired_p
+
+    # the same leak gap of 2/16 at 3 seeds: t = 0.125 / 0 would give p = 0; sign flips give 2/8
+    assert paired_p([0.125, 0.125, 0.125]) == 0.25
+    assert paired_p([-0.125] * 6) == pytest.approx(2 / 64)
+    assert paired_p([0.0, 0.0, 0.0]) == 1.0
+    assert paired_p([0.1, 0.3, 0.2]) == pytest.approx(stats.ttest_1samp([0.1, 0.3, 0.2], 0).pvalue)
+    rows = []
+    for s in range(3):
+        rows.append({**run("a", 42, s, 0.1, 0.7), "attack_leak_over_oracle_max": 0.1875})
+        rows.append({**run("b", 42, s, 0.1, 0.7), "attack_leak_over_oracle_max": 0.0625})
+    (leak,) = [p for p in paired_differences(rows) if p["metric"] == "attack_leak_over_oracle_max"]
+    assert leak["p"] == 0.25 and not leak["significant"] and leak["difference"] == pytest.approx(0.125)
