@@ -198,3 +198,14 @@ def test_a_commit_repeating_a_newer_commits_run_is_one_run_and_other_code_is_fla
     other = commit("odd0000", "2026-11-23T09:00:00", npo, [], code="bbb")
     assert mixed_pipelines(show + [other]) == ["odd0000"]
     assert len(experiment_rows(show + [other])) == 4  # another pipeline's run is a run of its own
+
+
+def test_an_experiment_still_running_is_not_a_row():
+    # while it runs, exp show gives it the baseline's metrics: an npo row named after the rmu run
+    running = {"name": "exp-rmu", "executor": {"state": "running"},
+               "revs": [{"rev": "4444444ddd", "name": "exp-rmu", "data": exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66)}]}
+    done = {"name": "exp-ga", "executor": {"state": "success"},
+            "revs": [{"rev": "1111111aaa", "name": "exp-ga", "data": exp_data("ga", 4e-4, 0.1, 0.2, 0.5)}]}
+    show = [{"rev": "abc1234def", "name": "main", "data": exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66),
+             "experiments": [running, done]}]
+    assert [r["experiment"] for r in experiment_rows(show)] == ["exp-ga", "main"]

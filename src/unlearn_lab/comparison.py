@@ -117,12 +117,15 @@ def mixed_pipelines(exp_show: list[dict]) -> list[str]:
 
 def experiments(exp_show: list[dict], include_baseline: bool = True):
     """(name, rev, data) of every baseline commit and experiment in `dvc exp show --json` output;
-    the workspace entry is skipped (it repeats HEAD or holds uncommitted results), and so is a
-    commit that repeats a newer commit's run (`baselines`)."""
+    the workspace entry is skipped (it repeats HEAD or holds uncommitted results), and so are
+    experiments still queued or running, and a commit that repeats a newer commit's run (`baselines`)."""
     for entry in baselines(exp_show):
         if include_baseline and entry.get("data"):
             yield entry.get("name") or entry["rev"][:7], entry["rev"], entry["data"]
         for exp in entry.get("experiments") or []:
+            # a queued or running experiment shows its baseline's metrics under its own name
+            if (exp.get("executor") or {}).get("state") in ("queued", "running", "failed"):
+                continue
             for rev in exp.get("revs") or []:
                 if rev.get("data") and not rev.get("error"):
                     yield rev.get("name") or exp.get("name") or rev["rev"][:7], rev["rev"], rev["data"]
