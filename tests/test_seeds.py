@@ -101,3 +101,11 @@ def test_a_difference_repeated_exactly_at_every_seed_is_not_called_significant_b
         rows.append({**run("b", 42, s, 0.1, 0.7), "attack_leak_over_oracle_max": 0.0625})
     (leak,) = [p for p in paired_differences(rows) if p["metric"] == "attack_leak_over_oracle_max"]
     assert leak["p"] == 0.25 and not leak["significant"] and leak["difference"] == pytest.approx(0.125)
+
+
+def test_differences_equal_up_to_rounding_count_as_equal():
+    from unlearn_lab.seeds import paired_p
+
+    d = [9 / 22 - 3 / 22, 0.4090909090909091 - 0.13636363636363635, 6 / 22]
+    assert np.ptp(d) > 0  # the last bit differs
+    assert paired_p(d) == 0.25

@@ -89,9 +89,10 @@ def robustness_columns(rows: list[dict]) -> list[str]:
 
 
 def baselines(exp_show: list[dict]) -> list[dict]:
-    """The commit entries of `dvc exp show --json` output, newest first (`--rev` keeps the order
-    it was given), without the workspace and without a commit that repeats a newer one's run:
-    the same params, deps and outs, as when only the README or the comparison tables changed."""
+    """The commit entries of `dvc exp show --json` output, newest first by commit time (`dvc exp
+    show` lists repeated `--rev`s in the order given), without the workspace; a commit that repeats
+    a newer one's run (same params, deps and outs, as when only the README or the comparison tables
+    changed) keeps its experiments but loses its own row."""
     entries = sorted((e for e in exp_show if e.get("rev") != "workspace"),
                      key=lambda e: str((e.get("data") or {}).get("timestamp") or ""), reverse=True)
     out, seen = [], set()
