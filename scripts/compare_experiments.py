@@ -69,9 +69,9 @@ def main():
         data = json.loads(done.stdout)
         restore_lists(data, git_file)
     mixed = mixed_pipelines(data)
-    if mixed:
-        print(f"warning: the experiments based on {', '.join(mixed)} ran other code than the newest commit's; "
-              "rows of different pipelines do not compare", file=sys.stderr)
+    for rev, paths in mixed.items():
+        print(f"warning: the experiments based on {rev} ran other code than the newest commit's "
+              f"({', '.join(paths)} differ): check that diff before comparing their rows", file=sys.stderr)
     rows = experiment_rows(data)
     if not rows:
         sys.exit("error: no experiment with unlearning results (run `dvc exp run` first)")

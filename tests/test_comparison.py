@@ -194,10 +194,31 @@ def test_a_commit_repeating_a_newer_commits_run_is_one_run_and_other_code_is_fla
     older["data"]["deps"] = newer["data"]["deps"]
     rows = experiment_rows(show)
     assert sorted((r["method"], r["experiment"]) for r in rows) == [("ga", "exp-ga"), ("gd", "exp-gd"), ("npo", "new0000")]
-    assert mixed_pipelines(show) == []
+    assert mixed_pipelines(show) == {}
     other = commit("odd0000", "2026-11-23T09:00:00", npo, [], code="bbb")
-    assert mixed_pipelines(show + [other]) == ["odd0000"]
+    assert mixed_pipelines(show + [other]) == {"odd0000": ["src/m.py"]}
+    # a source folder a stage lists whole counts as code too
+    folder = commit("dir0000", "2026-11-23T08:00:00", npo, [])
+    folder["data"]["deps"] = {**newer["data"]["deps"], "src/unlearn_lab/methods": {"hash": "x.dir"}}
+    assert mixed_pipelines(show + [folder]) == {"dir0000": ["src/unlearn_lab/methods"]}
     assert len(experiment_rows(show + [other])) == 4  # another pipeline's run is a run of its own
+
+
+def test_a_rerun_after_another_methods_knob_changed_is_the_same_run_but_other_outputs_are_not():
+    from unlearn_lab.comparison import baselines
+
+    def commit(rev, stamp, weighted_lr, npo_beta=0.1, unlearn_seed=0):
+        data = {**exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66, unlearn_seed=unlearn_seed), "timestamp": stamp,
+                "deps": {"src/m.py": {"hash": "aaa"}}}
+        data["params"]["params.yaml"]["data"]["methods"] = {"npo": {"beta": npo_beta}, "weighted": {"lr": weighted_lr}}
+        return {"rev": rev, "data": data, "experiments": []}
+
+    old = commit("old0000", "2026-11-24T10:00:00", 1e-3)
+    # weighted retuned: the npo run does not read that knob, so the rerun is the same run
+    assert [bool(e["data"]) for e in baselines([old, commit("new0000", "2026-11-24T12:00:00", 3e-4)])] == [True, False]
+    # a knob of its own method or another seed makes another run
+    assert [bool(e["data"]) for e in baselines([old, commit("new0000", "2026-11-24T12:00:00", 3e-4, npo_beta=0.2)])] == [True, True]
+    assert [bool(e["data"]) for e in baselines([old, commit("new0000", "2026-11-24T12:00:00", 1e-3, unlearn_seed=1)])] == [True, True]
 
 
 def test_an_experiment_still_running_is_not_a_row():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -91,14 +91,14 @@ def robustness_columns(rows: list[dict]) -> list[str]:
 def baselines(exp_show: list[dict]) -> list[dict]:
     """The commit entries of `dvc exp show --json` output, newest first by commit time (`dvc exp
     show` lists repeated `--rev`s in the order given), without the workspace; a commit that repeats
-    a newer one's run (same params, deps and outs, as when only the README or the comparison tables
-    changed) keeps its experiments but loses its own row."""
+    a newer one's run (same deps and the same params the run reads, as when only the README, the
+    tables or another method's knobs changed) keeps its experiments but loses its own row."""
     entries = sorted((e for e in exp_show if e.get("rev") != "workspace"),
                      key=lambda e: str((e.get("data") or {}).get("timestamp") or ""), reverse=True)
     out, seen = [], set()
     for entry in entries:
         data = entry.get("data") or {}
-        run = json.dumps([data.get(k) for k in ("params", "deps", "outs")], sort_keys=True) if data else None
+        run = json.dumps([data.get("deps"), _params_read(data.get("params"))], sort_keys=True) if data else None
         if run in seen:
             entry = {**entry, "data": None}  # keep its experiments, drop the repeated run
         seen.add(run)
@@ -106,14 +106,35 @@ def baselines(exp_show: list[dict]) -> list[dict]:
     return out
 
 
-def mixed_pipelines(exp_show: list[dict]) -> list[str]:
-    """Baseline commits whose Python code (the `.py` deps of their stages) differs from the newest
-    one's: their experiments ran another pipeline, so their rows do not compare with the rest."""
+def _params_read(params: Optional[dict]) -> Optional[dict]:
+    """`dvc exp show` params without the knobs of methods other than the run's own: the unlearn
+    stage lists all of `methods`, but a method reads only its entry, so retuning one method's
+    default leaves the others' runs what they were."""
+    out = {}
+    for path, entry in (params or {}).items():
+        data = dict((entry or {}).get("data") or {})
+        if isinstance(data.get("methods"), dict):
+            data["methods"] = {data.get("method"): data["methods"].get(data.get("method"))}
+        out[path] = data
+    return out
+
+
+def mixed_pipelines(exp_show: list[dict]) -> dict[str, list[str]]:
+    """Baseline commits whose code deps (`.py` files and the source folders, such as
+    src/unlearn_lab/methods, that stages list whole) differ from the newest one's, each with the
+    paths that differ: their experiments ran other code, so their rows may not compare with the rest."""
     def code(entry):
         return {path: dep.get("hash") for path, dep in ((entry.get("data") or {}).get("deps") or {}).items()
-                if path.endswith(".py")}
+                if path.endswith(".py") or path.startswith(("src/", "stages/"))}
     commits = [e for e in baselines(exp_show) if e.get("data")]
-    return [e["rev"][:7] for e in commits[1:] if code(e) != code(commits[0])]
+    newest = code(commits[0]) if commits else {}
+    out = {}
+    for entry in commits[1:]:
+        theirs = code(entry)
+        differ = sorted(p for p in set(newest) | set(theirs) if newest.get(p) != theirs.get(p))
+        if differ:
+            out[entry["rev"][:7]] = differ
+    return out
 
 
 def experiments(exp_show: list[dict], include_baseline: bool = True):

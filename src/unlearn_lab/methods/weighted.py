@@ -16,7 +16,8 @@ class WeightedLoss(UnlearningMethod):
 
     Seeds use -0.1 / +5.0 with full fine-tuning at lr 1e-6. With Adam the step size does not
     follow the loss scale, only the 1:50 ratio matters, and on the embedded benchmark that ratio
-    never forgets before the retain answers degrade; -1 / +2 does (see params.yaml).
+    never forgets before the retain answers degrade; -1 / +2 does (see params.yaml). At lr 1e-3
+    it forgets by breaking the model (utility 66% of the target's); 5e-4 forgets and keeps it.
     """
 
     name = "weighted"
@@ -24,7 +25,7 @@ class WeightedLoss(UnlearningMethod):
     forward_views = ("forget", "retain")
 
     class Knobs(Knobs):
-        lr: Optional[float] = tuned_lr(1e-3)
+        lr: Optional[float] = tuned_lr(5e-4)
         # Signed by design: forget examples get a negative weight.
         forget_weight: float = Field(-1.0, description="loss weight of forget examples (signed)")
         retain_weight: float = Field(2.0, description="loss weight of retain examples (signed)")
