@@ -51,7 +51,10 @@ def main():
                 Path(".scratch") / "unlearn", settings.unlearn.seed, live,
                 idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval, trainable=trainable(settings),
             )
-        save_trained(model, out[args.out], parent=str(args.target), extra={"unlearn": report})
+        # The wall time stays in the metrics: in the model folder it would give every rerun a new
+        # hash and rerun every stage downstream even when the weights came out the same.
+        timeless = {k: v for k, v in report.items() if k != "seconds"}
+        save_trained(model, out[args.out], parent=str(args.target), extra={"unlearn": timeless})
         write_json(out[args.metrics], report)
     if not writer:
         return

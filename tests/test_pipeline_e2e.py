@@ -198,3 +198,12 @@ def test_new_lr_reruns_unlearn_but_not_the_finetunes(repo):
     assert "Running stage 'finetune" not in out and "Running stage 'prepare_model'" not in out
     report = json.loads((repo / "metrics/unlearn.json").read_text())
     assert report["lr"] == pytest.approx(2e-5)
+
+
+def test_another_methods_knob_reruns_unlearn_but_nothing_downstream(repo):
+    # the npo run does not read methods.weighted, so its weights come out the same and the
+    # model folder (no wall time in it) keeps its hash: the evaluations are not redone
+    repo, _ = repo
+    out = run([str(BIN / "dvc"), "exp", "run", "-S", "methods.weighted.lr=0.0007"], repo)
+    assert "Running stage 'unlearn'" in out
+    assert "Running stage 'evaluate@unlearned'" not in out and "Running stage 'relearn'" not in out
