@@ -201,7 +201,10 @@ def test_a_commit_repeating_a_newer_commits_run_is_one_run_and_other_code_is_fla
     folder = commit("dir0000", "2026-11-23T08:00:00", npo, [])
     folder["data"]["deps"] = {**newer["data"]["deps"], "src/unlearn_lab/methods": {"hash": "x.dir"}}
     assert mixed_pipelines(show + [folder]) == {"dir0000": ["src/unlearn_lab/methods"]}
-    assert len(experiment_rows(show + [other])) == 4  # another pipeline's run is a run of its own
+    # another pipeline's run is a run of its own, unless it gave the very same results
+    assert len(experiment_rows(show + [other])) == 3
+    other["data"] = {**exp_data("npo", 2.5e-4, 0.40, 0.01, 0.66), "deps": other["data"]["deps"]}
+    assert len(experiment_rows(show + [other])) == 4
 
 
 def test_a_rerun_after_another_methods_knob_changed_is_the_same_run_but_other_outputs_are_not():
@@ -219,6 +222,24 @@ def test_a_rerun_after_another_methods_knob_changed_is_the_same_run_but_other_ou
     # a knob of its own method or another seed makes another run
     assert [bool(e["data"]) for e in baselines([old, commit("new0000", "2026-11-24T12:00:00", 3e-4, npo_beta=0.2)])] == [True, True]
     assert [bool(e["data"]) for e in baselines([old, commit("new0000", "2026-11-24T12:00:00", 1e-3, unlearn_seed=1)])] == [True, True]
+
+
+def test_the_same_run_on_two_commits_is_one_row_but_another_seed_or_result_is_not():
+    def commit(rev, stamp, code, data, exps=()):
+        data = {**data, "timestamp": stamp, "deps": {"stages/unlearn.py": {"hash": code}}}
+        return {"rev": rev, "data": data, "experiments": [
+            {"name": n, "revs": [{"rev": n + "0000", "name": n, "data": d}]} for n, d in exps]}
+
+    npo = exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66)
+    # the code changed elsewhere (another commit's unlearn stage), the npo baseline came out the same
+    old = commit("old0000", "2026-11-24T10:00:00", "c1", npo, [("exp-npo-s1", exp_data("npo", 2.5e-4, 0.4, 0.02, 0.65, unlearn_seed=1))])
+    new = commit("new0000", "2026-11-24T12:00:00", "c2", exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66 + 1e-9, seconds=99.0))
+    rows = experiment_rows([old, new])
+    assert sorted((r["experiment"], r["unlearn_seed"]) for r in rows) == [("exp-npo-s1", 1), ("new0000", 0)]
+    # a different result under the same seeds is not dropped: it is another run, and the other-code
+    # warning says the pipelines differ
+    changed = commit("new0000", "2026-11-24T12:00:00", "c2", exp_data("npo", 2.5e-4, 0.45, 0.01, 0.61))
+    assert len(experiment_rows([old, changed])) == 3
 
 
 def test_an_experiment_still_running_is_not_a_row():

@@ -159,8 +159,27 @@ def sort_rows(rows: list[dict]) -> list[dict]:
 
 def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list[dict]:
     """Every experiment with unlearning results, sorted by method, then learning rate, then name."""
-    return sort_rows([row for name, rev, data in experiments(exp_show, include_baseline)
-                    if (row := row_of(name, rev, data))])
+    return sort_rows(drop_repeats([row for name, rev, data in experiments(exp_show, include_baseline)
+                                   if (row := row_of(name, rev, data))]))
+
+
+def drop_repeats(rows: list[dict]) -> list[dict]:
+    """Rows without those that repeat an earlier row in everything but name, commit and wall
+    times: the same configuration and seeds giving the same results is one run done twice (a
+    baseline rerun on a commit whose code changed elsewhere), and counting it twice would make
+    one seed look like two. Results count as the same to 6 significant digits (a rerun on one
+    machine agrees to 1e-6, README). `experiments` yields the newest commit first, so its row stays."""
+    def same(v):
+        return float(f"{v:.6g}") if isinstance(v, float) else v
+
+    seen, out = set(), []
+    for row in rows:
+        key = json.dumps({k: same(v) for k, v in row.items() if k not in ("experiment", "rev") and "seconds" not in k},
+                         sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
 
 
 def reference_points(exp_show: list[dict]) -> dict[str, dict]:
