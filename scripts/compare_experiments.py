@@ -10,6 +10,7 @@ metrics/method_pairs.csv (paired differences and their significance) from `dvc e
 """
 import argparse
 import json
+import math
 import subprocess
 import sys
 
@@ -38,7 +39,9 @@ def write_seed_tables(rows, seeds_path, pairs_path):
     if not tested:
         print("no two configurations share two seeds: no difference can be told from noise (make seeds)")
     for p in tested:
-        verdict = "differ" if p["significant"] else "no significant difference"
+        need = p["seeds_needed"]
+        verdict = "differ" if p["significant"] else "no significant difference" + (
+            f" (a difference this size would take about {need:.0f} paired seeds)" if math.isfinite(need) else "")
         print(f"  {p['metric']} ({p['scale']}): {p['a']} - {p['b']} = {p['difference']:+.3g} "
               f"[{p['lo']:.3g}, {p['hi']:.3g}] over {p['pairs']} seeds, Holm p {p['p_holm']:.3g}: {verdict}")
 

@@ -109,3 +109,36 @@ def test_differences_equal_up_to_rounding_count_as_equal():
     d = [9 / 22 - 3 / 22, 0.4090909090909091 - 0.13636363636363635, 6 / 22]
     assert np.ptp(d) > 0  # the last bit differs
     assert paired_p(d) == 0.25
+
+
+def test_power_of_the_paired_t_test_matches_a_simulation_and_the_published_sample_sizes():
+    from unlearn_lab.seeds import paired_power, seeds_needed
+
+    # Monte Carlo: 40,000 studies of 20 pairs with differences ~ N(0.5, 1), tested at 0.05
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.5, 1.0, size=(40_000, 20))
+    simulated = float(np.mean(stats.ttest_1samp(d, 0.0, axis=1).pvalue < 0.05))
+    assert paired_power(0.5, 20, 0.05) == pytest.approx(simulated, abs=0.01)
+    # Cohen's (1988) one-sample / paired sample sizes for 80% power at a two-sided 0.05 (G*Power
+    # gives the same): dz 0.5 -> 34, dz 0.8 -> 15, dz 0.2 -> 199
+    for dz, n in ((0.5, 34), (0.8, 15), (0.2, 199)):
+        spread = np.array([-1.0, 1.0]) / np.std([-1.0, 1.0], ddof=1)  # sample std 1
+        assert seeds_needed(dz + spread, tests=1) == n
+    # Holm over 6 pairs plans at 0.05/6: more seeds for the same effect
+    assert seeds_needed(0.5 + np.array([-1.0, 1.0]) / np.sqrt(2), tests=6) > 34
+    # no variance: the sign-flip test needs 2/2^n < 0.05/6, i.e. 2^n > 240, n = 8
+    assert seeds_needed([0.125, 0.125, 0.125], tests=6) == 8
+    assert seeds_needed([0.0, 0.0], tests=1) == float("inf")
+
+
+def test_each_tested_pair_says_how_many_seeds_its_difference_would_take():
+    rows = []
+    for s, wobble in enumerate([0.05, -0.03, 0.02]):
+        rows.append({**run("a", 42, s, 0.1, 0.7), "robustness_score": 0.8 + wobble})
+        rows.append({**run("b", 42, s, 0.1, 0.7), "robustness_score": 0.7})
+    (score,) = [p for p in paired_differences(rows) if p["metric"] == "robustness_score"]
+    diffs = np.array([0.15, 0.07, 0.12])
+    from unlearn_lab.seeds import paired_power
+    n = score["seeds_needed"]
+    dz = diffs.mean() / diffs.std(ddof=1)
+    assert paired_power(dz, int(n), 0.05) >= 0.8 > paired_power(dz, int(n) - 1, 0.05)

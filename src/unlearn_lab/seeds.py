@@ -107,12 +107,51 @@ def paired_p(differences) -> float:
     return float(stats.ttest_1samp(d, 0.0).pvalue)
 
 
+POWER = 0.8
+
+
+def paired_power(dz: float, n: int, level: float) -> float:
+    """Power of the two-sided paired t-test at `level` with n pairs when the true mean difference
+    is dz standard deviations of the differences: under that alternative t follows a noncentral t
+    with n - 1 degrees of freedom and noncentrality dz sqrt(n) (Cohen 1988, ch. 2)."""
+    df, nc = n - 1, dz * math.sqrt(n)
+    crit = stats.t.ppf(1 - level / 2, df)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def seeds_needed(differences, tests: int, power: float = POWER, most: int = 100_000) -> float:
+    """Paired seeds for a `power` chance that the difference seen here, at the spread seen here,
+    reaches significance after Holm's correction over `tests` pairs (planned at Holm's strictest
+    step, alpha / tests). Differences that do not vary are judged by the sign-flip test
+    (`paired_p`): the smallest n with 2 / 2^n below that level. inf when the mean difference is 0
+    (nothing to detect) or more than `most` seeds would be needed. A plan, not a finding: the
+    spread of 3 seeds is itself uncertain."""
+    d = np.asarray(differences, dtype=float)
+    level = ALPHA / max(1, tests)
+    mean = float(d.mean())
+    if mean == 0:
+        return math.inf
+    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):
+        return float(math.floor(math.log2(2 / level)) + 1)
+    dz = abs(mean) / float(d.std(ddof=1))
+    low, high = 2, 2  # power grows with n: double until it is reached, then bisect
+    while paired_power(dz, high, level) < power:
+        low, high = high, high * 2
+        if high > most:
+            return math.inf
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if paired_power(dz, mid, level) >= power else (mid, high)
+    return float(high if paired_power(dz, low, level) < power else low)
+
+
 def paired_differences(rows: list[dict]) -> list[dict]:
     """For every pair of configurations and every metric of ACROSS: the runs matched by their
     seeds, the mean difference (first minus second, on the metric's scale) with its 95% t
     interval, the paired test's p-value (`paired_p`), Holm's adjustment over all pairs
-    of that metric, and `significant` (adjusted p < 0.05). Pairs with fewer than two matched runs
-    get no test: one seed cannot tell a method from noise."""
+    of that metric, `significant` (adjusted p < 0.05) and `seeds_needed` (`seeds_needed`: how many
+    paired seeds a difference this size would take). Pairs with fewer than two matched runs get no
+    test: one seed cannot tell a method from noise."""
     by_config = groups(rows)
     out = []
     for metric, scale in ACROSS.items():
@@ -126,10 +165,11 @@ def paired_differences(rows: list[dict]) -> list[dict]:
                 xa, xb = _scale([seeds_a[s] for s in shared], scale), _scale([seeds_b[s] for s in shared], scale)
                 mean, _, lo, hi = t_interval(xa - xb)
                 p = paired_p(xa - xb)
-                row.update({"difference": mean, "lo": lo, "hi": hi, "p": p})
+                row.update({"difference": mean, "lo": lo, "hi": hi, "p": p, "_differences": xa - xb})
                 tests.append(row)
             out.append(row)
         for row, adjusted in zip(tests, holm([r["p"] for r in tests]) if tests else []):
             row["p_holm"] = adjusted
             row["significant"] = adjusted < ALPHA
+            row["seeds_needed"] = seeds_needed(row.pop("_differences"), len(tests))
     return out
