@@ -236,6 +236,8 @@ def test_the_same_run_on_two_commits_is_one_row_but_another_seed_or_result_is_no
     new = commit("new0000", "2026-11-24T12:00:00", "c2", exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66 + 1e-9, seconds=99.0))
     rows = experiment_rows([old, new])
     assert sorted((r["experiment"], r["unlearn_seed"]) for r in rows) == [("exp-npo-s1", 1), ("new0000", 0)]
+    from unlearn_lab.audit import audit_rows
+    assert sorted(r["experiment"] for r in audit_rows([old, new], 30.0)) == ["exp-npo-s1", "new0000"]
     # a different result under the same seeds is not dropped: it is another run, and the other-code
     # warning says the pipelines differ
     changed = commit("new0000", "2026-11-24T12:00:00", "c2", exp_data("npo", 2.5e-4, 0.45, 0.01, 0.61))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .comparison import dig, experiments, metrics_file, row_of, sort_rows
+from .comparison import dig, experiment_rows, experiments, metrics_file, row_of, sort_rows
 from .robustness.leaks import wilson_interval
 
 # A recovered fraction above this fails: a tenth of the forgotten knowledge back is a leak a
@@ -77,8 +77,10 @@ def audit_row(name: str, rev: str, data: dict, target_fluency: float | None) -> 
 
 
 def audit_rows(exp_show: list[dict], target_fluency: float | None) -> list[dict]:
+    # the runs of the comparison table, so that a run done twice is one row here too
+    kept = {(r["experiment"], r["rev"]) for r in experiment_rows(exp_show)}
     return sort_rows([row for name, rev, data in experiments(exp_show)
-                    if (row := audit_row(name, rev, data, target_fluency))])
+                      if (name, rev[:7]) in kept and (row := audit_row(name, rev, data, target_fluency))])
 
 
 def write_audit_csv(rows: list[dict], path: str | Path) -> None:
