@@ -92,6 +92,12 @@ def holm(pvalues: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
+def _constant(d: np.ndarray) -> bool:
+    # differences of fractions such as 9/22 - 3/22 can differ in the last bit from seed to seed;
+    # t would then divide by rounding noise
+    return bool(np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())))
+
+
 def paired_p(differences) -> float:
     """Two-sided p-value of paired differences: the paired t-test (scipy `ttest_rel` on the pairs is
     `ttest_1samp` on their differences). Where the differences do not vary, t is 0/0 or x/0 and says
@@ -100,9 +106,7 @@ def paired_p(differences) -> float:
     the two with every sign alike reach the observed |mean|, give p = 2 / 2^n (0.25 for 3 seeds);
     all-zero differences give 1."""
     d = np.asarray(differences, dtype=float)
-    # differences of fractions such as 9/22 - 3/22 can differ in the last bit from seed to seed;
-    # t would then divide by rounding noise
-    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):
+    if _constant(d):
         return 1.0 if d[0] == 0 else min(1.0, 2.0 / 2 ** len(d))
     return float(stats.ttest_1samp(d, 0.0).pvalue)
 
@@ -131,7 +135,7 @@ def seeds_needed(differences, tests: int, power: float = POWER, most: int = 100_
     mean = float(d.mean())
     if mean == 0:
         return math.inf
-    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):
+    if _constant(d):
         return float(math.floor(math.log2(2 / level)) + 1)
     dz = abs(mean) / float(d.std(ddof=1))
     low, high = 2, 2  # power grows with n: double until it is reached, then bisect
