@@ -313,10 +313,10 @@ def test_shipped_knobs_equal_the_declared_defaults():
 
 
 def test_ga_kl_is_gd_with_the_kl_retain_term():
-    ga_kl, gd = make("ga_kl", {}), make("gd", {"retain": "kl"})
+    ga_kl, gd = make("ga_kl", {}), make("gd", {"retain": "kl", "alpha": 2.0})
     assert isinstance(ga_kl, type(gd)) and ga_kl.name == "ga_kl"
     assert ga_kl.knobs == gd.knobs and ga_kl.needs_reference and not make("gd", {}).needs_reference
-    assert METHODS["ga_kl"].Knobs().lr == 6e-4 and METHODS["gd"].Knobs().lr == 5e-4
+    assert METHODS["ga_kl"].Knobs().lr == 4e-4 and METHODS["gd"].Knobs().lr == 5e-4
 
 
 def test_alpha_zero_skips_the_retain_forward(tiny_model, tok):

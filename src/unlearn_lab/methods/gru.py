@@ -7,7 +7,7 @@ from pydantic import Field
 
 from .base import (RetainKnobs, Step, UnlearningMethod, current_gradients, dot, gradients_of, register,
                    token_mean_nll, trained_parameters, tuned_lr, weight)
-from .npo import NegativePreferenceOptimization
+from .npo import npo_term
 
 
 @register
@@ -42,7 +42,7 @@ class GradientRectified(UnlearningMethod):
 
     def forget_loss(self, step):
         if self.forget == "npo":
-            term, parts = NegativePreferenceOptimization.forget_loss(self, step)
+            term, parts = npo_term(step, self.beta)
         else:
             nll = token_mean_nll(step.logits("forget"), step.labels("forget"))
             term, parts = -nll, {"forget_nll": nll.item()}

@@ -23,9 +23,14 @@ class NegativePreferenceOptimization(UnlearningMethod):
         beta: float = Field(0.1, gt=0, description="inverse temperature (divides the loss)")
 
     def forget_loss(self, step):
-        f = step.batch["forget"]
-        logp, _ = answer_logprobs(step.logits("forget"), f["labels"])
-        ref_logp, _ = answer_logprobs(step.reference.logits(f), f["labels"])
-        log_ratio = logp - ref_logp
-        npo = -(2.0 / self.beta) * F.logsigmoid(-self.beta * log_ratio).mean()
-        return npo, {"npo_loss": npo.item(), "log_ratio": log_ratio.mean().item()}
+        return npo_term(step, self.beta)
+
+
+def npo_term(step, beta: float):
+    """NPO's forget term and its logged parts, for any method that uses it (gru, sam_npo)."""
+    f = step.batch["forget"]
+    logp, _ = answer_logprobs(step.logits("forget"), f["labels"])
+    ref_logp, _ = answer_logprobs(step.reference.logits(f), f["labels"])
+    log_ratio = logp - ref_logp
+    npo = -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean()
+    return npo, {"npo_loss": npo.item(), "log_ratio": log_ratio.mean().item()}

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from .base import (RetainKnobs, Step, current_gradients, dot, gradients_of, register, trained_parameters,
                    tuned_lr)
-from .npo import NegativePreferenceOptimization
+from .npo import NegativePreferenceOptimization, npo_term
 
 
 @register
@@ -48,7 +48,7 @@ class SharpnessAwareNPO(NegativePreferenceOptimization):
             for p, e in zip(params, eps):
                 p.add_(e)
         try:
-            perturbed, _ = NegativePreferenceOptimization.forget_loss(self, Step(model, step.batch, step.reference))
+            perturbed, _ = npo_term(Step(model, step.batch, step.reference), self.beta)
             g_sam = gradients_of(perturbed, params)
         finally:
             with torch.no_grad():

@@ -46,7 +46,7 @@ class SaliencyUnlearning(UnlearningMethod):
         self.salient: list[str] | None = None
 
     def forget_loss(self, step):
-        return type(self.inner).forget_loss(self.inner, step)
+        return self.inner.forget_loss(step)
 
     def choose_modules(self, model, step) -> list[str]:
         """The salient modules, ranked by the forget term's gradient norm at these weights."""
