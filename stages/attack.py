@@ -1,6 +1,6 @@
-"""Stage attack: ask target, oracle and unlearned model for every forget fact in other ways
-(paraphrase, fill-in-the-blank, multiple choice, yes/no, priming, best-of-N, jailbreak) and count
-the facts that come out."""
+"""Stage attack: ask the unlearned model and the oracle (and, with attack.target, the target) for
+every forget fact in other ways (paraphrase, fill-in-the-blank, multiple choice, yes/no, priming,
+best-of-N, jailbreak) and count the facts that come out."""
 import time
 
 from unlearn_lab.data.sets import load_sets
@@ -24,7 +24,8 @@ def main():
     pool = [r for records in sets.values() for r in records]
     tok = load_tokenizer(args.unlearned)
     probes = build_probes(tok, sets["forget"], pool, sets["retain"], cfg, settings.seed)
-    folders = {"target": args.target, "unlearned": args.unlearned}
+    folders = {"target": args.target} if cfg.target else {}
+    folders["unlearned"] = args.unlearned
     oracle_meta = read_meta(args.oracle)
     oracle_reason = "" if oracle_meta["kind"] != "none" else "no oracle: " + oracle_meta.get("reason", "none trained")
     if not oracle_reason:

@@ -29,7 +29,7 @@ def main():
         if head is None:
             head = model.get_output_embeddings().weight.detach().float().cpu().numpy()
         states[name] = represent_model(model, tok, sets["forget"], sets["retain"], pool, cfg.batch_size, name,
-                                       cfg.candidates)
+                                       cfg.candidates, cfg.lens_every)
         del model
     result = analyse(states, head, settings.seed, cfg.probe_c)
     table = layer_table(result)

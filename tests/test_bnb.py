@@ -170,7 +170,7 @@ def test_scheme_names_take_bnb_whenever_it_supports_the_device(monkeypatch):
         scheme_names(Quantize(bits=[4], bnb=True), "cpu")
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # an import that fails
     assert "bitsandbytes does not import" in scheme_names(Quantize(bnb="auto"), "cpu")[1]
-    assert scheme_names(Quantize(bnb=False), "cpu") == (["int8", "int4"], "quantize.bnb is false")
+    assert scheme_names(Quantize(bnb=False), "cpu") == (["int4"], "quantize.bnb is false")
 
 
 def test_narrow_layers_are_refused_on_cpu(tiny_model, tiny64):

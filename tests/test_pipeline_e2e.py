@@ -31,8 +31,9 @@ TINY = {
     "finetune": {"epochs": 1, "batch_size": 16},
     "unlearn": {"epochs": 1, "batch_size": 4, "retain_loss_bound": 100.0},
     "eval": {"max_new_tokens": 4},
-    # hidden 32 / MLP 64: groups of 16 divide both
-    "quantize": {"group_size": 16, "retain_size": 4},
+    # hidden 32 / MLP 64: groups of 16 divide both; every variant and model, not just the defaults
+    "quantize": {"group_size": 16, "retain_size": 4, "bits": [8, 4], "models": ["unlearned", "target"]},
+    "attack": {"target": True},
     "relearn": {"steps": 2, "batch_size": 2},
     "represent": {"candidates": 3},
 }
@@ -134,7 +135,8 @@ def test_stages_read_only_declared_params(repo):
 
 
 def test_world_benchmark_runs_end_to_end(tmp_path):
-    repo, _ = make_repo(tmp_path, {"data": {"benchmark": "world"}})
+    # the default attack: unlearned model only here (no oracle, and the target is not attacked)
+    repo, _ = make_repo(tmp_path, {"data": {"benchmark": "world"}, "attack": {"target": False}})
     m = json.loads((repo / "metrics/unlearned.json").read_text())
     assert "no oracle" in m["forget_quality_reason"] and "no holdout" in m["mia_reason"]
     assert "forget_quality" not in m and "privleak" not in m
@@ -147,6 +149,9 @@ def test_world_benchmark_runs_end_to_end(tmp_path):
     assert relearn["relearned"]["recovered_over_oracle_reason"].startswith("no oracle: world benchmark")
     represent = json.loads((repo / "metrics/represent.json").read_text())
     assert "unlearned_vs_target" in represent and "unlearned_vs_oracle" not in represent
+    attack = json.loads((repo / "metrics/attack.json").read_text())
+    assert attack["attacks"] and "no oracle" in attack["oracle_reason"]
+    assert all("unlearned" in block and "target" not in block for block in attack["attacks"].values())
 
 
 def test_repro_writes_every_declared_output(repo):
@@ -177,6 +182,8 @@ def test_repro_writes_every_declared_output(repo):
     relearn = json.loads((repo / "metrics/relearn.json").read_text())
     assert relearn["data"] == "forget" and relearn["steps"] == 2 and relearn["scored"] == 4
     assert relearn["oracle_relearned"].keys() == relearn["unlearned"].keys()  # the control attack ran
+    attack = json.loads((repo / "metrics/attack.json").read_text())
+    assert {"target", "oracle", "unlearned"} <= set(attack["attacks"]["paraphrase"])
     rows = [json.loads(line) for line in (repo / "eval/unlearned.jsonl").read_text().splitlines()]
     assert {"question", "answer", "generated", "truth_ratio"} <= set(rows[0])
     status = run([str(BIN / "dvc"), "status"], repo)

@@ -17,7 +17,7 @@ from unlearn_lab.robustness.relearning import headline as relearn_headline
 from unlearn_lab.robustness.relearning import relearn, relearn_split, resolve_data
 from unlearn_lab.robustness.representation import headline as represent_headline
 from unlearn_lab.robustness.representation import (
-    answer_layer_readouts, candidate_choice_accuracy, lens_accuracy, probe_all_layers, probe_layer,
+    answer_layer_readouts, candidate_choice_accuracy, lens_accuracy, lens_layers, probe_all_layers, probe_layer,
     sentence_candidates,
 )
 from unlearn_lab.robustness.scores import knowledge_recovered, mean_cosine, mean_drift_norm, mean_logit_drift_norm
@@ -223,12 +223,24 @@ def test_pooled_states_and_logit_lens_match_a_plain_forward(tiny_model, tok):
     # the last layer of the lens is the model's own answer log-probability
     nll = shared_prompt_nlls(tiny_model, tok, questions, answers, batch_size=2)
     np.testing.assert_allclose(lens[:, :, -1], -nll, atol=1e-4)
+    # every second layer and the last: the same values there, NaN (not read) in between
+    _, sparse = answer_layer_readouts(tiny_model, tok, questions, answers, batch_size=2, lens=True, lens_every=2)
+    np.testing.assert_array_equal(sparse[:, :, [0, 2]], lens[:, :, [0, 2]])
+    assert np.isnan(sparse[:, :, 1]).all()
+
+
+def test_lens_layers_are_every_nth_and_the_last():
+    assert lens_layers(31, 3) == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
+    assert lens_layers(10, 3) == [0, 3, 6, 9] and lens_layers(11, 3) == [0, 3, 6, 9, 10]
+    assert lens_layers(4, 1) == [0, 1, 2, 3]
 
 
 def test_lens_accuracy_per_layer():
     logprobs = np.zeros((2, 3, 2))
     logprobs[:, 0, 1] = 1.0  # layer 1 ranks the true answer first for both questions
     assert lens_accuracy(logprobs) == [0.0, 1.0]
+    logprobs[:, :, 0] = np.nan  # a layer the lens skipped has no accuracy, not 0
+    assert np.isnan(lens_accuracy(logprobs)[0]) and lens_accuracy(logprobs)[1] == 1.0
 
 
 # ---------------------------------------------------------------- relearning

@@ -1,6 +1,8 @@
 """Batched evaluation of one model on the forget / retain / world sets."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -163,7 +165,9 @@ def gradient_norms(model, tok, pairs, max_length: int = 128, desc: str = "gradie
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 logp, count = answer_logprobs(logits, batch["labels"])
                 grads = torch.autograd.grad(-(logp.sum() / count.sum().clamp(min=1)), params, allow_unused=True)
-                out.append(float(torch.sqrt(sum(g.double().square().sum() for g in grads if g is not None))))
+                # Each tensor's norm in float32, combined in float64: a float64 copy of every
+                # gradient took a third of the gradient-norm time, for a change below 1e-6 relative.
+                out.append(math.sqrt(sum(float(torch.linalg.vector_norm(g)) ** 2 for g in grads if g is not None)))
     finally:
         for p, flag in zip(params, flags):
             p.requires_grad_(flag)

@@ -89,7 +89,9 @@ def represent_plot(layers: dict[str, list[float]], path: Path) -> None:
     for model in ("target", "oracle", "unlearned"):
         key = f"lens_{model}_forget_accuracy"
         if key in layers:
-            axes[3].plot(x, layers[key], color=COLORS[model], label=model, marker=".")
+            read = np.isfinite(np.asarray(layers[key], dtype=float))  # the layers the lens read
+            axes[3].plot(x[read], np.asarray(layers[key], dtype=float)[read], color=COLORS[model], label=model,
+                         marker=".")
     if "probe_chance" in layers:
         axes[3].axhline(layers["probe_chance"][0], color="grey", lw=1, label="chance")
     axes[3].set_ylim(-0.02, 1.05)

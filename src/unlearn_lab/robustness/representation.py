@@ -17,7 +17,7 @@ from .scores import mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
 @torch.no_grad()
 def answer_layer_readouts(model, tok, questions: list[str], answers: list[list[str]], batch_size: int = 8,
-                          lens: bool = False, desc: str = "hidden states"):
+                          lens: bool = False, desc: str = "hidden states", lens_every: int = 1):
     """Per layer, from one forward pass of each candidate answer after its question:
 
     - the hidden state mean-pooled over the answer's tokens (eos included), an array
@@ -28,6 +28,8 @@ def answer_layer_readouts(model, tok, questions: list[str], answers: list[list[s
       of the answer's tokens when each layer's state is read through the final norm and the
       output head, an array (questions, candidates, layers + 1) whose last layer is the
       model's own prediction (Hugging Face's last state is already normed: no second norm).
+      With `lens_every` n > 1 only every n-th layer (from 0) and the last are read; the others
+      are NaN (each read is a pass through the 49,152-word head, most of the stage's time).
     """
     k = len(answers[0])
     norm, head = model.get_decoder().norm, model.get_output_embeddings()
@@ -40,9 +42,9 @@ def answer_layer_readouts(model, tok, questions: list[str], answers: list[list[s
         pooled = torch.einsum("rlth,rt->rlh", states, weights).cpu().numpy()
         if pooled_all is None:
             pooled_all = np.zeros((len(questions), k, *pooled.shape[1:]), dtype=np.float32)
-            lens_all = np.zeros((len(questions), k, n_layers)) if lens else None
+            lens_all = np.full((len(questions), k, n_layers), np.nan) if lens else None
         pooled_all[idx] = pooled.reshape(len(idx), k, *pooled.shape[1:])
-        for layer in range(n_layers if lens else 0):
+        for layer in lens_layers(n_layers, lens_every) if lens else []:
             # The state before each answer token predicts it: the prompt's last, then the answer's.
             before = torch.cat([first.hidden_states[layer][:, -1:].repeat_interleave(k, 0),
                                 second.hidden_states[layer][:, :-1]], dim=1)
@@ -54,10 +56,17 @@ def answer_layer_readouts(model, tok, questions: list[str], answers: list[list[s
     return pooled_all, lens_all
 
 
+def lens_layers(n_layers: int, every: int) -> list[int]:
+    """The layers the logit lens reads: every `every`-th from 0, and always the last (the output)."""
+    return sorted(set(range(0, n_layers, every)) | {n_layers - 1})
+
+
 def lens_accuracy(logprobs: np.ndarray) -> list[float]:
     """Per layer, `candidate_choice_accuracy` of the logit-lens log-probabilities
-    (questions, candidates, layers): does that layer already rank the true answer first?"""
-    return [candidate_choice_accuracy(logprobs[:, :, layer]) for layer in range(logprobs.shape[2])]
+    (questions, candidates, layers): does that layer already rank the true answer first?
+    NaN for a layer the lens did not read."""
+    return [candidate_choice_accuracy(logprobs[:, :, layer]) if np.isfinite(logprobs[:, :, layer]).all()
+            else float("nan") for layer in range(logprobs.shape[2])]
 
 
 def layer_drift(a: np.ndarray, b: np.ndarray, head: np.ndarray | None = None) -> dict[str, list[float]]:
@@ -146,7 +155,7 @@ def sentence_candidates(records: list[dict], pool: list[dict], k: int = 5) -> li
 
 
 def represent_model(model, tok, forget: list[dict], retain: list[dict], pool: list[dict], batch_size: int,
-                    name: str, candidates: int = 5) -> dict:
+                    name: str, candidates: int = 5, lens_every: int = 1) -> dict:
     """Pooled states of one model on forget and retain facts (the true sentence first, then the
     swapped ones), and the logit-lens log-probabilities of the forget candidates."""
     out = {}
@@ -154,7 +163,8 @@ def represent_model(model, tok, forget: list[dict], retain: list[dict], pool: li
     every = sentence_candidates(forget + retain, pool, candidates)
     for set_name, records, answers in (("forget", forget, every[:len(forget)]), ("retain", retain, every[len(forget):])):
         states, lens = answer_layer_readouts(model, tok, [r["question"] for r in records], answers, batch_size,
-                                             lens=set_name == "forget", desc=f"{name}: {set_name} states")
+                                             lens=set_name == "forget", desc=f"{name}: {set_name} states",
+                                             lens_every=lens_every)
         out[set_name] = {"sentence": states[:, 0], "candidates": states, "lens": lens}
     return out
 
@@ -178,8 +188,8 @@ def analyse(states: dict[str, dict], head: np.ndarray, seed: int = 0, c: float =
         probe, lens = result["probe"][name]["forget_accuracy"], result["lens"][name]["forget_accuracy"]
         result[f"probe_{name}_forget_accuracy_max"] = max(probe)
         result[f"probe_{name}_forget_accuracy_best_layer"] = int(np.argmax(probe))
-        result[f"lens_{name}_forget_accuracy_max"] = max(lens)
-        result[f"lens_{name}_forget_accuracy_best_layer"] = int(np.argmax(lens))
+        result[f"lens_{name}_forget_accuracy_max"] = float(np.nanmax(lens))
+        result[f"lens_{name}_forget_accuracy_best_layer"] = int(np.nanargmax(lens))
         result[f"lens_{name}_forget_accuracy_output"] = lens[-1]
     result["probe_chance"] = 1.0 / states["unlearned"]["forget"]["candidates"].shape[1]
     return result

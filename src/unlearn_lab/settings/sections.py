@@ -138,11 +138,11 @@ class Unlearn(Schedule):
 
 
 class Quantize(Section):
-    bits: list[int] = Field([8, 4], description="round-to-nearest bit widths")
+    bits: list[int] = Field([4], description="round-to-nearest bit widths")
     group_size: int = Field(64, ge=0, description="weights per group; 0: one group per output row")
     symmetric: bool = Field(True, description="true: scale max|w|; false: min..max with a zero point")
     bnb: Union[bool, Auto] = Field("auto", description="bitsandbytes int8 / NF4 / FP4 too: auto (if it supports the device, CPU too) | true | false")
-    models: list[Literal["unlearned", "target"]] = Field(["unlearned", "target"], description="models quantized")
+    models: list[Literal["unlearned", "target"]] = Field(["unlearned"], description="models quantized")
     retain_size: int = Field(16, ge=0, description="retain facts re-scored (correlated first); 0: all")
     skip: Optional[str] = Field(None, description="regex over module names kept in float; null: head and embeddings")
 
@@ -169,6 +169,7 @@ class Represent(Section):
     candidates: int = Field(5, ge=1, description="wrong facts next to the true one per question")
     retain_size: int = Field(80, ge=0, description="retain facts the probes train on (correlated first, then spread); 0: all")
     probe_c: float = Field(1.0, gt=0, description="inverse L2 strength of the probes")
+    lens_every: int = Field(3, ge=1, description="logit lens on every n-th layer and the last; 1: every layer")
 
 
 class Relearn(Section):
@@ -191,6 +192,7 @@ class Attack(Section):
     samples: int = Field(16, ge=1, description="best-of-N: answers sampled per question")
     temperature: float = Field(1.0, gt=0, description="best-of-N sampling temperature")
     max_new_tokens: int = Field(24, ge=1, description="tokens generated per answer")
+    target: bool = Field(False, description="attack the target too: the ceiling, how much each attack extracts from a model that knows the facts")
 
     @field_validator("attacks")
     @classmethod
