@@ -46,7 +46,10 @@ def main():
                 model, report = finetune(model, tok, records, settings.model, settings.finetune, hw,
                                          Path(".scratch") / f"finetune_{which}", settings.seed, live)
             report["trained"] = True
-            save_trained(model, out[args.out], parent=str(args.base), extra={"finetune": report})
+            # The wall time stays out of the model folder: a rerun that trains the same weights must
+            # hash the same, or every stage downstream reruns for nothing.
+            lineage = {k: v for k, v in report.items() if k != "seconds"}
+            save_trained(model, out[args.out], parent=str(args.base), extra={"finetune": lineage})
         write_json(out[args.metrics], report)
     if writer:
         print(f"{args.out}: {report}")

@@ -23,5 +23,5 @@ def sample(records: list[dict], size: int) -> list[dict]:
     if size <= 0 or size >= len(records):
         return correlated + others
     room = max(size - len(correlated), 0)
-    spaced = [others[i * len(others) // room] for i in range(room)] if room else []
+    spaced = [others[i * len(others) // room] for i in range(room)]
     return (correlated + spaced)[:size]

@@ -10,7 +10,7 @@ from .gd import GradientDifference
 
 @register
 class GradientAscentKL(GradientDifference):
-    """gd whose knobs default to retain: kl (an alias: methods.ga_kl in params.yaml)."""
+    """gd whose knobs default to retain: kl with weight alpha 2 (methods.ga_kl in params.yaml)."""
 
     name = "ga_kl"
 
