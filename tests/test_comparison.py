@@ -242,6 +242,13 @@ def test_the_same_run_on_two_commits_is_one_row_but_another_seed_or_result_is_no
     # warning says the pipelines differ
     changed = commit("new0000", "2026-11-24T12:00:00", "c2", exp_data("npo", 2.5e-4, 0.45, 0.01, 0.61))
     assert len(experiment_rows([old, changed])) == 3
+    # the same unlearning audited with other settings (fewer logit-lens layers) is still one run
+    audited = exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66)
+    audited["metrics"]["metrics/represent.json"] = {"data": {"headline": {"probe_forget_accuracy_max": 0.25,
+                                                                          "lens_forget_accuracy_max": 0.4}}}
+    rows = experiment_rows([old, commit("new0000", "2026-11-24T12:00:00", "c2", audited)])
+    assert sorted(r["experiment"] for r in rows) == ["exp-npo-s1", "new0000"]
+    assert next(r for r in rows if r["experiment"] == "new0000")["lens_forget_accuracy_max"] == 0.4
 
 
 def test_an_experiment_still_running_is_not_a_row():

@@ -163,18 +163,26 @@ def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list
                                    if (row := row_of(name, rev, data))]))
 
 
+# Headlines of the robustness stages: they follow the audit's own settings (quantization
+# schemes, logit-lens layers), so an audit setting changed between two commits must not make
+# one unlearning run look like two.
+AUDIT_PREFIXES = ("attack_", "quant_", "relearn_", "lens_", "probe_", "robustness_")
+
+
 def drop_repeats(rows: list[dict]) -> list[dict]:
-    """Rows without those that repeat an earlier row in everything but name, commit and wall
-    times: the same configuration and seeds giving the same results is one run done twice (a
-    baseline rerun on a commit whose code changed elsewhere), and counting it twice would make
-    one seed look like two. Results count as the same to 6 significant digits (a rerun on one
-    machine agrees to 1e-6, README). `experiments` yields the newest commit first, so its row stays."""
+    """Rows without those that repeat an earlier row in everything but name, commit, wall times
+    and the robustness headlines: the same configuration and seeds giving the same unlearned
+    model's results is one run done twice (a baseline rerun on a commit whose code or audit
+    settings changed elsewhere), and counting it twice would make one seed look like two.
+    Results count as the same to 6 significant digits (a rerun on one machine agrees to 1e-6,
+    README). `experiments` yields the newest commit first, so its row (and its audit) stays."""
     def same(v):
         return float(f"{v:.6g}") if isinstance(v, float) else v
 
     seen, out = set(), []
     for row in rows:
-        key = json.dumps({k: same(v) for k, v in row.items() if k not in ("experiment", "rev") and "seconds" not in k},
+        key = json.dumps({k: same(v) for k, v in row.items()
+                          if k not in ("experiment", "rev") and "seconds" not in k and not k.startswith(AUDIT_PREFIXES)},
                          sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)
