@@ -163,12 +163,6 @@ def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list
                                    if (row := row_of(name, rev, data))]))
 
 
-# Headlines of the robustness stages: they follow the audit's own settings (quantization
-# schemes, logit-lens layers), so an audit setting changed between two commits must not make
-# one unlearning run look like two.
-AUDIT_PREFIXES = ("attack_", "quant_", "relearn_", "lens_", "probe_", "robustness_")
-
-
 def drop_repeats(rows: list[dict]) -> list[dict]:
     """Rows without those that repeat an earlier row in everything but name, commit, wall times
     and the robustness headlines: the same configuration and seeds giving the same unlearned
@@ -179,10 +173,13 @@ def drop_repeats(rows: list[dict]) -> list[dict]:
     def same(v):
         return float(f"{v:.6g}") if isinstance(v, float) else v
 
+    # The robustness headlines follow the audit's own settings (quantization schemes, logit-lens
+    # layers): an audit setting changed between two commits must not make one run look like two.
+    audit = set(robustness_columns(rows))
     seen, out = set(), []
     for row in rows:
         key = json.dumps({k: same(v) for k, v in row.items()
-                          if k not in ("experiment", "rev") and "seconds" not in k and not k.startswith(AUDIT_PREFIXES)},
+                          if k not in ("experiment", "rev") and "seconds" not in k and k not in audit},
                          sort_keys=True, default=str)
         if key not in seen:
             seen.add(key)
