@@ -11,6 +11,10 @@ def main():
     with atomic_dir(args.out) as tmp:
         meta = prepare_base(settings.model, tmp, settings.seed)
     print(f"{args.out}: {meta['source']} ({meta['parameters'] / 1e6:.1f}M parameters)")
+    if meta["prompt_format"] == "plain":
+        print("prompt format: plain 'Question: ... Answer:' (the model ships no chat template)")
+    else:
+        print("prompt format: the model's own chat template")
 
 
 if __name__ == "__main__":

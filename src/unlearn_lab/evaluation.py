@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import architecture
 from .hardware import model_device, resolve_eval
 from .intervals import bootstrap_intervals
 from .logprobs import answer_logprobs
@@ -55,7 +56,7 @@ def prompt_cached_forwards(model, tok, questions, answers, batch_size: int, desc
         p_ids, p_mask, p_pos = p_ids.to(dev), p_mask.to(dev), p_pos.to(dev)
         first = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1,
                       **forward_kwargs)
-        cache = first.past_key_values
+        cache = architecture.output_cache(first)
         cache.batch_repeat_interleave(k)
         a_tok = [tok(a, add_special_tokens=False)["input_ids"] + [eos] for i in idx for a in answers[i]]
         right = tok.pad({"input_ids": a_tok}, padding_side="right", return_tensors="pt")
@@ -65,8 +66,8 @@ def prompt_cached_forwards(model, tok, questions, answers, batch_size: int, desc
         lengths = p_mask.sum(-1).repeat_interleave(k)
         a_pos = lengths.unsqueeze(1) + torch.arange(a_width, device=dev).unsqueeze(0)
         mask = torch.cat([p_mask.repeat_interleave(k, 0), a_mask], dim=1)
-        second = model(input_ids=a_ids, attention_mask=mask, position_ids=a_pos, past_key_values=cache,
-                       **forward_kwargs)
+        second = model(input_ids=a_ids, attention_mask=mask, position_ids=a_pos,
+                       **{architecture.cache_kwarg(model): cache}, **forward_kwargs)
         yield idx, first, a_ids, a_mask, second
 
 

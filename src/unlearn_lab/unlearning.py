@@ -108,8 +108,9 @@ def restrict_trainable(model, pattern: str | None) -> int:
                 p.requires_grad_(False)
     count = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if count == 0:
+        names = [name for name, _ in model.named_parameters()]
         raise UserError(f"params.yaml: trainable pattern {pattern!r} matches no trainable weight "
-                        "(names look like 'model.layers.3.mlp.down_proj...')")
+                        f"(this model's names look like {names[len(names) // 2]!r})")
     return count
 
 
@@ -246,7 +247,7 @@ def build_unlearn_trainer(model, pad_id: int, forget, retain, method: Unlearning
     The trainer's `model` is the prepared one; `guard`, `trainable_pattern` and
     `trainable_parameters` say how the run is set up.
     """
-    pattern = trainable or method.trainable_pattern()
+    pattern = trainable or method.trainable_pattern(model)
     model = prepare_trainable(model, model_cfg, seed)
     n_trainable = restrict_trainable(model, pattern)
     reference = make_reference(model, model_cfg.lora is not None) if method.needs_reference else None

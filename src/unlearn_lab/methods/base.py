@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import importlib
-import re
 from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, ValidationError, create_model
 
+from .. import architecture
 from ..errors import UserError
 from ..logprobs import (answer_logprobs, answer_token_kl, answer_token_logprobs, example_mean_nll,  # noqa: F401
                         token_mean_nll)
@@ -212,15 +212,6 @@ def frozen_reference(model) -> Reference:
     return Reference(run, model)
 
 
-def decoder_layer(model, index: int):
-    """The `index`-th (0-based) decoder layer of a causal LM, with or without a PEFT wrapper."""
-    pattern = re.compile(rf"(^|\.)layers\.{index}$")
-    for name, module in model.named_modules():
-        if pattern.search(name):
-            return module
-    raise UserError(f"the model has no decoder layer {index} (layers are named like 'model.layers.0')")
-
-
 def layer_output(model, layer: int, batch: Batch, run=None) -> torch.Tensor:
     """The hidden states a decoder layer outputs, caught with a forward hook (the model's own
     `hidden_states` tuple puts the final norm on the last one)."""
@@ -229,7 +220,7 @@ def layer_output(model, layer: int, batch: Batch, run=None) -> torch.Tensor:
     def hook(module, args, out):
         caught.append(out[0] if isinstance(out, tuple) else out)
 
-    handle = decoder_layer(model, layer).register_forward_hook(hook)
+    handle = architecture.layer(model, layer).register_forward_hook(hook)
     try:
         if run is None:
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
@@ -277,8 +268,9 @@ class UnlearningMethod:
             self.forward_views = tuple(dict.fromkeys(type(self).forward_views + ("retain",)))
             self.needs_reference = type(self).needs_reference or self.retain == "kl"
 
-    def trainable_pattern(self) -> str | None:
-        """A regular expression over parameter names; only matching weights train (None: all)."""
+    def trainable_pattern(self, model) -> str | None:
+        """A regular expression over `model`'s parameter names; only matching weights train
+        (None: all)."""
         return None
 
     def loss(self, step: Step) -> tuple[torch.Tensor, dict[str, float]]:

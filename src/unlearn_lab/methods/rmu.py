@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 from pydantic import Field
 
+from .. import architecture
 from .base import Knobs, UnlearningMethod, layer_output, masked_mean, register, tuned_lr, weight
 
 
@@ -46,9 +47,8 @@ class RMU(UnlearningMethod):
         super().__init__(knobs)
         self._direction: torch.Tensor | None = None
 
-    def trainable_pattern(self) -> str:
-        layers = "|".join(str(i) for i in range(max(0, self.layer - 2), self.layer + 1))
-        return rf"layers\.({layers})\.mlp\."
+    def trainable_pattern(self, model) -> str:
+        return architecture.mlp_pattern(model, list(range(max(0, self.layer - 2), self.layer + 1)))
 
     def direction(self, width: int, device) -> torch.Tensor:
         if self._direction is None or self._direction.shape[0] != width:

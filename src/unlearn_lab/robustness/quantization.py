@@ -14,17 +14,14 @@ knowledge of the forget set from 21% back to 83%. Two back ends:
 """
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 
 import torch
 
+from .. import architecture
 from ..errors import UserError
 from ..settings import Eval, Quantize
-
-# Embeddings and the output head stay in full precision, as in GPTQ / AWQ / bitsandbytes exports.
-DEFAULT_SKIP = r"(^|\.)(lm_head|embed_tokens)$"
 
 
 def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool = True):
@@ -60,15 +57,15 @@ def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, symmetric: bo
 
 @torch.no_grad()
 def quantize_linear_weights(model, bits: int, group_size: int, symmetric: bool = True,
-                            skip: str = DEFAULT_SKIP) -> int:
-    """Replace every nn.Linear weight (except names matching `skip`) by its RTN version, in place.
-    Returns the number of layers quantized."""
-    pattern = re.compile(skip)
+                            skip: str | None = None) -> int:
+    """Replace the weight of every linear layer (Conv1D included; not the output head and input
+    embeddings, which exports keep in full precision, nor names matching `skip`) by its RTN
+    version, in place. Groups run along each layer's input. Returns the number of layers quantized."""
     count = 0
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and not pattern.search(name):
-            module.weight.copy_(rtn_quantize(module.weight, bits, group_size, symmetric)[0])
-            count += 1
+    for _, module in architecture.linear_layers(model, skip):
+        weight = architecture.linear_weight(module)
+        weight.copy_(rtn_quantize(weight, bits, group_size, symmetric)[0])
+        count += 1
     if count == 0:
         raise UserError("quantize: no linear layer matched; nothing was quantized")
     return count
@@ -102,11 +99,10 @@ def bnb_4bit_shape_reason(model, device: str) -> str | None:
     (errors of most of the block's absmax, tests/test_bnb.py), as in the tiny test models."""
     if torch.device(device).type != "cpu":
         return None
-    pattern = re.compile(DEFAULT_SKIP)
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and not pattern.search(name) and module.in_features % 64:
+    for name, module in architecture.linear_layers(model):
+        if architecture.in_width(module) % 64:
             return (f"bitsandbytes 4-bit on CPU needs every linear layer's input width to be a multiple of 64; "
-                    f"{name} has {module.in_features}")
+                    f"{name} has {architecture.in_width(module)}")
     return None
 
 
@@ -163,7 +159,7 @@ def quantized_model(model, scheme: str, cfg: Quantize, device=None):
     """`model` (full precision, on the CPU) quantized by `scheme`, on `device` when given."""
     if scheme in BNB_SCHEMES:
         return bnb_quantized(model, scheme, device)
-    quantize_linear_weights(model, int(scheme[3:]), cfg.group_size, cfg.symmetric, cfg.skip or DEFAULT_SKIP)
+    quantize_linear_weights(model, int(scheme[3:]), cfg.group_size, cfg.symmetric, cfg.skip)
     return model.to(device) if device is not None else model
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .. import architecture
 from ..errors import UserError
 from ..evaluation import prompt_cached_forwards
 from .scores import mean_cosine, mean_drift_norm, mean_logit_drift_norm
@@ -32,7 +33,6 @@ def answer_layer_readouts(model, tok, questions: list[str], answers: list[list[s
       are NaN (each read is a pass through the 49,152-word head, most of the stage's time).
     """
     k = len(answers[0])
-    norm, head = model.get_decoder().norm, model.get_output_embeddings()
     pooled_all = lens_all = None
     for idx, first, a_ids, a_mask, second in prompt_cached_forwards(
             model, tok, questions, answers, batch_size, desc, output_hidden_states=True):
@@ -48,9 +48,9 @@ def answer_layer_readouts(model, tok, questions: list[str], answers: list[list[s
             # The state before each answer token predicts it: the prompt's last, then the answer's.
             before = torch.cat([first.hidden_states[layer][:, -1:].repeat_interleave(k, 0),
                                 second.hidden_states[layer][:, :-1]], dim=1)
-            if layer < n_layers - 1:
-                before = norm(before)
-            logp = torch.log_softmax(head(before).float(), -1).gather(2, a_ids.unsqueeze(-1)).squeeze(-1)
+            logits = architecture.lens_logits(model, before) if layer < n_layers - 1 \
+                else architecture.head_logits(model, before)
+            logp = torch.log_softmax(logits.float(), -1).gather(2, a_ids.unsqueeze(-1)).squeeze(-1)
             mean = (logp * a_mask).sum(-1) / a_mask.sum(-1)
             lens_all[idx, :, layer] = mean.view(len(idx), k).cpu().numpy()
     return pooled_all, lens_all

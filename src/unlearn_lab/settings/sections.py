@@ -47,6 +47,8 @@ class Lora(Section):
 class Tiny(Section):
     layers: int = Field(2, ge=1, description="decoder layers of the tiny random model (tests)")
     hidden: int = Field(64, ge=4, multiple_of=4, description="hidden width (4 attention heads)")
+    architecture: str = Field("llama", pattern=r"^[a-z0-9_]+$",
+                              description="transformers model_type of the tiny random model: llama, qwen2, phi3, gemma2, gpt2, gpt_neox ...")
 
 
 class Model(Section):
@@ -144,7 +146,7 @@ class Quantize(Section):
     bnb: Union[bool, Auto] = Field("auto", description="bitsandbytes int8 / NF4 / FP4 too: auto (if it supports the device, CPU too) | true | false")
     models: list[Literal["unlearned", "target"]] = Field(["unlearned"], description="models quantized")
     retain_size: int = Field(16, ge=0, description="retain facts re-scored (correlated first); 0: all")
-    skip: Optional[str] = Field(None, description="regex over module names kept in float; null: head and embeddings")
+    skip: Optional[str] = Field(None, description="regex over module names also kept in float (the head and embeddings always are)")
 
     @field_validator("bits")
     @classmethod
@@ -222,8 +224,8 @@ class Eval(Section):
 class Hardware(Section):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="training autocast dtype")
     optim: Literal[OPTIMIZERS] = Field("auto", description="transformers optimizer name")
-    attn_implementation: Optional[Literal["sdpa", "eager", "flash_attention_2"]] = Field(
-        "sdpa", description="attention kernel")
+    attn_implementation: Optional[Literal["auto", "sdpa", "eager", "flash_attention_2"]] = Field(
+        "auto", description="attention kernel; auto: sdpa where the model family supports it, else eager")
     torch_compile: Union[bool, Auto] = Field(False, description="torch.compile the model")
     group_by_length: Union[bool, Auto] = Field(False, description="batches of similar length")
     fuse_views: Union[bool, Auto] = Field("auto", description="forget and retain views in one forward")
