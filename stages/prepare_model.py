@@ -10,7 +10,9 @@ def main():
     settings = load_settings()
     with atomic_dir(args.out) as tmp:
         meta = prepare_base(settings.model, tmp, settings.seed)
-    print(f"{args.out}: {meta['source']} ({meta['parameters'] / 1e6:.1f}M parameters)")
+    # A hub id names the commit it resolved to: a branch may point elsewhere by the next run.
+    origin = f"{meta['source']}@{meta['commit'][:12]}" if "commit" in meta else meta["source"]
+    print(f"{args.out}: {origin} ({meta['parameters'] / 1e6:.1f}M parameters)")
     if meta["prompt_format"] == "plain":
         print("prompt format: plain 'Question: ... Answer:' (the model ships no chat template)")
     else:

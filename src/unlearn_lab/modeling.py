@@ -122,11 +122,19 @@ def custom_code_files(folder: Path) -> list[str]:
     return found
 
 
-def _load_source(source: str, remote: bool):
-    """Tokenizer and fp32 model of a hub id or local folder; weights only from safetensors."""
+def _load_source(source: str, remote: bool, revision: str = "main"):
+    """Tokenizer, fp32 model and resolved commit (None for a local folder) of a hub id at
+    `revision` or of a local folder; weights only from safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    custom = custom_code_files(Path(source).expanduser())
+    from .hub import resolve_hub
+    from .settings.sections import HUB_ID
+
+    folder, commit = Path(source).expanduser(), None
+    if not folder.is_dir() and HUB_ID.match(source):
+        folder, commit = resolve_hub(source, revision, remote)
+    where = folder if commit else source
+    custom = custom_code_files(folder)
     if custom and not remote:
         raise UserError(
             f"params.yaml: model.source {source!r} needs its own Python code to load (auto_map in "
@@ -134,9 +142,9 @@ def _load_source(source: str, remote: bool):
         )
 
     try:
-        tok = _finish_tokenizer(AutoTokenizer.from_pretrained(source, trust_remote_code=remote))
+        tok = _finish_tokenizer(AutoTokenizer.from_pretrained(where, trust_remote_code=remote))
         model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch.float32, trust_remote_code=remote, use_safetensors=True
+            where, dtype=torch.float32, trust_remote_code=remote, use_safetensors=True
         )
     except OSError as exc:
         raise UserError(
@@ -152,7 +160,7 @@ def _load_source(source: str, remote: bool):
             ) from None
         raise UserError(f"params.yaml: model.source {source!r} cannot be loaded: "
                         f"{' '.join(str(exc).split())[:300]}") from None
-    return tok, model
+    return tok, model, commit
 
 
 def prepare_base(model_cfg: ModelSettings, out_dir: str | Path, seed: int) -> dict:
@@ -173,7 +181,7 @@ def prepare_base(model_cfg: ModelSettings, out_dir: str | Path, seed: int) -> di
         origin = "tiny-random"
     else:
         # Only the boolean true lets a model folder run its own code (the type is checked on load).
-        tok, model = _load_source(source, model_cfg.trust_remote_code is True)
+        tok, model, commit = _load_source(source, model_cfg.trust_remote_code is True, model_cfg.revision)
         origin = source
     model.config.pad_token_id = tok.pad_token_id
     out_dir = Path(out_dir)
@@ -181,6 +189,10 @@ def prepare_base(model_cfg: ModelSettings, out_dir: str | Path, seed: int) -> di
     tok.save_pretrained(out_dir)
     meta = {"kind": "base", "source": origin, "parameters": sum(p.numel() for p in model.parameters()),
             "system_prompt": model_cfg.system_prompt}
+    if source not in ("embedded", "tiny-random") and commit:
+        # The revision asked for may be a moving branch;
+        # the commit says which weights these are.
+        meta.update(revision=model_cfg.revision, commit=commit)
     meta["prompt_format"] = prompt_format(tok)
     write_json(out_dir / META, meta)
     return meta

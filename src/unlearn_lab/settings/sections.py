@@ -53,6 +53,7 @@ class Tiny(Section):
 
 class Model(Section):
     source: str = Field("embedded", description="embedded | tiny-random | a hub id owner/name | a local folder")
+    revision: str = Field("main", min_length=1, description="branch, tag or commit of a hub id source (pin a commit to reproduce); unused otherwise")
     trust_remote_code: bool = Field(False, description="run the model folder's own Python code (only `true` does)")
     max_length: int = Field(128, ge=8, description="longest tokenized question + answer")
     system_prompt: Optional[str] = Field("", description="system message of every chat prompt; null: the chat template's own default")
