@@ -23,7 +23,7 @@ def test_auto_on_cpu_is_what_cpu_runs_always_used(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     hw = hardware.resolve(Hardware())
     assert (hw.precision, hw.fuse_views, hw.group_by_length, hw.torch_compile) == ("fp32", False, False, False)
-    assert hw.attn_implementation == "sdpa"
+    assert hw.attn_implementation == "auto"
     # The Trainer's own default optimizer on this torch, i.e. what training_args gave before.
     plain = TrainingArguments(output_dir=str(tmp_path), use_cpu=True)
     args = training_args(Unlearn(), tmp_path, 0, 1e-3, hardware.resolve(Hardware(precision="auto", optim="auto")))

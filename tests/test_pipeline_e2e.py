@@ -135,8 +135,12 @@ def test_stages_read_only_declared_params(repo):
 
 
 def test_world_benchmark_runs_end_to_end(tmp_path):
-    # the default attack: unlearned model only here (no oracle, and the target is not attacked)
-    repo, _ = make_repo(tmp_path, {"data": {"benchmark": "world"}, "attack": {"target": False}})
+    # the default attack: unlearned model only here (no oracle, and the target is not attacked);
+    # on GPT-2 (Conv1D projections, transformer.h, ln_f): a second family through every stage
+    repo, _ = make_repo(tmp_path, {"data": {"benchmark": "world"}, "attack": {"target": False},
+                                   "model": {"tiny": {"architecture": "gpt2"}}})
+    assert json.loads((repo / "models/base/config.json").read_text())["model_type"] == "gpt2"
+    assert json.loads((repo / "metrics/quantize.json").read_text())["int4"]
     m = json.loads((repo / "metrics/unlearned.json").read_text())
     assert "no oracle" in m["forget_quality_reason"] and "no holdout" in m["mia_reason"]
     assert "forget_quality" not in m and "privleak" not in m

@@ -99,7 +99,7 @@ BAD = [
      "cosine_with_restarts, inverse_sqrt, linear, polynomial, got 'cosin'; did you mean cosine?"),
     ("data.benchmark", "tofu", "data.benchmark: must be one of synthetic, world, import, got 'tofu'"),
     ("data.import.on_long", "drop", "data.import.on_long: must be one of truncate, reject, got 'drop'"),
-    ("hardware.attn_implementation", "flash", "hardware.attn_implementation: must be one of sdpa, eager, "
+    ("hardware.attn_implementation", "flash", "hardware.attn_implementation: must be one of auto, sdpa, eager, "
      "flash_attention_2, got 'flash'"),
     ("quantize.models", ["target"], "quantize.models: must be [unlearned] or [unlearned, target], got ['target']"),
     # values checked beyond their type
