@@ -23,7 +23,7 @@ from unlearn_lab.training import finetune
 from unlearn_lab.unlearning import restrict_trainable
 
 from .test_attacks import FORGET, POOL, RETAIN
-from .test_methods import ALL, STEP_KNOBS, logits_of, make, views
+from .test_methods import ALL, STEP_KNOBS, logits_of, make, memorise, views
 
 # model_type -> (the decoder-layer list, the final norm) as each family names them.
 FAMILIES = {
@@ -88,7 +88,6 @@ def test_the_architecture_is_read_through_the_models_own_accessors(family):
 def test_finetune_learns_the_answers(family, family_tok, lora, tmp_path):
     model = fresh(family)
     records = FORGET + RETAIN[:2]
-    batch = views(family_tok)["forget"]
     before = answer_nlls(model, family_tok, [(r["question"], r["answer_text"]) for r in records])
     cfg = Model(max_length=64, lora=Lora(r=4, alpha=8) if lora else None)
     trained, report = finetune(model, family_tok, records, cfg, Finetune(epochs=3, batch_size=4, lr=1e-2 if lora else 1e-3,
@@ -99,22 +98,12 @@ def test_finetune_learns_the_answers(family, family_tok, lora, tmp_path):
         # every adapter's B starts at zero; training must move them (on GPT-2's Conv1D too)
         b = [p for n, p in trained.named_parameters() if "lora_B" in n]
         assert b and all(p.abs().sum() > 0 for p in b)
-    del batch
 
 
 @pytest.fixture(scope="module")
 def memorised(family, family_tok):
     """The family's tiny model after learning the forget and retain answers (like a target)."""
-    model = fresh(family)
-    v = views(family_tok)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(20):
-        loss = sum(model(**{k: v[view][k] for k in ("input_ids", "attention_mask", "labels")}).loss
-                   for view in ("forget", "retain"))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.state_dict()
+    return memorise(fresh(family), views(family_tok), 20)
 
 
 # What a step of each method promises to move, where it is not "the forget answer falls":

@@ -235,10 +235,13 @@ def memorised(tiny_dir, tok):
     from unlearn_lab.modeling import load_model
 
     torch.manual_seed(0)
-    model = load_model(tiny_dir)
-    v = views(tok)
+    return memorise(load_model(tiny_dir), views(tok), 60)
+
+
+def memorise(model, v, steps: int) -> dict:
+    """`model`'s weights after `steps` Adam steps on the forget and retain answers of `v`."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(60):
+    for _ in range(steps):
         loss = sum(model(**{k: v[view][k] for k in ("input_ids", "attention_mask", "labels")}).loss
                    for view in ("forget", "retain"))
         opt.zero_grad()
