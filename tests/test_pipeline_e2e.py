@@ -78,6 +78,15 @@ def merge(dst, src):
 
 
 def make_repo(repo, extra=None):
+    """A fresh git + DVC repository of the project at TINY sizes (plus `extra`), after `dvc repro`."""
+    setup_repo(repo, extra)
+    # Every setting a stage reads is logged (settings/base.py), for test_stages_read_only_declared_params.
+    out = run([str(BIN / "dvc"), "repro"], repo, UNLEARN_LAB_SETTINGS_READS=str(repo.parent / "settings_reads.tsv"))
+    return repo, out
+
+
+def setup_repo(repo, extra=None):
+    """The project copied into a fresh git + DVC repository at TINY sizes (plus `extra`), committed."""
     for name in ("stages", "src", "data/raw"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
@@ -96,9 +105,7 @@ def make_repo(repo, extra=None):
     # DVCLive needs a commit to compare against, as in any cloned repository.
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "project"], repo)
-    # Every setting a stage reads is logged (settings/base.py), for test_stages_read_only_declared_params.
-    out = run([str(BIN / "dvc"), "repro"], repo, UNLEARN_LAB_SETTINGS_READS=str(repo.parent / "settings_reads.tsv"))
-    return repo, out
+    return repo
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,10 @@ def _missing(model, what: str) -> UserError:
 
 
 def unwrap(model):
-    """The transformers model under a PEFT wrapper (the model itself otherwise)."""
+    """The transformers model under a DistributedDataParallel and/or PEFT wrapper (the model
+    itself otherwise): a multi-process Trainer hands methods the DDP-wrapped model."""
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
 

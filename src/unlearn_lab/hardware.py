@@ -69,7 +69,21 @@ def trainer_kwargs(hw: HardwareSettings) -> dict:
     }
     if hw.group_by_length:
         kwargs["train_sampling_strategy"] = "group_by_length"
+    if hw.activation_checkpointing:
+        kwargs.update(_checkpointing_kwargs())
     return kwargs
+
+
+def _checkpointing_kwargs() -> dict:
+    """Activation checkpointing for the Trainer, under the name the installed transformers uses
+    (`activation_checkpointing` from 5.2x on, where `gradient_checkpointing` is its deprecated
+    alias). Non-reentrant: the reentrant variant passes no gradient into a checkpointed block
+    whose inputs need none, so LoRA's B matrices there would stay zero (open-unlearning #178)."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
 
 
 @functools.lru_cache(maxsize=None)
@@ -93,7 +107,10 @@ def process_state():
     number of processes, device. The Trainer shares the same state."""
     from accelerate import PartialState
 
-    return PartialState()
+    # cpu=True where the Trainer's `use_cpu` will ask for it: without it accelerate reads a
+    # multi-process launch on a machine without GPUs as one process (DistributedType.NO) until
+    # the Trainer remakes the state, so every rank took itself for the main one and wrote.
+    return PartialState(cpu=not cuda_available())
 
 
 def is_main_process() -> bool:
@@ -111,3 +128,10 @@ def any_process(flag: bool) -> bool:
     from accelerate.utils import reduce
 
     return bool(reduce(torch.tensor([1.0 if flag else 0.0], device=state.device), reduction="sum").item() > 0)
+
+
+def launch_report() -> dict:
+    """`{"processes": n}` for a run of n > 1 processes (its batch size is per process), else
+    nothing: one-process reports, and the model folders that carry them, stay as they were."""
+    n = process_state().num_processes
+    return {"processes": n} if n > 1 else {}

@@ -245,6 +245,7 @@ def finetune(model, tok, records, model_cfg: Model, cfg: Finetune, hw: Hardware,
               "seconds": round(time.time() - start, 1), "examples": len(data)}
     if resume:
         report["resumed_from"] = Path(resume).name
+    report.update(hardware.launch_report())
     if checkpoint:
         shutil.rmtree(scratch, ignore_errors=True)
     return model, report

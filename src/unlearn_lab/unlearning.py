@@ -300,5 +300,6 @@ def unlearn(model, tok, forget, retain, method: UnlearningMethod, lr: float, mod
         "seconds": round(time.time() - start, 1),
         "stopped_early": guard.reason is not None,
         "stop_reason": guard.reason or "",
+        **hardware.launch_report(),
     }
     return trainer.model, report

@@ -230,3 +230,5 @@ class Hardware(Section):
     torch_compile: Union[bool, Auto] = Field(False, description="torch.compile the model")
     group_by_length: Union[bool, Auto] = Field(False, description="batches of similar length")
     fuse_views: Union[bool, Auto] = Field("auto", description="forget and retain views in one forward")
+    activation_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass (less memory, slower steps)")
