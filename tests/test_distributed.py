@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ruamel.yaml import YAML
 from safetensors.torch import load_file
 
-from .test_pipeline_e2e import BIN, ROOT, load_stages, run, setup_repo
+from .test_pipeline_e2e import BIN, ROOT, load_stages, run, setup_repo, update_params
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="torch without gloo cannot run several CPU processes")
@@ -26,14 +25,6 @@ LAUNCH = ["launch", "--config_file", "accelerate/default_config.yaml", "--num_pr
 
 def launch(repo, args, **env):
     return run([str(BIN / "accelerate"), *LAUNCH, *args], repo, OMP_NUM_THREADS="1", **env)
-
-
-def set_batch_sizes(repo, finetune: int, unlearn: int):
-    yaml = YAML()
-    params = yaml.load((repo / "params.yaml").read_text())
-    params["finetune"]["batch_size"], params["unlearn"]["batch_size"] = finetune, unlearn
-    with open(repo / "params.yaml", "w") as fh:
-        yaml.dump(params, fh)
 
 
 def stage_args(repo, stage: str, out: str) -> list[str]:
@@ -52,7 +43,7 @@ def repo(tmp_path_factory):
     shutil.copytree(ROOT / "accelerate", repo / "accelerate")
     shutil.copy(ROOT / "tests" / "distributed_probe.py", repo / "distributed_probe.py")
     run([str(BIN / "dvc"), "repro", "unlearn"], repo)
-    set_batch_sizes(repo, ONE["finetune"]["batch_size"] // 2, ONE["unlearn"]["batch_size"] // 2)
+    update_params(repo, {section: {"batch_size": ONE[section]["batch_size"] // 2} for section in ONE})
     launch(repo, stage_args(repo, "finetune@target", "two"))
     launch(repo, stage_args(repo, "unlearn", "two"))
     launch(repo, ["distributed_probe.py", "probe"], PYTHONPATH=str(repo / "src"))

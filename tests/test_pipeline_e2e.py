@@ -85,18 +85,25 @@ def make_repo(repo, extra=None):
     return repo, out
 
 
+def update_params(repo, *changes: dict):
+    """Merge each of `changes` in turn into `repo`'s params.yaml, keeping its comments (as
+    `dvc exp run -S` does)."""
+    yaml = YAML()
+    params = yaml.load((repo / "params.yaml").read_text())
+    for change in changes:
+        merge(params, change)
+    with open(repo / "params.yaml", "w") as fh:
+        yaml.dump(params, fh)
+
+
 def setup_repo(repo, extra=None):
     """The project copied into a fresh git + DVC repository at TINY sizes (plus `extra`), committed."""
     for name in ("stages", "src", "data/raw"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
-    yaml = YAML()
-    params = yaml.load((ROOT / "params.yaml").read_text())
-    merge(params, TINY)
-    merge(params, extra or {})
-    with open(repo / "params.yaml", "w") as fh:
-        yaml.dump(params, fh)
+    shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
+    update_params(repo, TINY, extra or {})
     run(["git", "init", "-q"], repo)
     run(["git", "config", "user.email", "t@example.com"], repo)
     run(["git", "config", "user.name", "test"], repo)
