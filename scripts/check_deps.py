@@ -3,6 +3,9 @@
     python scripts/check_deps.py [dvc.yaml] [--root DIR]   # a line per problem; exit 1 if a dep is missing
     python scripts/check_deps.py --closure finetune@target  # the files one stage runs
 
+Also checks that each stage lists, under `params:` from versions.yaml, the library versions its
+closure imports (unlearn_lab.environment.stage_keys): a library upgrade must re-run it.
+
 A stage's closure: its script plus each src/unlearn_lab file imported from it, transitively. Any
 import statement counts (function-level too; not under `if TYPE_CHECKING:`); importing a.b.c runs
 a/__init__.py and a/b/__init__.py; `from pkg import name` imports pkg/name.py if there is one;
@@ -22,6 +25,8 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 PACKAGE, SRC = "unlearn_lab", "src"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / SRC))
+from unlearn_lab.environment import FILE as VERSIONS, stage_keys  # noqa: E402
 
 
 def _to_str(value):
@@ -174,6 +179,36 @@ def check_stage(stage, root="."):
     return missing, over
 
 
+def version_keys(stage, root="."):
+    """(needed, declared): the versions.yaml keys the stage's closure imports, and those its
+    `params:` list."""
+    files = [Path(root, f) for f in closure(entry_points(stage.get("cmd", "")), root) if Path(root, f).is_file()]
+    imports = {name.split(".")[0] for f in files for name in imported_names(f)}
+    uses = {u for f in files for u in declared_uses(f)}
+    declared = [k for p in stage.get("params") or [] if isinstance(p, dict) for k in p.get(str(VERSIONS), [])]
+    return stage_keys(imports, uses), declared
+
+
+def declared_uses(path):
+    """A module's `USES_VERSIONS = ("dist", ...)`: libraries it depends on without importing them."""
+    for node in ast.parse(Path(path).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "USES_VERSIONS" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    return []
+
+
+def check_versions(dvc_path="dvc.yaml", root=None):
+    """{stage name: (missing keys, keys listed but not imported)} for the stages with either."""
+    root = Path(dvc_path).parent if root is None else Path(root)
+    out = {}
+    for name, stage in load_stages(dvc_path).items():
+        needed, declared = version_keys(stage, root)
+        missing, extra = [k for k in needed if k not in declared], [k for k in declared if k not in needed]
+        if missing or extra:
+            out[name] = (missing, extra)
+    return out
+
+
 def check(dvc_path="dvc.yaml", root=None):
     """{stage name: (missing, over_broad)} for every stage of dvc_path; root defaults to its folder."""
     root = Path(dvc_path).parent if root is None else Path(root)
@@ -202,6 +237,12 @@ def main(argv=None):
             why = "not in the closure" if extra == [dep] else \
                 "never imports " + ", ".join(posixpath.relpath(f, dep) for f in extra)
             print(f"{name}: over-broad dep {dep} (info): {why}")
+    for name, (missing, extra) in check_versions(args.dvc_yaml, root).items():
+        failed = True
+        for key in missing:
+            print(f"{name}: missing version param {VERSIONS}:{key}")
+        for key in extra:
+            print(f"{name}: version param {VERSIONS}:{key} it never imports")
     return 1 if failed else 0
 
 

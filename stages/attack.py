@@ -5,6 +5,7 @@ import time
 
 from unlearn_lab.data.sets import load_sets
 from unlearn_lab.hardware import device
+from unlearn_lab.environment import stamp
 from unlearn_lab.io import staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.attacks import build_probes, run_probes
@@ -48,7 +49,7 @@ def main():
     result["headline"] = headline(result)
     with staged_outputs(files=[args.rows, args.metrics, args.plot]) as out:
         write_jsonl(out[args.rows], [row for name in folders for row in rows[name]])
-        write_json(out[args.metrics], result)
+        write_json(out[args.metrics], stamp(result))
         attack_plot(result, out[args.plot])
     for attack, block in result["attacks"].items():
         parts = ", ".join(f"{m} {block[m]['leak_rate']:.2f}" for m in ("target", "oracle", "unlearned") if m in block)

@@ -3,6 +3,7 @@ import argparse
 from pathlib import Path
 
 from unlearn_lab.data.sets import SETS, load_sets, sample
+from unlearn_lab.environment import stamp
 from unlearn_lab.evaluation import evaluate_model
 from unlearn_lab.hardware import device
 from unlearn_lab.io import json_text, jsonl_text, read_json, read_jsonl, write_files_atomic
@@ -60,7 +61,7 @@ def main():
             print(f"forget quality not computed: {metrics['forget_quality_reason']}")
         metrics["available"] = True
     # Both or neither: the metrics must describe the rows next to them.
-    write_files_atomic({args.rows: jsonl_text(rows), args.metrics: json_text(metrics)})
+    write_files_atomic({args.rows: jsonl_text(rows), args.metrics: json_text(stamp(metrics))})
     print(f"{args.metrics}: " + ", ".join(
         f"{s}.rouge_l_recall={metrics[s]['rouge_l_recall']:.3f}" for s in ("forget", "retain", "world") if s in metrics))
 

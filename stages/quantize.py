@@ -1,6 +1,7 @@
 """Stage quantize: unlearned and target models at low bit widths, forget and retain scores again."""
 from unlearn_lab.data.sets import load_sets, sample
 from unlearn_lab.hardware import device
+from unlearn_lab.environment import stamp
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.plots import quantize_plot
@@ -30,7 +31,7 @@ def main():
     result["headline"] = headline(result)
     with staged_outputs(files=[args.rows, args.metrics, args.plot]) as out:
         write_jsonl(out[args.rows], variant_rows)
-        write_json(out[args.metrics], result)
+        write_json(out[args.metrics], stamp(result))
         quantize_plot(result, out[args.plot])
     for scheme in result["schemes"]:
         r = result[scheme]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from unlearn_lab import hardware
 from unlearn_lab.data.sets import load_sets
+from unlearn_lab.environment import stamp
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.common import baseline_scores, score_sets
@@ -55,7 +56,7 @@ def main():
             result["oracle_seconds"] = oracle_report["seconds"]
         result["headline"] = headline(result)
         write_jsonl(out[args.rows], rows)
-        write_json(out[args.metrics], result)
+        write_json(out[args.metrics], stamp(result))
         relearn_plot(result, out[args.plot])
     print(f"relearn ({data}, {report['steps']} steps): forget ROUGE-L {full['unlearned']['forget_rouge_l_recall']:.3f}"
           f" -> {scores['forget_rouge_l_recall']:.3f} (target {full['target']['forget_rouge_l_recall']:.3f})")

@@ -1,6 +1,7 @@
 """Stage represent: per-layer drift of the unlearned model's hidden states and linear probes."""
 from unlearn_lab.data.sets import load_sets, sample
 from unlearn_lab.hardware import device
+from unlearn_lab.environment import stamp
 from unlearn_lab.io import staged_outputs, write_json, write_text_atomic
 from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.plots import represent_plot
@@ -37,7 +38,7 @@ def main():
     metrics["headline"] = headline(metrics)
     with staged_outputs(files=[args.table, args.metrics, args.plot]) as out:
         write_text_atomic(out[args.table], table.to_csv(index=False, float_format="%.6g"))
-        write_json(out[args.metrics], metrics)
+        write_json(out[args.metrics], stamp(metrics))
         represent_plot(table.to_dict(orient="list"), out[args.plot])
     print({k: v for k, v in metrics.items() if k.startswith(("probe_", "lens_"))})
 

@@ -1,5 +1,6 @@
 """Stage summary: headline numbers of the run from the per-model metrics and the `headline`
 block of each robustness stage's metrics, and the one robustness verdict drawn from them."""
+from unlearn_lab.environment import stamp
 from unlearn_lab.errors import UserError
 from unlearn_lab.io import read_json, write_json
 from unlearn_lab.report import build_summary, summary_table
@@ -23,7 +24,7 @@ def main():
     # The verdict needs the quantize and relearn headlines together, so no single stage can write it.
     robustness.update(robustness_score(robustness))
     summary = build_summary(models, settings, read_json(args.metrics / "unlearn.json"), robustness)
-    write_json(args.out, summary)
+    write_json(args.out, stamp(summary))
     print(summary_table(summary))
 
 

@@ -6,6 +6,7 @@ from unlearn_lab import hardware
 from unlearn_lab.data.idk import load_idk_pool
 from unlearn_lab.data.sets import load_sets
 from unlearn_lab.epoch_eval import EpochEvaluation
+from unlearn_lab.environment import stamp
 from unlearn_lab.io import discarded_outputs, read_jsonl, staged_outputs, write_json
 from unlearn_lab.methods import build_method, effective_lr, trainable
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
@@ -55,7 +56,7 @@ def main():
         # hash and rerun every stage downstream even when the weights came out the same.
         timeless = {k: v for k, v in report.items() if k != "seconds"}
         save_trained(model, out[args.out], parent=str(args.target), extra={"unlearn": timeless})
-        write_json(out[args.metrics], report)
+        write_json(out[args.metrics], stamp(report))
     if not writer:
         return
     if report["stopped_early"]:

@@ -38,6 +38,9 @@ def run_stage(main: Callable[[], None]) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     start = time.time()
     try:
+        from .environment import check
+
+        check()
         main()
         print(f"[{Path(sys.argv[0]).stem}] done in {time.time() - start:.1f} s")
     except UserError as exc:
