@@ -48,9 +48,10 @@ lock: install
 
 # Newest releases in a scratch clone of HEAD: re-lock, install, the suite, a cold `dvc repro`, and
 # `dvc metrics diff` against the committed run (scripts/upgrade.sh). Nothing here changes.
-# UPGRADE_PYTEST="-m 'not slow'" narrows the suite; UPGRADE_REPRO=0 skips the repro.
+# UPGRADE_PYTEST="-m 'not slow'" narrows the suite; UPGRADE_REPRO=auto runs the repro only when a
+# version in versions.yaml changed (else DVC would re-run nothing), 1 always, 0 never.
 UPGRADE_PYTEST ?=
-UPGRADE_REPRO ?= 1
+UPGRADE_REPRO ?= auto
 upgrade: install
 	UPGRADE_PYTEST="$(UPGRADE_PYTEST)" UPGRADE_REPRO=$(UPGRADE_REPRO) PYTHON=$(PYTHON) bash scripts/upgrade.sh
 

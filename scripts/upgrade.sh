@@ -32,8 +32,11 @@ PY
 echo "== installing the new lock into $scratch/.venv"
 make --no-print-directory install > install.log 2>&1 || { tail -20 install.log; echo "error: the new lock does not install (install.log)"; exit 1; }
 echo "== versions.yaml: the versions the stages depend on"
-git --no-pager diff --stat versions.yaml
-git --no-pager diff -U0 versions.yaml | grep -E '^[-+][a-z]' || echo "  (none changed: no stage re-runs for this upgrade)"
+if git diff --quiet versions.yaml; then
+  echo "  none changed: no stage depends on the upgraded packages"
+else
+  git --no-pager diff -U0 versions.yaml | grep -E '^[-+][a-z]'
+fi
 echo "== stages whose recorded versions change (they re-run)"
 .venv/bin/dvc status --json 2>/dev/null | .venv/bin/python -c '
 import json, sys
@@ -43,8 +46,14 @@ print("  " + (", ".join(hit) or "none"))'
 failed=0
 echo "== the suite (pytest ${UPGRADE_PYTEST:-})"
 eval ".venv/bin/pytest -q ${UPGRADE_PYTEST:-}" || failed=1
-if [ "${UPGRADE_REPRO:-1}" = 1 ]; then
-  echo "== a cold dvc repro with the new releases"
+# auto: the cold repro only when a version a stage depends on changed; otherwise DVC would re-run
+# nothing and the committed numbers stand. 1 forces it, 0 skips it.
+repro=${UPGRADE_REPRO:-auto}
+if [ "$repro" = auto ]; then git diff --quiet versions.yaml && repro=0 || repro=1; fi
+if [ "$repro" = 0 ]; then
+  echo "== no dvc repro (UPGRADE_REPRO=${UPGRADE_REPRO:-auto})"
+else
+  echo "== a cold dvc repro with the new releases (the clone has no DVC cache: every stage runs)"
   PATH="$scratch/.venv/bin:$PATH" .venv/bin/dvc repro || failed=1
   echo "== dvc metrics diff (committed run -> the new releases)"
   .venv/bin/dvc metrics diff HEAD --precision 4 || true
