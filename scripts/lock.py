@@ -53,7 +53,11 @@ def add_wheel_hash(lock: Path, requirement: str) -> None:
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     lines = lock.read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith(requirement))
-    lines[at] = f"{requirement} \\\n    --hash=sha256:{digest}"
+    # uv carries a hash it finds in the previous output over: replace, never append twice
+    end = at + 1
+    while end < len(lines) and lines[end].strip().startswith("--hash="):
+        end += 1
+    lines[at:end] = [f"{requirement} \\", f"    --hash=sha256:{digest}"]
     lock.write_text("\n".join(lines) + "\n")
 
 
