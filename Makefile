@@ -55,7 +55,10 @@ UPGRADE_REPRO ?= auto
 upgrade: install
 	UPGRADE_PYTEST="$(UPGRADE_PYTEST)" UPGRADE_REPRO=$(UPGRADE_REPRO) PYTHON=$(PYTHON) bash scripts/upgrade.sh
 
+# The check: libraries installed by hand since `make install` would otherwise leave every stage
+# "up to date" against versions.yaml; it names them and says `make env`.
 repro: install
+	$(BIN)/python -m unlearn_lab.environment --check
 	$(BIN)/dvc repro
 
 # Each stage's wall time in a cold `dvc repro` of a fresh clone of HEAD (bench/pipeline.py).
