@@ -27,7 +27,7 @@ def pins(path: Path) -> dict[str, tuple[str, list[str]]]:
     out, name = {}, None
     for line in path.read_text().splitlines():
         if m := re.match(r"^([A-Za-z0-9._-]+)==(\S+)", line):
-            name = m.group(1).lower().replace("_", "-").replace(".", "-")
+            name = norm(m.group(1))
             out[name] = (m.group(2), [])
         elif name and (h := re.search(r"--hash=sha256:([0-9a-f]{64})", line)):
             out[name][1].append(h.group(1))
