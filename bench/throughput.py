@@ -336,6 +336,10 @@ def main(argv=None):
         rows.extend(in_child(eval_run, opts))
     for row in rows:
         row["mfu"] = mfu(row["flops"], row["seconds"], peak) if peak else None
+        # the fields every results/*.json row carries, whatever the phase
+        row.update(device=name, arch=a.arch + ("-small" if a.small else ""), mode="lora" if a.lora else "full",
+                   method=row.get("method"), seq_len=a.seq, batch=a.batch if "method" in row else None,
+                   peak_mem_gib=row["peak_memory_bytes"] / 2**30)
     print(f"\n| phase | params | precision | tokens/s | model TFLOP/s | MFU | peak memory |\n|---|---|---|---|---|---|---|")
     for row in rows:
         extra = f", {row['questions_per_s']:.1f} questions/s" if "questions_per_s" in row else ""
