@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -28,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from throughput import cpu_name  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = re.compile(r"^Running stage '([^']+)'")
@@ -63,16 +64,6 @@ def table(times: list[tuple[str, float]], total: float) -> str:
     lines += [f"{name:<{width}}  {sec:7.1f}  {sec / total:5.1%}" for name, sec in times]
     lines.append(f"{'total':<{width}}  {total:7.1f}  ({total / 60:.1f} min)")
     return "\n".join(lines)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_facts(repo: Path, env: dict) -> dict:

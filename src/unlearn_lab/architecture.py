@@ -11,6 +11,7 @@ missing.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 
@@ -184,6 +185,17 @@ def attention_kwargs(requested: str | None) -> dict:
     """`from_pretrained` keywords for `hardware.attn_implementation`: `auto` (or None) lets
     transformers pick, which is sdpa where the family supports it and eager otherwise."""
     return {} if requested in (None, "auto") else {"attn_implementation": requested}
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_takes(model_class: type, name: str) -> bool:
+    return name in inspect.signature(model_class.forward).parameters
+
+
+def takes_logits_to_keep(model) -> bool:
+    """Whether the model's family computes the output layer on the last positions only when
+    asked (`logits_to_keep`); a wrapper that hides the signature (torch.compile) counts as no."""
+    return _forward_takes(type(unwrap(model)), "logits_to_keep")
 
 
 def cache_kwarg(model) -> str:

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from . import architecture
 from .hardware import model_device, resolve_eval
 from .intervals import bootstrap_intervals
-from .logprobs import answer_logprobs
+from .logprobs import answer_batch, answer_logprobs, batch_logits
 from .settings import Eval
 from .metrics import table
 from .metrics.likelihood import TRUTH_RATIOS
@@ -27,9 +27,8 @@ def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, 
     dev = model_device(model)
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         idx = order[start : start + batch_size]
-        batch = {k: v.to(dev) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logp, count = answer_logprobs(logits, batch["labels"])
+        batch = answer_batch(model, {k: v.to(dev) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()})
+        logp, count = answer_logprobs(batch_logits(model, batch), batch["labels"])
         out[idx] = (-logp / count.clamp(min=1)).cpu().numpy()
     return out
 
@@ -163,8 +162,8 @@ def gradient_norms(model, tok, pairs, max_length: int = 128, desc: str = "gradie
         with torch.enable_grad():
             for q, a in tqdm(pairs, desc=desc, leave=False):
                 batch = {k: v.to(dev) for k, v in collate([encode_qa(tok, q, a, max_length)], tok.pad_token_id).items()}
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                logp, count = answer_logprobs(logits, batch["labels"])
+                batch = answer_batch(model, batch)
+                logp, count = answer_logprobs(batch_logits(model, batch), batch["labels"])
                 grads = torch.autograd.grad(-(logp.sum() / count.sum().clamp(min=1)), params, allow_unused=True)
                 # Each tensor's norm in float32, combined in float64: a float64 copy of every
                 # gradient took a third of the gradient-norm time, for a change below 1e-6 relative.

@@ -2,7 +2,10 @@
 batching and evaluation batch sizes: params' `hardware:` and `eval:` `auto` values, resolved once.
 
 Every "auto" resolves on a CPU to what the project did before this module existed, so CPU runs
-(and their DVC outputs) do not change; on a CUDA GPU it picks the fast settings.
+(and their DVC outputs) do not change, with one exception: `precision: auto` takes bf16 autocast
+on a CPU that computes bf16 in hardware (AVX-512 BF16 or AMX), where it is 1.2-1.5x faster; a CPU
+without them emulates bf16 (slower than fp32) and stays on fp32. On a CUDA GPU it picks the fast
+settings.
 """
 from __future__ import annotations
 
@@ -27,6 +30,21 @@ def cuda_bf16() -> bool:
     return cuda_available() and torch.cuda.is_bf16_supported()
 
 
+# /proc/cpuinfo flags of the x86 instructions that compute bf16 products natively.
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 in hardware (Linux x86; anything else counts as no)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
 def fused_adamw_available() -> bool:
     """torch has a fused AdamW kernel on CUDA, and on CPU from 2.8 on (transformers' own default
     optimizer there, so choosing it keeps CPU runs as they were)."""
@@ -49,7 +67,8 @@ def resolve(hw: HardwareSettings) -> HardwareSettings:
     precision = hw.precision
     if precision == "auto":
         # fp16 needs a loss scaler and can overflow; take it only where bf16 is missing (V100, T4).
-        precision = ("bf16" if cuda_bf16() else "fp16") if cuda_available() else "fp32"
+        # On a CPU, bf16 only where it is native: emulated bf16 is slower than fp32.
+        precision = ("bf16" if cuda_bf16() else "fp16") if cuda_available() else ("bf16" if cpu_bf16() else "fp32")
     optim = hw.optim
     if optim == "auto":
         optim = "adamw_torch_fused" if fused_adamw_available() else "adamw_torch"

@@ -1,8 +1,11 @@
-"""Answer log-probabilities of a causal LM's logits: what the losses and the evaluation share."""
+"""Answer log-probabilities of a causal LM's logits, and the answer window of a batch (the
+positions whose logits they read): what the losses and the evaluation share."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from . import architecture
 
 
 def answer_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,3 +46,36 @@ def answer_token_kl(ref_logits: torch.Tensor, logits: torch.Tensor, labels: torc
     logp = F.log_softmax(logits[:, :-1].float(), -1)
     kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
     return (kl * mask).sum() / mask.sum().clamp(min=1)
+
+
+def answer_window(labels: torch.Tensor) -> int:
+    """How many trailing positions of a batch any loss reads logits at: from the one before the
+    earliest answer token of any row to the end (0: all of them, for a batch without answers).
+
+    Position t predicts token t+1, so the earliest answer token at f needs the logits from f - 1
+    on; the prompt's logits before that feed no loss, and the output layer (a 576 x 49,152 matrix
+    for SmolLM2, a fifth of its FLOPs) and the log-softmax need not see them.
+    """
+    has_answer = (labels != -100).any(0).nonzero()
+    if not len(has_answer) or int(has_answer[0]) == 0:
+        return 0
+    return labels.shape[1] - int(has_answer[0]) + 1
+
+
+def answer_batch(model, batch: dict) -> dict:
+    """The batch with `labels` cut to its answer window and `logits_to_keep` set to the window's
+    width (read by `batch_logits`), where the model's family can compute the output layer on the
+    last positions only; unchanged otherwise (then every position is computed)."""
+    keep = answer_window(batch["labels"]) if architecture.takes_logits_to_keep(model) else 0
+    return {**batch, "labels": batch["labels"][:, -keep:], "logits_to_keep": keep} if keep else batch
+
+
+def keep_kwargs(batch: dict) -> dict:
+    keep = batch.get("logits_to_keep", 0)
+    return {"logits_to_keep": int(keep)} if keep else {}
+
+
+def batch_logits(model, batch: dict) -> torch.Tensor:
+    """The logits over a batch's answer window (answer_batch), every position otherwise; they
+    line up with the batch's `labels`."""
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **keep_kwargs(batch)).logits

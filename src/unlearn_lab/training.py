@@ -13,7 +13,8 @@ from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from transformers.integrations import DVCLiveCallback
 from transformers.utils import logging as hf_logging
 
-from . import hardware
+from . import architecture, hardware
+from .logprobs import answer_window
 from .modeling import add_lora, collate, encode_qa
 from .settings import Finetune, Hardware, Model, Schedule
 
@@ -214,6 +215,19 @@ def resumable_checkpoint(scratch: Path, fingerprint: str) -> str | None:
     return str(max(done, key=lambda c: int(c.name.split("-")[-1])))
 
 
+class AnswerTrainer(Trainer):
+    """The stock Trainer with the output layer run on each batch's answer window only
+    (logprobs.answer_window): the model's own loss over labels cut to that window is the same
+    token-mean cross-entropy, normalised by the same answer-token count, without the prompt's
+    logits (a fifth of SmolLM2's FLOPs per position, and the log-softmax over 49,152 words)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        keep = answer_window(inputs["labels"]) if architecture.takes_logits_to_keep(model) else 0
+        if keep:
+            inputs = {**inputs, "labels": inputs["labels"][:, -keep:], "logits_to_keep": keep}
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
 def finetune(model, tok, records, model_cfg: Model, cfg: Finetune, hw: Hardware, scratch, seed: int,
              live=None, callbacks: tuple = (), max_steps: int = -1) -> dict:
     """Supervised fine-tuning on (question, answer) records, loss on answer tokens only.
@@ -230,7 +244,7 @@ def finetune(model, tok, records, model_cfg: Model, cfg: Finetune, hw: Hardware,
     model = prepare_trainable(model, model_cfg, seed)
     data = EncodedDataset(tok, records, model_cfg.max_length)
     callbacks = ([LiveCallback(live)] if live is not None else []) + list(callbacks)
-    trainer = use_training_bar(Trainer(
+    trainer = use_training_bar(AnswerTrainer(
         model=model,
         args=training_args(cfg, scratch, seed, cfg.lr, hw, checkpoint, max_steps),
         train_dataset=data,

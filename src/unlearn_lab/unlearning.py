@@ -17,6 +17,7 @@ from . import hardware
 from .data.records import wrong_answer_text
 from .errors import UserError
 from .methods.base import Reference, Step, UnlearningMethod, frozen_reference, token_mean_nll
+from .logprobs import batch_logits
 from .modeling import collate, encode_qa
 from .settings import Hardware, Model, Unlearn
 from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args, use_training_bar
@@ -211,10 +212,9 @@ class UnlearnTrainer(Trainer):
         loss, parts = self.method.loss(step)
         if "retain_nll" not in parts:
             # Watch the retain loss even for methods that never look at it.
-            r = inputs["retain"]
+            r = step.batch["retain"]
             with torch.no_grad():
-                logits = model(input_ids=r["input_ids"], attention_mask=r["attention_mask"]).logits
-                parts["retain_nll"] = token_mean_nll(logits, r["labels"]).item()
+                parts["retain_nll"] = token_mean_nll(batch_logits(model, r), r["labels"]).item()
         self.parts = parts
         self._step = step
         if not self.guard.inspect(loss, parts, self.state.global_step):

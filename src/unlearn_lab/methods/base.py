@@ -18,8 +18,8 @@ from pydantic import Field, ValidationError, create_model
 
 from .. import architecture
 from ..errors import UserError
-from ..logprobs import (answer_logprobs, answer_token_kl, answer_token_logprobs, example_mean_nll,  # noqa: F401
-                        token_mean_nll)
+from ..logprobs import (answer_batch, answer_logprobs, answer_token_kl, answer_token_logprobs,  # noqa: F401
+                        answer_window, batch_logits, example_mean_nll, keep_kwargs, token_mean_nll)
 from ..settings import Knobs, Settings, method_names, tuned_lr, weight  # noqa: F401  (methods import them from here)
 from ..settings.base import Section, explain
 
@@ -140,18 +140,22 @@ def fused_logits(model, views: dict[str, Batch]) -> dict[str, torch.Tensor]:
     per backward that DDP expects. The views are right-padded to a common width: a causal model
     never lets a token see the padding after it, and positions count from 0 regardless of the
     mask, so each view's logits are those of its own forward (up to float rounding), cut back to
-    its own width.
+    its own width (its answer window when it has one: the forward keeps the widest of them).
     """
     chosen = list(views.values())
     width = max(b["input_ids"].shape[1] for b in chosen)
     ids = torch.cat([F.pad(b["input_ids"], (0, width - b["input_ids"].shape[1])) for b in chosen])
     mask = torch.cat([F.pad(b["attention_mask"], (0, width - b["attention_mask"].shape[1])) for b in chosen])
-    logits = model(input_ids=ids, attention_mask=mask).logits
-    out, start = {}, 0
-    for view, b in views.items():
+    # where each view's kept logits begin, in its own (and so in the padded) positions
+    starts = [b["input_ids"].shape[1] - (b.get("logits_to_keep") or b["input_ids"].shape[1]) for b in chosen]
+    first = min(starts)
+    keep = {"logits_to_keep": width - first} if first > 0 else {}
+    logits = model(input_ids=ids, attention_mask=mask, **keep).logits
+    out, row = {}, 0
+    for (view, b), start in zip(views.items(), starts):
         n, w = b["input_ids"].shape
-        out[view] = logits[start : start + n, :w]
-        start += n
+        out[view] = logits[row : row + n, start - first : w - first]
+        row += n
     return out
 
 
@@ -162,20 +166,21 @@ class Step:
 
     `logits(view)` is that view's forward through `model`, with gradient, run once and kept;
     the views named in `fuse` (when two or more are present) are run together in one padded
-    forward as the step is made (`hardware.fuse_views`).
+    forward as the step is made (`hardware.fuse_views`). Logits and labels cover each view's
+    answer window (logprobs.answer_batch): the positions whose logits a loss reads.
     """
 
     def __init__(self, model, batch: dict[str, Batch], reference: "Reference | None" = None, fuse=()):
-        self.model, self.batch, self.reference = model, batch, reference
+        windowed = {view: answer_batch(model, b) for view, b in batch.items()}
+        self.model, self.batch, self.reference = model, windowed, reference
         fuse = [v for v in dict.fromkeys(fuse) if v in batch]
         self._logits: dict[str, torch.Tensor] = {}
         if len(fuse) > 1:
-            self._logits.update(fused_logits(model, {v: batch[v] for v in fuse}))
+            self._logits.update(fused_logits(model, {v: self.batch[v] for v in fuse}))
 
     def logits(self, view: str) -> torch.Tensor:
         if view not in self._logits:
-            b = self.batch[view]
-            self._logits[view] = self.model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            self._logits[view] = batch_logits(self.model, self.batch[view])
         return self._logits[view]
 
     def labels(self, view: str) -> torch.Tensor:
@@ -199,7 +204,7 @@ class Reference:
             return self._run(batch, **kwargs)
 
     def logits(self, batch: Batch) -> torch.Tensor:
-        return self.outputs(batch).logits
+        return self.outputs(batch, **keep_kwargs(batch)).logits
 
 
 def frozen_reference(model) -> Reference:

@@ -19,7 +19,7 @@ class NegativePreferenceOptimization(UnlearningMethod):
     needs_reference = True
 
     class Knobs(RetainKnobs):
-        lr: Optional[float] = tuned_lr(2.5e-4)
+        lr: Optional[float] = tuned_lr(5e-4)
         beta: float = Field(0.1, gt=0, description="inverse temperature (divides the loss)")
 
     def forget_loss(self, step):

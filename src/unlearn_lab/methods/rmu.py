@@ -61,8 +61,11 @@ class RMU(UnlearningMethod):
         model, f, r, reference = step.model, step.batch["forget"], step.batch["retain"], step.reference
         h_f = layer_output(model, self.layer, f).float()
         control = self.steering_coeff * self.direction(h_f.shape[-1], h_f.device)
+        # the positions that predict an answer token; labels may cover only the last positions
+        # (the step's answer window), which hold every answer token
         answer_positions = torch.zeros_like(f["attention_mask"])
-        answer_positions[:, :-1] = (f["labels"][:, 1:] != -100).long()
+        width, kept = answer_positions.shape[1], f["labels"].shape[1]
+        answer_positions[:, width - kept : width - 1] = (f["labels"][:, 1:] != -100).long()
         forget_mse = masked_mse(h_f, control, answer_positions)
         h_r = layer_output(model, self.layer, r).float()
         h_r_ref = layer_output(reference.network, self.layer, r, run=reference.outputs).float()

@@ -88,8 +88,8 @@ class Data(Section):
     benchmark: Literal["synthetic", "world", "import"] = Field("synthetic", description="where the facts come from")
     split: Literal["entity", "incident"] = Field("entity", description="forget whole people, or one fact per person")
     people: int = Field(10, ge=1, description="synthetic people")
-    holdout_people: int = Field(2, ge=0, description="synthetic people never trained on")
-    forget_fraction: float = Field(0.2, gt=0, lt=1, description="share of people (or incidents) forgotten")
+    holdout_people: int = Field(5, ge=0, description="synthetic people never trained on")
+    forget_fraction: float = Field(0.5, gt=0, lt=1, description="share of people (or incidents) forgotten")
     world_forget: Union[list[str], str] = Field(["France"], description="benchmark world: countries whose capital is forgotten")
     world_eval_size: int = Field(60, ge=0, description="world facts in the utility evaluation")
     world_replay: int = Field(32, ge=0, description="other world facts the fine-tunes rehearse")
@@ -130,7 +130,7 @@ class Finetune(Schedule):
 
 
 class Unlearn(Schedule):
-    epochs: int = Field(5, ge=1, description="passes over the forget set")
+    epochs: int = Field(2, ge=1, description="passes over the forget set")
     seed: int = Field(0, ge=0, description="seed of unlearning alone: pairing, batch order, adapter initialisation")
     retain_loss_bound: float = Field(10.0, gt=0, description="divergence guard: stop past this retain NLL")
     trainable: Optional[str] = Field(None, description="regex over weight names that may train (null: all)")
