@@ -101,7 +101,7 @@ def test_differences_name_file_key_and_both_values(tmp_path):
     ]
 
 
-def repro_with_threads(root: Path, threads: int, monkeypatch) -> Path:
+def repro_with_threads(root: Path, threads: int, monkeypatch, extra: dict | None = None) -> Path:
     hook = root / "hook"
     hook.mkdir(parents=True)
     (hook / "sitecustomize.py").write_text(THREAD_HOOK)
@@ -111,7 +111,7 @@ def repro_with_threads(root: Path, threads: int, monkeypatch) -> Path:
     monkeypatch.setenv("REPRO_THREADS_LOG", str(root / "threads.tsv"))
     monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
     monkeypatch.setenv("MKL_NUM_THREADS", str(threads))
-    make_repo(repo)
+    make_repo(repo, extra)
     stages = [line.split("\t") for line in (root / "threads.tsv").read_text().splitlines()]
     assert {"finetune.py", "unlearn.py", "evaluate.py", "relearn.py"} <= {script for script, _, _ in stages}
     assert {int(n) for _, n, _ in stages} == {threads}, stages
@@ -120,9 +120,13 @@ def repro_with_threads(root: Path, threads: int, monkeypatch) -> Path:
 
 
 @pytest.mark.slow
-def test_metrics_agree_across_thread_counts(tmp_path, monkeypatch):
-    one = repro_with_threads(tmp_path / "threads1", 1, monkeypatch)
-    two = repro_with_threads(tmp_path / "threads2", 2, monkeypatch)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_metrics_agree_across_thread_counts(precision, tmp_path, monkeypatch):
+    """fp32 and bf16 autocast alike (bf16 runs here even where the CPU emulates it: the tiny
+    model makes that affordable)."""
+    extra = {"hardware": {"precision": precision}}
+    one = repro_with_threads(tmp_path / "threads1", 1, monkeypatch, extra)
+    two = repro_with_threads(tmp_path / "threads2", 2, monkeypatch, extra)
     assert len(list((one / "metrics").glob("*.json"))) >= 10
     diffs = differences(one, two)
-    assert not diffs, "1 thread vs 2 threads:\n" + "\n".join(diffs)
+    assert not diffs, f"{precision}, 1 thread vs 2 threads:\n" + "\n".join(diffs)
