@@ -104,6 +104,19 @@ def method_steps(repo: Path, model_dir: str, precision: str, methods: list[str] 
     return out
 
 
+def locked_md5(repo: Path, model: str) -> str | None:
+    """The md5 dvc.lock records for the model folder (None outside a DVC run's outputs): a
+    reference stays valid while the committed run's model is the one it was computed on."""
+    from ruamel.yaml import YAML
+
+    lock = repo / "dvc.lock"
+    if not lock.is_file():
+        return None
+    stages = YAML(typ="safe", pure=True).load(lock.read_text())["stages"]
+    return next((out["md5"] for stage in stages.values() for out in stage.get("outs", [])
+                 if out["path"] == model), None)
+
+
 def compare(measured: dict, reference: dict) -> list[dict]:
     """One row per method and quantity: the reference, this machine's value, the relative
     difference and whether it is inside the precision's tolerance."""
@@ -134,6 +147,7 @@ def main(argv=None):
     if args.action == "reference":
         result = method_steps(args.repo, args.model, "fp32", args.methods, args.batch)
         result["command"] = "python bench/gpu_steps.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        result["dvc_lock_md5"] = locked_md5(args.repo, args.model)
     else:
         if not args.reference:
             sys.exit("error: compare needs --reference")

@@ -158,5 +158,7 @@ def test_the_committed_reference_covers_every_method_on_the_committed_target():
 
     reference = json.loads((ROOT / "bench" / "gpu" / "reference-steps.json").read_text())
     assert reference["precision"] == "fp32" and reference["device"] == "cpu"
+    # made on the target the committed run recorded (the one make gpu-wheels carries)
+    assert reference["dvc_lock_md5"] == gpu_steps.locked_md5(ROOT, "models/target") is not None
     assert set(reference["methods"]) == set(method_names())
     assert all(math.isfinite(m["loss"]) and m["grad_norm"] > 0 for m in reference["methods"].values())
