@@ -14,6 +14,9 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from check_deps import load_stages  # noqa: E402  (scripts/ is not a package)
 
+sys.path.insert(0, str(ROOT / "bench"))
+from gpu_check import set_params  # noqa: E402  (the same merge the GPU check applies)
+
 # Files inside the folders dvc.yaml declares, which the stages after them (or a reader) need.
 INSIDE_OUTPUTS = [
     "models/base/model.safetensors", "models/target/adapter_model.safetensors",
@@ -69,14 +72,6 @@ def run(args, cwd, **extra_env):
     return proc.stdout + proc.stderr
 
 
-def merge(dst, src):
-    for key, value in src.items():
-        if isinstance(value, dict) and isinstance(dst.get(key), dict):
-            merge(dst[key], value)
-        else:
-            dst[key] = value
-
-
 def make_repo(repo, extra=None):
     """A fresh git + DVC repository of the project at TINY sizes (plus `extra`), after `dvc repro`."""
     setup_repo(repo, extra)
@@ -88,12 +83,8 @@ def make_repo(repo, extra=None):
 def update_params(repo, *changes: dict):
     """Merge each of `changes` in turn into `repo`'s params.yaml, keeping its comments (as
     `dvc exp run -S` does)."""
-    yaml = YAML()
-    params = yaml.load((repo / "params.yaml").read_text())
     for change in changes:
-        merge(params, change)
-    with open(repo / "params.yaml", "w") as fh:
-        yaml.dump(params, fh)
+        set_params(repo / "params.yaml", change)
 
 
 def setup_repo(repo, extra=None):
