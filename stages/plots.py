@@ -2,7 +2,7 @@
 from unlearn_lab.io import read_json, read_jsonl, write_text_atomic
 from unlearn_lab.plots import (
     MODELS, before_after_markdown, before_after_plot, before_after_rows, epoch_curves_plot, metric_bars_plot,
-    retain_split_plot, training_curves_plot, truth_ratio_plot,
+    requests_plot, retain_split_plot, training_curves_plot, truth_ratio_plot,
 )
 from unlearn_lab.stage import run_stage, stage_args
 
@@ -21,11 +21,12 @@ def main():
                                                 ("unlearn", "unlearn")) if (args.logs / d).is_dir()}
     training_curves_plot(runs, out / "training.png")
     epoch_curves_plot(args.logs / "unlearn_epochs", out / "unlearn_epochs.png")
+    requests_plot(read_json(args.metrics / "unlearn.json"), out / "requests.png")
     table = before_after_rows(rows)
     write_text_atomic(out / "before_after.md", before_after_markdown(table))
     before_after_plot(table, out / "before_after.png")
     print(f"{out}/: truth_ratio_forget.png retain_split.png metrics.png training.png unlearn_epochs.png "
-          "before_after.png before_after.md")
+          "requests.png before_after.png before_after.md")
 
 
 if __name__ == "__main__":

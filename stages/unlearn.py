@@ -10,6 +10,7 @@ from unlearn_lab.environment import stamp
 from unlearn_lab.io import discarded_outputs, read_jsonl, staged_outputs, write_json
 from unlearn_lab.methods import build_method, effective_lr, trainable
 from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
+from unlearn_lab.requests import RequestEvaluation, combined_report, request_rows, split_requests, unlearn_requests
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
 from unlearn_lab.unlearning import unlearn
@@ -26,7 +27,9 @@ def main():
     # Every `methods.<name>` knob is checked here, before any work (settings check only the names).
     method, lr = build_method(settings), effective_lr(settings)
     needs = set(method.views)
-    sets = load_sets(args.data, ("forget", "retain"))
+    sets = load_sets(args.data, ("forget", "retain", "world"))
+    cfg = settings.unlearn
+    requests = split_requests(sets["forget"], cfg.requests, settings.seed)
     idk_pool = load_idk_pool(args.idk) if needs & {"forget_idk", "retain_idk"} else None
     random_labels = read_jsonl(args.random_labels) if "forget_wrong" in needs else None
     hw = hardware.resolve(settings.hardware)
@@ -41,22 +44,37 @@ def main():
     outputs = staged_outputs if writer else discarded_outputs
     with outputs(files=[args.metrics], dirs=[args.out, args.logs, args.epoch_logs]) as out:
         with live_run(out[args.logs]) as live, live_run(out[args.epoch_logs]) as epoch_live:
-            epoch_eval = None
-            if writer and settings.unlearn.epoch_eval:
-                retain_size = settings.unlearn.epoch_eval_retain
+            # Between epochs (epoch_eval) and at every request's start and end (always) the
+            # forgetting and keeping so far go to the epoch curves.
+            curves = measure = None
+            if writer:
+                curves = EpochEvaluation(None, tok, sets["forget"], sets["retain"], settings.eval, epoch_live,
+                                         cfg.epoch_eval_retain, boundaries=True, epochs=cfg.epochs)
+                measure = RequestEvaluation(tok, requests, sets["retain"], sets["world"], settings.eval,
+                                            cfg.request_eval_size, epoch_log=curves, epochs=cfg.epochs)
 
-                def epoch_eval(m):
-                    return EpochEvaluation(m, tok, sets["forget"], sets["retain"], settings.eval, epoch_live, retain_size)
-            model, report = unlearn(
-                model, tok, sets["forget"], sets["retain"], method, lr, settings.model, settings.unlearn, hw,
-                Path(".scratch") / "unlearn", settings.unlearn.seed, live,
-                idk_pool=idk_pool, random_labels=random_labels, epoch_eval=epoch_eval, trainable=trainable(settings),
-            )
+            def run_request(m, r, forget, reference_model):
+                def epoch_eval(trained):
+                    curves.model, curves.epoch_offset = trained, r * cfg.epochs
+                    return curves
+                return unlearn(
+                    m, tok, forget, sets["retain"], method, lr, settings.model, cfg, hw, Path(".scratch") / "unlearn",
+                    cfg.seed + r, live, idk_pool=idk_pool, random_labels=random_labels,
+                    epoch_eval=epoch_eval if curves is not None and cfg.epoch_eval else None,
+                    trainable=trainable(settings), reference_model=reference_model,
+                )
+            model, reports, points = unlearn_requests(model, requests, run_request, cfg.request_reference, measure,
+                                                      method.needs_reference)
+        report = combined_report(reports, cfg.request_reference)
         # The wall time stays in the metrics: in the model folder it would give every rerun a new
         # hash and rerun every stage downstream even when the weights came out the same.
         timeless = {k: v for k, v in report.items() if k != "seconds"}
+        if len(requests) > 1:
+            # The adapters of the requests add up; the model is kept whole (LoRA merged).
+            model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+            timeless["requests"] = request_rows(reports, seconds=False)
         save_trained(model, out[args.out], parent=str(args.target), extra={"unlearn": timeless})
-        write_json(out[args.metrics], stamp(report))
+        write_json(out[args.metrics], stamp({**report, "requests": request_rows(reports), "after_requests": points}))
     if not writer:
         return
     if report["stopped_early"]:

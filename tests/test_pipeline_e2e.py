@@ -223,3 +223,28 @@ def test_another_methods_knob_reruns_unlearn_but_nothing_downstream(repo):
     out = run([str(BIN / "dvc"), "exp", "run", "-S", "methods.weighted.lr=0.0007"], repo)
     assert "Running stage 'unlearn'" in out
     assert "Running stage 'evaluate@unlearned'" not in out and "Running stage 'relearn'" not in out
+
+
+def test_sequential_requests_run_through_the_stages(tmp_path):
+    """Three deletion requests of one person each: the stage measures before and after each, the
+    epoch curves run on across requests, and the unlearned model is saved whole (LoRA merged)."""
+    from unlearn_lab.modeling import load_model
+    from unlearn_lab.plots import requests_plot
+
+    repo = setup_repo(tmp_path / "repo", {"data": {"forget_fraction": 0.375}, "unlearn": {"requests": 3}})
+    run([str(BIN / "dvc"), "repro", "unlearn"], repo)
+    report = json.loads((repo / "metrics/unlearn.json").read_text())
+    assert [r["request"] for r in report["requests"]] == [1, 2, 3]
+    assert all(len(r["people"]) == 1 for r in report["requests"])
+    assert sum(r["questions"] for r in report["requests"]) == len((repo / "data/processed/forget.jsonl").read_text().splitlines())
+    assert [p["applied"] for p in report["after_requests"]] == [0, 1, 2, 3]
+    assert report["steps"] == sum(r["steps"] for r in report["requests"])
+    assert all("model_utility" in p and "request_3" in p for p in report["after_requests"])
+    meta = json.loads((repo / "models/unlearned/unlearn_lab.json").read_text())
+    assert meta["kind"] == "full" and [r["request"] for r in meta["unlearn"]["requests"]] == [1, 2, 3]
+    assert "seconds" not in meta["unlearn"]["requests"][0], "a wall time in the model folder reruns every stage"
+    curve = (repo / "logs/unlearn_epochs/plots/metrics/epoch/forget_rouge_l_recall.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in curve[1:]] == ["0", "1", "2", "3"]
+    requests_plot(report, tmp_path / "requests.png")
+    assert (tmp_path / "requests.png").stat().st_size > 10_000
+    assert load_model(repo / "models/unlearned").config.num_hidden_layers == 2

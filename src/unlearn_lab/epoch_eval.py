@@ -17,12 +17,17 @@ class EpochEvaluation(TrainerCallback):
     """Before the first epoch and after each one: forget and retain ROUGE-L recall of greedy
     answers, the forget truth-ratio score and the epoch's mean training loss, logged to a
     DVCLive run whose step is the epoch. `retain_size` caps the retain questions (a fixed
-    sample spread over the set, `data.sets.sample`) to keep the cost to a few seconds per epoch."""
+    sample spread over the set, `data.sets.sample`) to keep the cost to a few seconds per epoch.
+
+    Within a run of several deletion requests (requests.py), epochs are numbered on from
+    `epoch_offset`, and with `boundaries` the evaluations before the request and after its last
+    epoch are left to the request evaluation, which hands its numbers to `record`."""
 
     def __init__(self, model, tok, forget: list[dict], retain: list[dict], eval_cfg: Eval, live,
-                 retain_size: int = 16):
+                 retain_size: int = 16, epoch_offset: int = 0, boundaries: bool = False, epochs: int = 0):
         self.model, self.tok, self.live, self.cfg = model, tok, live, resolve_eval(eval_cfg)
         self.forget, self.retain = forget, sample(retain, retain_size) if retain_size else []
+        self.epoch_offset, self.boundaries, self.epochs = epoch_offset, boundaries, epochs
         self.losses: list[float] = []
         self.history: list[dict] = []
 
@@ -40,16 +45,20 @@ class EpochEvaluation(TrainerCallback):
                                  [[r["paraphrased_answer"], *r["perturbed_answers"]] for r in self.forget],
                                  self.cfg.batch_size, desc="epoch eval")
         row = {
-            "epoch": epoch,
             "forget_rouge_l_recall": self._rouge(self.forget),
             "retain_rouge_l_recall": self._rouge(self.retain) if self.retain else float("nan"),
             "forget_truth_ratio": truth_ratio_forget_score([ratio_of(n[0], n[1:]) for n in nll]),
         }
+        if was_training:
+            self.model.train()
+        return self.record(epoch, row)
+
+    def record(self, epoch: int, scores: dict) -> dict:
+        """Log one epoch's scores (with the mean training loss since the last record)."""
+        row = {"epoch": epoch, **scores}
         if self.losses:
             row["train_loss"] = float(np.mean(self.losses))
         self.losses = []
-        if was_training:
-            self.model.train()
         self.history.append(row)
         if self.live is not None:
             self.live.step = epoch
@@ -60,11 +69,14 @@ class EpochEvaluation(TrainerCallback):
         return row
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.evaluate(0)
+        if not self.boundaries:
+            self.evaluate(self.epoch_offset)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs and math.isfinite(float(logs["loss"])):
             self.losses.append(float(logs["loss"]))
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        self.evaluate(int(round(state.epoch or 0)))
+        epoch = int(round(state.epoch or 0))
+        if not (self.boundaries and epoch >= self.epochs):
+            self.evaluate(self.epoch_offset + epoch)

@@ -193,3 +193,51 @@ def epoch_curves_plot(run_dir: Path, path: Path) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
+
+
+def requests_plot(report: dict, path: Path) -> None:
+    """Sequential deletion requests (metrics/unlearn.json `after_requests`): left, each request's
+    forget ROUGE-L recall against the number of requests applied (solid from the request on,
+    dashed while it is still to come); right, retain and world ROUGE-L and model utility; bands
+    are 95% intervals over the questions."""
+    plt = pyplot()
+    points = report.get("after_requests") or []
+    requests = report.get("requests") or []
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    x = np.array([p["applied"] for p in points])
+
+    def line(ax, values, low, high, color, label, style="-"):
+        ax.plot(x, values, style, marker="o", color=color, label=label)
+        if not np.all(np.isnan(low)):
+            ax.fill_between(x, low, high, color=color, alpha=0.12)
+
+    def series(get):
+        value = np.array([get(p).get("value", np.nan) for p in points], dtype=float)
+        ci = [get(p).get("ci95") or [np.nan, np.nan] for p in points]
+        return value, np.array([c[0] for c in ci], dtype=float), np.array([c[1] for c in ci], dtype=float)
+
+    colors = plt.get_cmap("tab10")
+    for i, req in enumerate(requests):
+        key, color = f"request_{req['request']}", colors(i % 10)
+        value, low, high = series(lambda p: {"value": p.get(key, {}).get("rouge_l_recall", np.nan),
+                                             "ci95": p.get(key, {}).get("rouge_l_recall_ci95")})
+        label = f"request {req['request']} ({req['questions']} questions)"
+        before, solid = x <= req["request"] - 1, x >= req["request"] - 1
+        left.plot(x[before], value[before], "--", color=color, alpha=0.6)
+        line(left, *(np.where(solid, v, np.nan) for v in (value, low, high)), color, label)
+    left.set_title("Forget ROUGE-L recall of each request")
+    for key, label, color in (("retain_rouge_l_recall", "retain ROUGE-L", "tab:green"),
+                              ("world_rouge_l_recall", "world ROUGE-L", "tab:purple"),
+                              ("model_utility", "model utility", "tab:blue")):
+        line(right, *series(lambda p: {"value": p.get(key, np.nan), "ci95": p.get(f"{key}_ci95")}), color, label)
+    right.set_title("What the model keeps")
+    for ax in (left, right):
+        ax.set_xlabel("deletion requests applied")
+        ax.set_xticks(x if len(x) else [0])
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    method = report.get("method", "")
+    fig.suptitle(f"{method}: {len(requests)} deletion request(s) applied in turn (dashed: not yet applied)")
+    fig.tight_layout()
+    save(fig, path)

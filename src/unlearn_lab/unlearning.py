@@ -237,12 +237,14 @@ class UnlearnTrainer(Trainer):
 
 def build_unlearn_trainer(model, pad_id: int, forget, retain, method: UnlearningMethod, lr: float, model_cfg: Model,
                           cfg: Unlearn, hw: Hardware, scratch, seed: int, live=None, views: dict | None = None,
-                          epoch_eval=None, trainable: str | None = None, callbacks: tuple = ()) -> UnlearnTrainer:
+                          epoch_eval=None, trainable: str | None = None, callbacks: tuple = (),
+                          reference_model=None) -> UnlearnTrainer:
     """The UnlearnTrainer of one run, wired as the unlearn stage runs it: the model made trainable
     (LoRA or full, `trainable` or the method's own pattern), the frozen reference when the method
     needs one, forget examples paired with retain ones (datasets of encodings; `views` the extra
     ones, see build_views), the divergence guard, per-step curves into `live`, the epoch
     evaluation (`epoch_eval(model)` returns its callback) and any other `callbacks`.
+    `reference_model` (frozen) replaces the method's usual reference, the model as it starts.
 
     The trainer's `model` is the prepared one; `guard`, `trainable_pattern` and
     `trainable_parameters` say how the run is set up.
@@ -250,7 +252,10 @@ def build_unlearn_trainer(model, pad_id: int, forget, retain, method: Unlearning
     pattern = trainable or method.trainable_pattern(model)
     model = prepare_trainable(model, model_cfg, seed)
     n_trainable = restrict_trainable(model, pattern)
-    reference = make_reference(model, model_cfg.lora is not None) if method.needs_reference else None
+    reference = None
+    if method.needs_reference:
+        reference = (frozen_reference(reference_model) if reference_model is not None
+                     else make_reference(model, model_cfg.lora is not None))
     data = PairedDataset(forget, retain, seed, views)
     guard = DivergenceGuard(model, cfg.retain_loss_bound)
     extra = [LiveCallback(live) if live is not None else None, epoch_eval(model) if epoch_eval else None, *callbacks]
@@ -271,21 +276,22 @@ def build_unlearn_trainer(model, pad_id: int, forget, retain, method: Unlearning
 
 def unlearn(model, tok, forget, retain, method: UnlearningMethod, lr: float, model_cfg: Model, cfg: Unlearn,
             hw: Hardware, scratch, seed: int, live=None, idk_pool: list[str] | None = None,
-            random_labels: list[dict] | None = None, epoch_eval=None, trainable: str | None = None
-            ) -> tuple[object, dict]:
+            random_labels: list[dict] | None = None, epoch_eval=None, trainable: str | None = None,
+            reference_model=None) -> tuple[object, dict]:
     """Run one unlearning method; return the model and a record of how the run went.
 
     `method` is built from `methods.<name>` (methods.build_method), `lr` is the effective learning
     rate and `hw` the resolved hardware settings. `trainable` (a regex over parameter names)
     overrides the method's own choice. `epoch_eval`, when given, is called with the model and
-    returns a callback that evaluates between epochs.
+    returns a callback that evaluates between epochs. `reference_model` (frozen), when given,
+    is the reference instead of the model as it starts (requests.py).
     """
     max_length = model_cfg.max_length
     trainer = build_unlearn_trainer(
         model, tok.pad_token_id, EncodedDataset(tok, forget, max_length), EncodedDataset(tok, retain, max_length),
         method, lr, model_cfg, cfg, hw, scratch, seed, live,
         views=build_views(tok, method, forget, retain, max_length, seed, idk_pool, random_labels),
-        epoch_eval=epoch_eval, trainable=trainable)
+        epoch_eval=epoch_eval, trainable=trainable, reference_model=reference_model)
     start = time.time()
     result = trainer.train()
     guard = trainer.guard

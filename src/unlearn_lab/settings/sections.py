@@ -136,6 +136,10 @@ class Unlearn(Schedule):
     trainable: Optional[str] = Field(None, description="regex over weight names that may train (null: all)")
     epoch_eval: bool = Field(True, description="forget/retain scores before and after every epoch")
     epoch_eval_retain: int = Field(16, ge=0, description="retain questions in that evaluation")
+    requests: int = Field(1, ge=1, description="deletion requests the forget set is cut into (whole people), applied in turn")
+    request_reference: Literal["previous", "target"] = Field(
+        "previous", description="reference model of a later request: the model before it | the original target")
+    request_eval_size: int = Field(16, ge=0, description="retain and world questions measured before and after each request; 0: all")
 
     _trainable = field_validator("trainable")(classmethod(lambda cls, v: _regex(v)))
 
