@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-cluster env lock upgrade repro time test methods seeds sweep compare clean-scratch gpu-wheels gpu-check-tiny
+.PHONY: install install-cluster env lock upgrade repro time test methods seeds sweep compare scale clean-scratch gpu-wheels gpu-check-tiny
 
 # The hashed lock of this Python (requirements/py3.11.txt: the version the README supports).
 PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
@@ -141,6 +141,13 @@ seeds: install
 	$(BIN)/dvc exp run --run-all --jobs 1
 	$(BIN)/dvc queue status
 	$(MAKE) compare
+
+# Scalability: the default method forgetting SCALE_PEOPLE people (the oracle retrained for each), one
+# experiment `scale-<n>p` per size up to evaluate@unlearned (about 30 minutes each on 2 CPU cores),
+# then metrics/scale.csv and plots/scale.png: forget quality and utility against forget-set size.
+SCALE_PEOPLE ?= 1 2 3 5
+scale: install
+	$(BIN)/python scripts/scale.py --people $(SCALE_PEOPLE)
 
 # COMPARE_REVS="HEAD 50071da": one study over experiments based on several commits that ran the
 # same pipeline (a commit that only changed docs or tables does not start a new study)

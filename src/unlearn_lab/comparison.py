@@ -157,10 +157,17 @@ def sort_rows(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (str(r["method"]), r["lr"] or 0.0, r["experiment"]))
 
 
+# Experiments of the studies that are not method comparisons: the scale study (scale.py) forgets
+# other sets; a `requests-` experiment runs the unlearn stage alone, so its other metrics are stale.
+SCALE_PREFIX = "scale-"
+STUDY_PREFIXES = (SCALE_PREFIX, "requests-")
+
+
 def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list[dict]:
-    """Every experiment with unlearning results, sorted by method, then learning rate, then name."""
+    """Every experiment with unlearning results, sorted by method, then learning rate, then name;
+    the experiments of other studies (STUDY_PREFIXES) are left out."""
     return sort_rows(drop_repeats([row for name, rev, data in experiments(exp_show, include_baseline)
-                                   if (row := row_of(name, rev, data))]))
+                                   if not name.startswith(STUDY_PREFIXES) and (row := row_of(name, rev, data))]))
 
 
 def drop_repeats(rows: list[dict]) -> list[dict]:

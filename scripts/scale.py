@@ -1,0 +1,94 @@
+"""Scalability: the default method at several forget-set sizes, each a DVC experiment
+`scale-<n>p` (`data.forget_fraction` forgetting n people; process_data, both fine-tunes, the
+oracle's and the unlearned model's evaluation run anew), then metrics/scale.csv and plots/scale.png
+(forget quality, forget ROUGE-L and utility against the number of forget questions).
+
+    python scripts/scale.py --people 1 2 3 5        # run the sizes not run yet, then the table and plot
+    python scripts/scale.py --collect-only          # only the table and plot, from the experiments there
+    python scripts/scale.py --input exps.json       # from saved `dvc exp show --json` output
+
+The size the committed run forgets is that run itself. Each experiment runs the pipeline up to
+evaluate@unlearned (about 30 minutes per size on 2 CPU cores; the audit stages are not run).
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from ruamel.yaml import YAML
+
+from unlearn_lab.comparison import restore_lists
+from unlearn_lab.data.synthetic import n_forget_people
+from unlearn_lab.io import write_text_atomic
+from unlearn_lab.scale import experiment_name, forget_fraction, scale_plot, scale_rows
+
+
+# The dvc of the environment this script runs in (make scale runs it without activating it).
+DVC = str(Path(sys.executable).parent / "dvc")
+
+
+def git_file(rev: str, path: str) -> str | None:
+    done = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def existing_experiments() -> set[str]:
+    done = subprocess.run([DVC, "exp", "list", "--name-only"], capture_output=True, text=True)
+    return set(done.stdout.split()) if done.returncode == 0 else set()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--people", type=int, nargs="+", default=[1, 2, 3, 5], help="forget-set sizes, in people")
+    ap.add_argument("--collect-only", action="store_true", help="run nothing; table and plot from what is there")
+    ap.add_argument("--input", help="saved `dvc exp show --json` output (implies --collect-only)")
+    ap.add_argument("--csv", default="metrics/scale.csv")
+    ap.add_argument("--plot", default="plots/scale.png")
+    args = ap.parse_args()
+    params = YAML(typ="safe").load(open("params.yaml", encoding="utf-8"))
+    data = params["data"]
+    if data["benchmark"] != "synthetic":
+        sys.exit(f"error: params.yaml: data.benchmark is {data['benchmark']!r}; the scale study forgets whole "
+                 "people of the synthetic benchmark")
+    total, committed = data["people"], n_forget_people(data["forget_fraction"], data["people"])
+    if not (args.collect_only or args.input):
+        done = existing_experiments()
+        for people in args.people:
+            try:
+                fraction = forget_fraction(people, total)
+            except ValueError as err:
+                sys.exit(f"error: --people {people}: {err} (params.yaml data.people is {total})")
+            name = experiment_name(people)
+            if people == committed or name in done:
+                print(f"{name}: {'the committed run' if people == committed else 'already run'}; skipped")
+                continue
+            print(f"{name}: forgetting {people} of {total} people (data.forget_fraction={fraction})", flush=True)
+            cmd = [DVC, "exp", "run", "--temp", "--name", name, "evaluate@unlearned",
+                   "-S", f"data.forget_fraction={fraction}"]
+            if subprocess.run(cmd).returncode:
+                sys.exit(f"error: {' '.join(cmd)} failed")
+    if args.input:
+        exp_show = json.load(open(args.input, encoding="utf-8"))
+    else:
+        done = subprocess.run([DVC, "exp", "show", "--json"], capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
+        exp_show = json.loads(done.stdout)
+        restore_lists(exp_show, git_file)
+    rows = scale_rows(exp_show)
+    if len(rows) < 2:
+        sys.exit("error: fewer than two forget-set sizes have results (run without --collect-only)")
+    write_text_atomic(args.csv, pd.DataFrame(rows).to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    scale_plot(rows, args.plot)
+    print(f"{args.csv}, {args.plot}: {len(rows)} sizes")
+    for r in rows:
+        print(f"  {r['forget_people']} people ({r['forget_questions']} questions, {r['experiment']}): "
+              f"forget quality {r['forget_quality']:.3g} [{r['forget_quality_low']:.3g}, {r['forget_quality_high']:.3g}], "
+              f"forget ROUGE-L {r['forget_rouge_l_recall']:.3f}, utility {r['model_utility']:.3f} "
+              f"[{r['model_utility_low']:.3f}, {r['model_utility_high']:.3f}]")
+
+
+if __name__ == "__main__":
+    main()

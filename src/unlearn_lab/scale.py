@@ -1,0 +1,93 @@
+"""Scalability (MUSE): how forgetting and utility change with the size of the forget set. Each
+size is a DVC experiment named `scale-<n>p` that forgets n people (`data.forget_fraction`), with the
+target, the oracle and the unlearned model trained and evaluated anew; the committed run is the
+point at its own size. `make scale` runs them; this module reads them back and draws the plot."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .comparison import SCALE_PREFIX, dig, experiments, metrics_file
+from .data.synthetic import n_forget_people
+from .plotting import pyplot, save
+
+PREFIX = SCALE_PREFIX
+COLUMNS = ("forget_quality", "model_utility", "forget_rouge_l_recall")
+
+
+def experiment_name(people: int) -> str:
+    return f"{PREFIX}{people}p"
+
+
+def forget_fraction(people: int, total: int) -> float:
+    """The `data.forget_fraction` that forgets exactly `people` of `total` (n_forget_people's
+    rounding), as a short decimal."""
+    if not 1 <= people < total:
+        raise ValueError(f"forget {people} of {total} people: it must be at least 1 and leave someone to retain")
+    fraction = round(people / total, 6)
+    assert n_forget_people(fraction, total) == people
+    return fraction
+
+
+def size_row(name: str, rev: str, data: dict) -> dict | None:
+    """Forget quality, model utility and forget ROUGE-L recall (with their 95% intervals) of one
+    run, with the size of its forget set; None without evaluation results."""
+    unlearned, unlearn = metrics_file(data, "metrics/unlearned.json"), metrics_file(data, "metrics/unlearn.json")
+    if not unlearned.get("forget"):
+        return None
+    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+    row = {"experiment": name, "rev": rev[:7], "method": unlearn.get("method"),
+           "forget_questions": dig(unlearned, "forget", "n"),
+           "forget_people": n_forget_people(dig(params, "data", "forget_fraction") or 0.0,
+                                            dig(params, "data", "people") or 0)}
+    for key in COLUMNS:
+        place, metric = (unlearned["forget"], "rouge_l_recall") if key == "forget_rouge_l_recall" else (unlearned, key)
+        row[key] = place.get(metric)
+        low, high = place.get(f"{metric}_ci95") or (None, None)
+        row[f"{key}_low"], row[f"{key}_high"] = low, high
+    return row
+
+
+def scale_rows(exp_show: list[dict]) -> list[dict]:
+    """One row per forget-set size: the newest baseline commit (the committed run) and every
+    finished `scale-*` experiment based on it; sorted by the number of forget questions."""
+    rows = []
+    for name, rev, data in experiments(exp_show):
+        committed = not rows and not name.startswith(PREFIX)
+        if committed or name.startswith(PREFIX):
+            row = size_row("committed run" if committed else name, rev, data)
+            if row:
+                rows.append(row)
+        if not rows:
+            break
+    return sorted(rows, key=lambda r: (r["forget_questions"] or 0, r["experiment"]))
+
+
+def scale_plot(rows: list[dict], path: str | Path) -> None:
+    """Forget quality (log scale), forget ROUGE-L recall and model utility against the number of
+    forget questions, each point with its 95% interval over the questions."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    x = np.array([r["forget_questions"] for r in rows], dtype=float)
+    for ax, key, title in zip(axes, COLUMNS, ("forget quality (KS p-value vs the oracle)", "forget ROUGE-L recall",
+                                              "model utility")):
+        y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+        low = np.array([np.nan if r[f"{key}_low"] is None else r[f"{key}_low"] for r in rows], dtype=float)
+        high = np.array([np.nan if r[f"{key}_high"] is None else r[f"{key}_high"] for r in rows], dtype=float)
+        err = np.vstack([np.where(np.isnan(low), 0, y - low), np.where(np.isnan(high), 0, high - y)])
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=4, color="tab:blue")
+        for xi, yi, r in zip(x, y, rows):
+            ax.annotate(f"{r['forget_people']} people", (xi, yi), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if key == "forget_quality":
+            ax.set_yscale("log")
+            ax.axhline(0.05, color="grey", ls=":", lw=1)
+        else:
+            ax.set_ylim(0, 1.05)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("forget questions")
+        ax.grid(alpha=0.3, which="both")
+    methods = sorted({str(r["method"]) for r in rows})
+    fig.suptitle(f"Forget-set size: {', '.join(methods)}, oracle retrained at each size (bars: 95% intervals)")
+    fig.tight_layout()
+    save(fig, path)
