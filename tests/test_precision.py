@@ -32,6 +32,9 @@ def test_fp16_is_refused_on_a_cpu_where_accelerate_would_train_fp32():
 
     with pytest.raises(UserError, match="fp16 needs a CUDA GPU"):
         hardware.resolve(Hardware(precision="fp16"))
+    # A Trainer run earlier in the same process (another test file) leaves accelerate's
+    # process-wide state set, and an Accelerator with other settings is then refused.
+    AcceleratorState._reset_state(reset_partial_state=True)
     try:
         accelerator = Accelerator(cpu=True, mixed_precision="fp16")
         assert accelerator.scaler is None and not accelerator.native_amp

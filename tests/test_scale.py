@@ -58,6 +58,16 @@ def test_rows_are_the_committed_run_and_the_scale_experiments():
     assert [r["experiment"] for r in experiment_rows(SHOW)] == ["gd-seed1", "main"]
 
 
-def test_scale_plot_is_written(tmp_path):
-    scale_plot(scale_rows(SHOW), tmp_path / "scale.png")
+def test_scale_plot_is_written_with_each_panel_showing_its_metric(tmp_path, monkeypatch):
+    import unlearn_lab.scale as scale
+
+    rows = scale_rows(SHOW)
+    scale_plot(rows, tmp_path / "scale.png")
     assert (tmp_path / "scale.png").stat().st_size > 10_000
+    caught = {}
+    monkeypatch.setattr(scale, "save", lambda fig, path: caught.setdefault("fig", fig))
+    scale_plot(rows, tmp_path / "again.png")
+    drawn = {ax.get_title(): list(ax.get_lines()[0].get_ydata()) for ax in caught["fig"].axes}
+    assert drawn["model utility"] == [r["model_utility"] for r in rows]
+    assert drawn["forget ROUGE-L recall"] == [r["forget_rouge_l_recall"] for r in rows]
+    assert drawn["forget quality (KS p-value vs the oracle)"] == [r["forget_quality"] for r in rows]

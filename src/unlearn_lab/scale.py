@@ -70,8 +70,10 @@ def scale_plot(rows: list[dict], path: str | Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     x = np.array([r["forget_questions"] for r in rows], dtype=float)
-    for ax, key, title in zip(axes, COLUMNS, ("forget quality (KS p-value vs the oracle)", "forget ROUGE-L recall",
-                                              "model utility")):
+    titles = {"forget_quality": "forget quality (KS p-value vs the oracle)", "model_utility": "model utility",
+              "forget_rouge_l_recall": "forget ROUGE-L recall"}
+    for ax, key in zip(axes, COLUMNS):
+        title = titles[key]
         y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
         low = np.array([np.nan if r[f"{key}_low"] is None else r[f"{key}_low"] for r in rows], dtype=float)
         high = np.array([np.nan if r[f"{key}_high"] is None else r[f"{key}_high"] for r in rows], dtype=float)
