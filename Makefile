@@ -145,9 +145,11 @@ seeds: install
 # Scalability: the default method forgetting SCALE_PEOPLE people (the oracle retrained for each), one
 # experiment `scale-<n>p` per size up to evaluate@unlearned (about 30 minutes each on 2 CPU cores),
 # then metrics/scale.csv and plots/scale.png: forget quality and utility against forget-set size.
+# SCALE_REVS="HEAD 2785e83": also count sizes run on earlier commits of the same pipeline.
 SCALE_PEOPLE ?= 1 2 3 5
+SCALE_REVS ?=
 scale: install
-	$(BIN)/python scripts/scale.py --people $(SCALE_PEOPLE)
+	$(BIN)/python scripts/scale.py --people $(SCALE_PEOPLE) $(foreach r,$(SCALE_REVS),--rev $(r))
 
 # COMPARE_REVS="HEAD 50071da": one study over experiments based on several commits that ran the
 # same pipeline (a commit that only changed docs or tables does not start a new study)

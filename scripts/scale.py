@@ -6,6 +6,7 @@ oracle's and the unlearned model's evaluation run anew), then metrics/scale.csv 
     python scripts/scale.py --people 1 2 3 5        # run the sizes not run yet, then the table and plot
     python scripts/scale.py --collect-only          # only the table and plot, from the experiments there
     python scripts/scale.py --input exps.json       # from saved `dvc exp show --json` output
+    python scripts/scale.py --rev HEAD --rev 1a2b3c4 # sizes run on several commits of the same pipeline
 
 The size the committed run forgets is that run itself. Each experiment runs the pipeline up to
 evaluate@unlearned (about 30 minutes per size on 2 CPU cores; the audit stages are not run).
@@ -44,6 +45,9 @@ def main():
     ap.add_argument("--people", type=int, nargs="+", default=[1, 2, 3, 5], help="forget-set sizes, in people")
     ap.add_argument("--collect-only", action="store_true", help="run nothing; table and plot from what is there")
     ap.add_argument("--input", help="saved `dvc exp show --json` output (implies --collect-only)")
+    ap.add_argument("--rev", action="append", default=[],
+                    help="commits whose scale experiments count (`dvc exp show --rev`; default HEAD); the "
+                         "first is the committed run. Repeat it when sizes were run before a later commit")
     ap.add_argument("--csv", default="metrics/scale.csv")
     ap.add_argument("--plot", default="plots/scale.png")
     args = ap.parse_args()
@@ -62,6 +66,7 @@ def main():
                 sys.exit(f"error: --people {people}: {err} (params.yaml data.people is {total})")
             name = experiment_name(people)
             if people == committed or name in done:
+                # (`dvc exp list` names the experiments of HEAD: one run on an older commit runs again)
                 print(f"{name}: {'the committed run' if people == committed else 'already run'}; skipped")
                 continue
             print(f"{name}: forgetting {people} of {total} people (data.forget_fraction={fraction})", flush=True)
@@ -72,7 +77,8 @@ def main():
     if args.input:
         exp_show = json.load(open(args.input, encoding="utf-8"))
     else:
-        done = subprocess.run([DVC, "exp", "show", "--json"], capture_output=True, text=True)
+        revs = [arg for rev in args.rev for arg in ("--rev", rev)]
+        done = subprocess.run([DVC, "exp", "show", "--json", *revs], capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
         exp_show = json.loads(done.stdout)

@@ -51,11 +51,13 @@ def size_row(name: str, rev: str, data: dict) -> dict | None:
 
 def scale_rows(exp_show: list[dict]) -> list[dict]:
     """One row per forget-set size: the newest baseline commit (the committed run) and every
-    finished `scale-*` experiment based on it; sorted by the number of forget questions."""
-    rows = []
+    finished `scale-*` experiment of the commits listed (a name run on several commits counts
+    once, the newest); sorted by the number of forget questions."""
+    rows, names = [], set()
     for name, rev, data in experiments(exp_show):
         committed = not rows and not name.startswith(PREFIX)
-        if committed or name.startswith(PREFIX):
+        if committed or (name.startswith(PREFIX) and name not in names):
+            names.add(name)
             row = size_row("committed run" if committed else name, rev, data)
             if row:
                 rows.append(row)
