@@ -11,20 +11,13 @@ metrics/method_pairs.csv (paired differences and their significance) from `dvc e
 import argparse
 import json
 import math
-import subprocess
 import sys
 
 from unlearn_lab.audit import audit_rows, write_audit_csv
-from unlearn_lab.comparison import (best_forgetter, experiment_rows, mixed_pipelines, plot_pareto, reference_points,
-                                    restore_lists, write_csv)
+from unlearn_lab.comparison import (best_forgetter, experiment_rows, load_exp_show, mixed_pipelines, plot_pareto,
+                                    reference_points, write_csv)
 from unlearn_lab.io import write_text_atomic
 from unlearn_lab.seeds import paired_differences, seed_summary
-
-
-def git_file(rev: str, path: str) -> str | None:
-    """A file as commit `rev` has it (None where it has none)."""
-    done = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else None
 
 
 def write_seed_tables(rows, seeds_path, pairs_path):
@@ -64,13 +57,11 @@ def main():
         with open(args.input, encoding="utf-8") as fh:
             data = json.load(fh)
     else:
-        cmd = ["dvc", "exp", "show", "--json"] + (["--all-commits"] if args.all_commits else []) + (
-            [arg for rev in args.rev for arg in ("--rev", rev)])
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
-        data = json.loads(done.stdout)
-        restore_lists(data, git_file)
+        try:
+            data = load_exp_show("dvc", (["--all-commits"] if args.all_commits else [])
+                                 + [arg for rev in args.rev for arg in ("--rev", rev)])
+        except RuntimeError as err:
+            sys.exit(f"error: {err}")
     mixed = mixed_pipelines(data)
     for rev, paths in mixed.items():
         print(f"warning: the experiments based on {rev} ran other code than the newest commit's "

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from ruamel.yaml import YAML
 
-from unlearn_lab.comparison import restore_lists
+from unlearn_lab.comparison import load_exp_show
 from unlearn_lab.data.synthetic import n_forget_people
 from unlearn_lab.io import write_text_atomic
 from unlearn_lab.scale import experiment_name, forget_fraction, scale_plot, scale_rows
@@ -28,11 +28,6 @@ from unlearn_lab.scale import experiment_name, forget_fraction, scale_plot, scal
 
 # The dvc of the environment this script runs in (make scale runs it without activating it).
 DVC = str(Path(sys.executable).parent / "dvc")
-
-
-def git_file(rev: str, path: str) -> str | None:
-    done = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-    return done.stdout if done.returncode == 0 else None
 
 
 def existing_experiments() -> set[str]:
@@ -77,12 +72,10 @@ def main():
     if args.input:
         exp_show = json.load(open(args.input, encoding="utf-8"))
     else:
-        revs = [arg for rev in args.rev for arg in ("--rev", rev)]
-        done = subprocess.run([DVC, "exp", "show", "--json", *revs], capture_output=True, text=True)
-        if done.returncode:
-            sys.exit(f"error: dvc exp show failed: {done.stderr.strip()}")
-        exp_show = json.loads(done.stdout)
-        restore_lists(exp_show, git_file)
+        try:
+            exp_show = load_exp_show(DVC, [arg for rev in args.rev for arg in ("--rev", rev)])
+        except RuntimeError as err:
+            sys.exit(f"error: {err}")
     rows = scale_rows(exp_show)
     if len(rows) < 2:
         sys.exit("error: fewer than two forget-set sizes have results (run without --collect-only)")

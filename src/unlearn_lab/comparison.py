@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -33,6 +34,23 @@ def restore_lists(exp_show: list[dict], read: Callable[[str, str], str | None]) 
                 text = read(rev["rev"], path) if isinstance(block, dict) and "data" in block else None
                 if text:
                     block["data"] = json.loads(text)
+
+
+def git_file(rev: str, path: str) -> str | None:
+    """A file as commit `rev` has it (None where it has none)."""
+    done = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def load_exp_show(dvc: str, args: list[str]) -> list[dict]:
+    """`dvc exp show --json <args>` of the repository here, with the list-valued metrics put back
+    (restore_lists); RuntimeError with dvc's message when it fails."""
+    done = subprocess.run([dvc, "exp", "show", "--json", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"dvc exp show failed: {done.stderr.strip()}")
+    data = json.loads(done.stdout)
+    restore_lists(data, git_file)
+    return data
 
 
 def dig(d: dict, *keys):

@@ -12,12 +12,11 @@ from .comparison import SCALE_PREFIX, dig, experiments, metrics_file
 from .data.synthetic import n_forget_people
 from .plotting import pyplot, save
 
-PREFIX = SCALE_PREFIX
 COLUMNS = ("forget_quality", "model_utility", "forget_rouge_l_recall")
 
 
 def experiment_name(people: int) -> str:
-    return f"{PREFIX}{people}p"
+    return f"{SCALE_PREFIX}{people}p"
 
 
 def forget_fraction(people: int, total: int) -> float:
@@ -55,8 +54,8 @@ def scale_rows(exp_show: list[dict]) -> list[dict]:
     once, the newest); sorted by the number of forget questions."""
     rows, names = [], set()
     for name, rev, data in experiments(exp_show):
-        committed = not rows and not name.startswith(PREFIX)
-        if committed or (name.startswith(PREFIX) and name not in names):
+        committed = not rows and not name.startswith(SCALE_PREFIX)
+        if committed or (name.startswith(SCALE_PREFIX) and name not in names):
             names.add(name)
             row = size_row("committed run" if committed else name, rev, data)
             if row:
