@@ -2,7 +2,8 @@
 import argparse
 from pathlib import Path
 
-from unlearn_lab.data.sets import SETS, load_sets, sample
+from unlearn_lab.data.sets import SETS, load_documents, load_sets, sample
+from unlearn_lab.document_eval import evaluate_all_documents
 from unlearn_lab.environment import stamp
 from unlearn_lab.evaluation import evaluate_model
 from unlearn_lab.hardware import device
@@ -50,10 +51,15 @@ def main():
         # On a GPU machine the evaluation runs there (the weights stay fp32).
         tok, model = load_tokenizer(args.model), load_model(args.model).to(device())
         judge = load_model(args.judge).to(device()) if args.judge else None
-        metrics, rows = evaluate_model(model, tok, sets, settings.eval, oracle_rows, oracle_metrics, judge)
+        # Documents (documents benchmark) are evaluated with the forget set they hold the facts of.
+        documents = load_documents(args.data) if "forget" in args.sets else {}
+        passages = (lambda: evaluate_all_documents(model, tok, documents, settings.eval)) if documents else None
+        metrics, rows = evaluate_model(model, tok, sets, settings.eval, oracle_rows, oracle_metrics, judge,
+                                       passages)
         if args.is_oracle:
             # the reference of privacy leakage, by definition
-            for attack, key in (("mink", "privleak"), ("gradnorm", "privleak_gradnorm")):
+            for attack, key in (("mink", "privleak"), ("gradnorm", "privleak_gradnorm"),
+                                ("documents", "privleak_documents")):
                 if f"mia_{attack}_auc" in metrics:
                     metrics[key] = 0.0
         if args.oracle and "forget" in sets and "forget_quality" not in metrics:

@@ -1,9 +1,10 @@
-"""Stage finetune@{target,oracle}: target learns forget+retain, the oracle learns retain only."""
+"""Stage finetune@{target,oracle}: target learns forget+retain, the oracle learns retain only (the
+documents of those sets on the documents benchmark, loss on every token)."""
 from contextlib import nullcontext
 from pathlib import Path
 
 from unlearn_lab import hardware
-from unlearn_lab.data.sets import load_sets
+from unlearn_lab.data.sets import training_sets
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import discarded_outputs, staged_outputs, write_json
 from unlearn_lab.modeling import META, load_model, load_tokenizer, save_trained
@@ -37,7 +38,7 @@ def main():
         else:
             from dvclive import Live
 
-            sets = load_sets(args.data, ("forget", "retain", "replay"))
+            sets = training_sets(args.data, settings.data.benchmark)
             records = sets["retain"] + sets["replay"] + (sets["forget"] if which == "target" else [])
             hw = hardware.resolve(settings.hardware)
             tok = load_tokenizer(args.base)

@@ -1,5 +1,7 @@
-"""Stage process_data: build the forget / retain / holdout / world / replay sets."""
+"""Stage process_data: build the forget / retain / holdout / world / replay sets, and the documents
+of the documents benchmark (empty otherwise)."""
 from unlearn_lab.data.benchmark import build_benchmark
+from unlearn_lab.data.documents import build_documents
 from unlearn_lab.data.checks import check_contrast, check_fits
 from unlearn_lab.data.sets import SETS
 from unlearn_lab.io import jsonl_text, write_files_atomic
@@ -23,13 +25,15 @@ def main():
                       out="folder of the processed sets")
     settings = load_settings()
     sets = build_benchmark(settings.data, args.raw, settings.seed)
+    documents = build_documents(settings.data, sets, settings.seed)
     # What later stages would refuse is refused here, before any model work.
     lengths = prompt_lengths(args.base, [r["question"] for records in sets.values() for r in records])
     check_fits(sets, lengths.__getitem__, settings.model.max_length)
     check_contrast(sets)
-    # All five files or none: later stages must never see sets from two different runs.
-    write_files_atomic({args.out / f"{name}.jsonl": jsonl_text(sets[name]) for name in SETS})
-    print(", ".join(f"{name}: {len(records)}" for name, records in sets.items()))
+    # All six files or none: later stages must never see sets from two different runs.
+    write_files_atomic({**{args.out / f"{name}.jsonl": jsonl_text(sets[name]) for name in SETS},
+                        args.out / "documents.jsonl": jsonl_text(documents)})
+    print(", ".join(f"{name}: {len(records)}" for name, records in sets.items()) + f", documents: {len(documents)}")
 
 
 if __name__ == "__main__":

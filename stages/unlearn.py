@@ -4,7 +4,7 @@ from pathlib import Path
 
 from unlearn_lab import hardware
 from unlearn_lab.data.idk import load_idk_pool
-from unlearn_lab.data.sets import load_sets
+from unlearn_lab.data.sets import load_sets, training_sets
 from unlearn_lab.epoch_eval import EpochEvaluation
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import discarded_outputs, read_jsonl, staged_outputs, write_json
@@ -13,7 +13,7 @@ from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
 from unlearn_lab.requests import RequestEvaluation, combined_report, request_rows, split_requests, unlearn_requests
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
-from unlearn_lab.unlearning import unlearn
+from unlearn_lab.unlearning import check_documents_method, unlearn
 
 
 def main():
@@ -29,6 +29,10 @@ def main():
     needs = set(method.views)
     sets = load_sets(args.data, ("forget", "retain", "world"))
     cfg = settings.unlearn
+    # What is forgotten and kept: the questions, or on the documents benchmark the documents (the
+    # questions then measure what is left between epochs: knowledge memorisation).
+    train = training_sets(args.data, settings.data.benchmark)
+    check_documents_method(method, settings.data.benchmark, cfg.requests)
     requests = split_requests(sets["forget"], cfg.requests, settings.seed)
     idk_pool = load_idk_pool(args.idk) if needs & {"forget_idk", "retain_idk"} else None
     random_labels = read_jsonl(args.random_labels) if "forget_wrong" in needs else None
@@ -58,12 +62,15 @@ def main():
                     curves.model, curves.epoch_offset = trained, r * cfg.epochs
                     return curves
                 return unlearn(
-                    m, tok, forget, sets["retain"], method, lr, settings.model, cfg, hw, Path(".scratch") / "unlearn",
+                    m, tok, forget, train["retain"], method, lr, settings.model, cfg, hw, Path(".scratch") / "unlearn",
                     cfg.seed + r, live, idk_pool=idk_pool, random_labels=random_labels,
                     epoch_eval=epoch_eval if curves is not None and cfg.epoch_eval else None,
                     trainable=trainable(settings), reference_model=reference_model,
                 )
-            model, reports, points = unlearn_requests(model, requests, run_request, cfg.request_reference, measure,
+            # On the documents benchmark the one request forgets the documents, and its questions
+            # (`requests`) are what is measured before and after.
+            applied = [train["forget"]] if settings.data.benchmark == "documents" else requests
+            model, reports, points = unlearn_requests(model, applied, run_request, cfg.request_reference, measure,
                                                       method.needs_reference)
         report = combined_report(reports, cfg.request_reference)
         # The wall time stays in the metrics: in the model folder it would give every rerun a new

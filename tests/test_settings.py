@@ -57,7 +57,7 @@ BAD = [
      "scheduler, warmup_steps, weight_decay, max_grad_norm, lr, checkpoint"),
     ("data.forget_fracton", 0.3, "data.forget_fracton: unknown key; did you mean data.forget_fraction? known here: "
      "benchmark, split, people, holdout_people, forget_fraction, world_forget, world_eval_size, world_replay, "
-     "random_labels_k, import"),
+     "random_labels_k, import, documents"),
     ("methods.npo.betta", 1.0, "methods.npo.betta: unknown key; did you mean methods.npo.beta? known here: lr, "
      "trainable, alpha, retain, beta"),
     ("methods.npoo", {}, f"methods.npoo: unknown key; did you mean methods.npo? known here: {', '.join(METHOD_NAMES)}"),
@@ -97,7 +97,7 @@ BAD = [
     ("eval.utility", "raw-prob", "eval.utility: must be one of tofu, raw_prob, got 'raw-prob'; did you mean raw_prob?"),
     ("finetune.scheduler", "cosin", "finetune.scheduler: must be one of constant, constant_with_warmup, cosine, "
      "cosine_with_restarts, inverse_sqrt, linear, polynomial, got 'cosin'; did you mean cosine?"),
-    ("data.benchmark", "tofu", "data.benchmark: must be one of synthetic, world, import, got 'tofu'"),
+    ("data.benchmark", "tofu", "data.benchmark: must be one of synthetic, world, import, documents, got 'tofu'"),
     ("data.import.on_long", "drop", "data.import.on_long: must be one of truncate, reject, got 'drop'"),
     ("hardware.attn_implementation", "flash", "hardware.attn_implementation: must be one of auto, sdpa, eager, "
      "flash_attention_2, got 'flash'"),

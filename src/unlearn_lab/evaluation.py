@@ -240,7 +240,7 @@ def summarize_set(rows: list[dict], name: str) -> dict:
     """The set's summary: its size, each row-level metric's aggregate (a mean, or the truth-ratio
     score of the set's kind) and each set-level metric."""
     summary = {"n": len(rows)}
-    for metric in table.of_level("row"):
+    for metric in table.of_level("row") + table.of_level("document"):
         if metric.aggregate is not None and metric.name in rows[0]:
             summary[metric.name] = metric.aggregate([row[metric.name] for row in rows], name)
     for metric in table.of_level("set"):
@@ -249,7 +249,7 @@ def summarize_set(rows: list[dict], name: str) -> dict:
 
 
 def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, oracle_rows=None,
-                   oracle_metrics: dict | None = None, judge=None):
+                   oracle_metrics: dict | None = None, judge=None, more_rows=None):
     """Evaluate every non-empty set, then summarise the rows (`metrics_from_rows`) and, with
     `eval.bootstrap` resamples, add a 95% interval over questions to every metric the table marks
     (`<name>_ci95: [low, high]`, next to the value).
@@ -257,11 +257,15 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, orac
     `oracle_rows` are the oracle's rows (forget and holdout) and `oracle_metrics` its metrics;
     None means there is no oracle, and the reason must be given by the caller in
     `forget_quality_reason`. `judge` (the base model) scores the fluency of the generations.
+    `more_rows` (a callable, run after the sets) adds rows computed elsewhere: the documents'
+    passages (document_eval.py), summarised and resampled with the rest.
     """
     all_rows: list[dict] = []
     for name, records in sets.items():
         rows, _ = evaluate_set(model, tok, records, eval_cfg, name, judge=judge)
         all_rows.extend(rows)
+    if more_rows is not None:
+        all_rows.extend(more_rows())
     metrics = {"truth_ratio_convention": eval_cfg.truth_ratio, "utility_convention": eval_cfg.utility,
                **metrics_from_rows(all_rows, oracle_rows, oracle_metrics, eval_cfg)}
     if eval_cfg.bootstrap and all_rows:
@@ -300,8 +304,8 @@ def add_intervals(metrics: dict, rows: list[dict], oracle_rows, oracle_metrics, 
     the questions of each set resampled (intervals.py), the oracle's rows paired by question; the
     oracle's own metrics are recomputed on each resample, so privacy leakage's reference moves
     with it."""
-    keys = [(s, m.name) for s in metrics if isinstance(metrics[s], dict) for m in table.of_level("row")
-            if m.interval and m.name in metrics[s]]
+    keys = [(s, m.name) for s in metrics if isinstance(metrics[s], dict)
+            for m in table.of_level("row") + table.of_level("document") if m.interval and m.name in metrics[s]]
     keys += [(m.name,) for m in table.of_level("model") if m.interval and m.name in metrics]
 
     def recompute(sample, oracle_sample):

@@ -342,6 +342,23 @@ def encode_qa(tok, question: str, answer: str, max_length: int) -> dict:
     return {"input_ids": ids, "labels": labels}
 
 
+def encode_text(tok, text: str, max_length: int) -> list[dict]:
+    """A document as consecutive chunks of at most `max_length` tokens, labels on every token:
+    the document's tokens and a closing eos, cut where each chunk is full (a last chunk of one
+    token, which predicts nothing, is dropped). No chat template: documents are plain text."""
+    ids = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    chunks = [ids[i : i + max_length] for i in range(0, len(ids), max_length)]
+    return [{"input_ids": c, "labels": list(c)} for c in chunks if len(c) > 1]
+
+
+def encode_record(tok, record: dict, max_length: int) -> list[dict]:
+    """A training record's encodings: a document's chunks (`text`), or one question with its
+    answer (the full-sentence answer where the record has one, else the bare answer)."""
+    if "text" in record:
+        return encode_text(tok, record["text"], max_length)
+    return [encode_qa(tok, record["question"], record.get("answer_text") or record["answer"], max_length)]
+
+
 def collate(features: list[dict], pad_id: int, prefix: str = "") -> dict:
     """Right-pad encoded examples into tensors; padded positions get label -100 and mask 0."""
     width = max(len(f["input_ids"]) for f in features)

@@ -15,15 +15,15 @@ from transformers.utils import logging as hf_logging
 
 from . import architecture, hardware
 from .logprobs import answer_window
-from .modeling import add_lora, collate, encode_qa
+from .modeling import add_lora, collate, encode_record
 from .settings import Finetune, Hardware, Model, Schedule
 
 
 class EncodedDataset(torch.utils.data.Dataset):
     def __init__(self, tok, records: list[dict], max_length: int):
-        # Models learn the full-sentence answer; records without one learn the bare answer.
-        self.items = [encode_qa(tok, r["question"], r.get("answer_text") or r["answer"], max_length)
-                      for r in records]
+        # Models learn the full-sentence answer (the bare one where a record has none), and a
+        # document every token of each of its chunks.
+        self.items = [item for r in records for item in encode_record(tok, r, max_length)]
 
     def __len__(self):
         return len(self.items)

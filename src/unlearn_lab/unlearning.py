@@ -96,6 +96,25 @@ def build_views(tok, method, forget: list[dict], retain: list[dict], max_length:
     return views
 
 
+# What a method's extra views replace a forget answer with: a document has no answer to replace.
+VIEW_NEEDS = {"forget_idk": "a refusal in place of the forget answer", "retain_idk": "a refusal to a retain question",
+              "forget_wrong": "a wrong answer in place of the forget answer"}
+
+
+def check_documents_method(method, benchmark: str, requests: int) -> None:
+    """On the documents benchmark, refuse what has no document form: a method that trains on a
+    replaced answer (idk_dpo, idk_ap, altpo, random_label), and requests split by person."""
+    if benchmark != "documents":
+        return
+    needs = [VIEW_NEEDS[v] for v in method.views if v in VIEW_NEEDS]
+    if needs:
+        raise UserError(f"params.yaml: method {method.name} trains on {needs[0]}, and benchmark documents has "
+                        "no answers to replace, only text: choose a method without one (npo, simnpo, gd, ga, ...)")
+    if requests > 1:
+        raise UserError("params.yaml: unlearn.requests > 1 is not available with benchmark documents "
+                        "(its documents are forgotten in one request)")
+
+
 def restrict_trainable(model, pattern: str | None) -> int:
     """Freeze every trainable weight whose name does not match `pattern`; return how many
     parameters still train."""

@@ -23,13 +23,16 @@ def build_benchmark(cfg: Data, raw_dir: Path, seed: int) -> dict[str, list[dict]
     (nothing is fine-tuned, so nothing is replayed).
     Import benchmark: the user's files named in `data.import` (see importing.py), with the
     world-facts sample and replay of the synthetic benchmark unless they bring a world set.
+    Documents benchmark: the synthetic people's (or the imported) questions, which probe the
+    facts of the documents (documents.py builds those).
     """
     rows = load_world_facts(Path(raw_dir))
     facts = world_records(rows, seed)
     if cfg.benchmark == "world":
         sets = build_world_benchmark(rows, facts, cfg.world_forget, cfg.world_eval_size, seed)
         sets["replay"] = []
-    elif cfg.benchmark == "import":
+    elif cfg.benchmark == "import" or (cfg.benchmark == "documents" and cfg.documents.forget):
+        # Your own documents come with your questions about them (the knowledge probes).
         sets = _imported_benchmark(cfg, facts, seed)
     else:
         sets = build_synthetic(cfg, seed)

@@ -6,11 +6,34 @@ from pathlib import Path
 from ..io import read_jsonl
 
 SETS = ("forget", "retain", "holdout", "world", "replay")
+DOCUMENTS = "documents.jsonl"
 
 
 def load_sets(folder: Path, names=SETS) -> dict[str, list[dict]]:
     """The processed sets `names` from `folder` (data/processed)."""
     return {name: read_jsonl(Path(folder) / f"{name}.jsonl") for name in names}
+
+
+def training_sets(folder: Path, benchmark: str) -> dict[str, list[dict]]:
+    """What fine-tuning and unlearning train on: the forget, retain and replay questions, or on
+    the documents benchmark the forget and retain documents (the questions only probe them;
+    the world-fact replay stays)."""
+    sets = load_sets(folder, ("forget", "retain", "replay"))
+    if benchmark == "documents":
+        docs = read_jsonl(Path(folder) / DOCUMENTS)
+        for name in ("forget", "retain"):
+            sets[name] = [d for d in docs if d["split"] == name]
+    return sets
+
+
+def load_documents(folder: Path) -> dict[str, list[dict]]:
+    """The documents of each split ({} when the benchmark has none)."""
+    path = Path(folder) / DOCUMENTS
+    docs = read_jsonl(path) if path.exists() else []
+    out: dict[str, list[dict]] = {}
+    for d in docs:
+        out.setdefault(d["split"], []).append(d)
+    return out
 
 
 def sample(records: list[dict], size: int) -> list[dict]:

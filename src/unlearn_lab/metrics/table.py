@@ -9,6 +9,9 @@ Levels:
   takes the whole set's `Scored` list and the evaluation's models (`env`: `gradient_norms` of
   the evaluated model, `judge_nlls` of the fluency judge, the base model); `sets` limits a metric
   to some sets, `needs_judge` to evaluations given a judge.
+- "document": one value per passage of a document (documents benchmark; document_eval.py's
+  `ScoredPassage`), summarised per set like a row-level metric; `needs_generation` marks those
+  read from the greedy continuation (holdout documents get none).
 - "set": one value per set, from the set's rows.
 - "model": one value per model, from the set summaries and rows of all sets (`ModelContext`);
   it returns None where its inputs are absent (e.g. no oracle), or raises `Undefined` with the
@@ -31,7 +34,7 @@ from .likelihood import (TRUTH_RATIOS, answer_probability, perplexity, probabili
 from .memorization import exact_memorization, extraction_strength
 from .mia import (auc, gradnorm_score, loss_score, mink_score, minkpp_score, privleak, reference_score,
                   zlib_score)
-from .text import bertscore_f1, bleu, repetition_rate, rouge_l_f1, rouge_l_recall
+from .text import bertscore_f1, bleu, repetition_rate, rouge_l_f1, rouge_l_recall, verbmem
 
 Where = Union[tuple[str, ...], bool]
 
@@ -92,6 +95,7 @@ class Metric:
     column: str = ""             # comparison column stem (default: name)
     reason_key: str = ""         # model level: where an Undefined reason goes (default: name)
     interval: bool = False       # a 95% bootstrap interval over questions goes next to it (`<name>_ci95`)
+    needs_generation: bool = False  # document level: read from the greedy continuation
 
     def places(self, where: Where) -> list[str | None]:
         """The sets a `headline` / `plot` / `compare` entry names; [None] for a model-level True."""
@@ -162,7 +166,7 @@ def _mia_reference_auc(ctx: ModelContext):
     """AUC of the reference attack, the oracle's rows (same ids) as the reference."""
     if "forget" not in ctx.metrics or "holdout" not in ctx.metrics or not ctx.oracle_rows:
         return None
-    ref = {(r["set"], r["id"]): r["mia_loss"] for r in ctx.oracle_rows}
+    ref = {(r["set"], r["id"]): r["mia_loss"] for r in ctx.oracle_rows if "mia_loss" in r}
     scores = {}
     for set_name in ("forget", "holdout"):
         rows = [r for r in ctx.rows if r["set"] == set_name]
@@ -212,6 +216,24 @@ def _privleak(ctx: ModelContext):
     return privleak(ours, oracle_auc)
 
 
+def _documents_value(set_name: str, key: str):
+    """A documents-benchmark score read from a set's summary: None off that benchmark."""
+    def compute(ctx: ModelContext):
+        if f"{set_name.split('_')[0]}_documents" not in ctx.metrics or set_name not in ctx.metrics:
+            return None
+        return ctx.metrics[set_name][key]
+    return compute
+
+
+def _mia_documents_auc(ctx: ModelContext):
+    if "forget_documents" not in ctx.metrics:
+        return None
+    if "holdout_documents" not in ctx.metrics:
+        raise Undefined("no holdout documents: membership inference compares forget with holdout documents")
+    return auc(ctx.scores("forget_documents", "mia_mink_passage"), ctx.scores("holdout_documents", "mia_mink_passage"))
+
+
+DOCUMENT_SETS = ("forget_documents", "retain_documents")
 SETS3 = ("forget", "retain", "world")
 MIA_ATTACKS = ("loss", "zlib", "mink", "minkpp", "gradnorm")
 
@@ -261,6 +283,23 @@ METRICS: tuple[Metric, ...] = (
     Metric("privleak", "model", _privleak, "privleak", headline=True, interval=True),
     Metric("privleak_gradnorm", "model", _privleak_of("gradnorm"), interval=True),
     Metric("privleak_reference", "model", _privleak_of("reference", oracle_auc=0.5), interval=True),
+    # Documents benchmark (MUSE, Shi et al. 2024): verbatim and knowledge memorisation of the forget
+    # documents (to be low) and of the retain ones (utility: to stay), privacy leakage on passages.
+    Metric("verbmem", "document", lambda s: verbmem(s.reference, s.generated), "verbmem", aggregate=_mean,
+           sets=DOCUMENT_SETS, needs_generation=True, interval=True),
+    Metric("mia_mink_passage", "document", lambda s: mink_score(s.stats["logp"], s.cfg.mink_k)),
+    Metric("verbmem_forget", "model", _documents_value("forget_documents", "verbmem"), "verbmem forget",
+           headline=True, compare=True, interval=True),
+    Metric("verbmem_retain", "model", _documents_value("retain_documents", "verbmem"), "verbmem retain",
+           headline=True, compare=True, interval=True),
+    Metric("knowmem_forget", "model", _documents_value("forget", "rouge_l_recall"), "knowmem forget",
+           headline=True, compare=True, interval=True),
+    Metric("knowmem_retain", "model", _documents_value("retain", "rouge_l_recall"), "knowmem retain",
+           headline=True, compare=True, interval=True),
+    Metric("mia_documents_auc", "model", _mia_documents_auc, "MIA Min-k% AUC (documents)", headline=True,
+           reason_key="mia_documents", interval=True),
+    Metric("privleak_documents", "model", _privleak_of("documents"), "privleak (documents)", headline=True,
+           compare=True, interval=True),
 )
 
 BY_NAME = {m.name: m for m in METRICS}

@@ -25,6 +25,13 @@ def rouge_l_f1(reference: str, generated: str) -> float:
     return float(_scorer().score(reference, generated)["rougeL"].fmeasure)
 
 
+def verbmem(reference: str, generated: str) -> float:
+    """VerbMem (MUSE, Shi et al. 2024): ROUGE-L F1 (`rouge_l_f1`) of the greedy continuation of a
+    passage's first `eval.prefix_tokens` tokens against its next `eval.continuation_tokens`:
+    how much of a text the model reproduces word for word."""
+    return rouge_l_f1(reference, generated)
+
+
 def words(text: str) -> list[str]:
     """Lower-cased words and punctuation marks (a tokenizer that needs no downloaded data)."""
     import re

@@ -16,10 +16,10 @@ from pydantic import Field, ValidationError
 from ..errors import UserError
 from .base import Section, explain, start_recording
 from .knobs import Knobs, Methods, method_names, tuned_lr, weight
-from .sections import (ATTACKS, Attack, Data, Eval, Finetune, Hardware, Import, Lora, Model, Quantize, Relearn, Represent,
+from .sections import (ATTACKS, Attack, Data, Documents, Eval, Finetune, Hardware, Import, Lora, Model, Quantize, Relearn, Represent,
                        Schedule, Tiny, Unlearn)
 
-__all__ = ["ATTACKS", "Attack", "Data", "Eval", "Finetune", "Hardware", "Import", "Knobs", "Lora", "Methods", "Model", "Quantize",
+__all__ = ["ATTACKS", "Attack", "Data", "Documents", "Eval", "Finetune", "Hardware", "Import", "Knobs", "Lora", "Methods", "Model", "Quantize",
            "Relearn", "Represent", "Schedule", "Settings", "Tiny", "Unlearn", "load_settings", "method_names",
            "read_yaml", "tuned_lr", "weight"]
 

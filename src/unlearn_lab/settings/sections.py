@@ -84,8 +84,17 @@ class Import(Section):
     on_long: Literal["truncate", "reject"] = Field("truncate", description="what to do with a longer text")
 
 
+class Documents(Section):
+    versions: int = Field(2, ge=1, le=3, description="paraphrased versions of each synthetic document (biography, news report)")
+    forget: Optional[str] = Field(None, min_length=1, description="your forget documents: a folder of .txt files, a .txt file or JSON lines with `text`")
+    retain: Optional[str] = Field(None, min_length=1, description="your retain documents (same forms); required with `forget`")
+    holdout: Optional[str] = Field(None, min_length=1, description="never-trained documents (membership inference)")
+    max_chars: int = Field(200000, ge=1, description="longest document, in characters")
+
+
 class Data(Section):
-    benchmark: Literal["synthetic", "world", "import"] = Field("synthetic", description="where the facts come from")
+    benchmark: Literal["synthetic", "world", "import", "documents"] = Field(
+        "synthetic", description="where the facts come from; documents: forget and retain texts, probed by their facts")
     split: Literal["entity", "incident"] = Field("entity", description="forget whole people, or one fact per person")
     people: int = Field(10, ge=1, description="synthetic people")
     holdout_people: int = Field(5, ge=0, description="synthetic people never trained on")
@@ -95,6 +104,7 @@ class Data(Section):
     world_replay: int = Field(32, ge=0, description="other world facts the fine-tunes rehearse")
     random_labels_k: int = Field(3, ge=1, description="wrong answers per forget question (random_labels stage)")
     import_: Import = Field(default_factory=Import, alias="import", description="bring your own data")
+    documents: Documents = Field(default_factory=Documents, description="benchmark documents: synthetic versions, or your own texts")
 
     @field_validator("world_forget")
     @classmethod
@@ -108,6 +118,15 @@ class Data(Section):
     def _import_needs_forget(self):
         if self.benchmark == "import" and not self.import_.forget:
             raise ValueError("data.import.forget: a forget file is required with benchmark: import")
+        if self.benchmark == "documents" and self.split != "entity":
+            raise ValueError("data.split: benchmark documents forgets whole people's documents; "
+                             "split: incident would keep a forgotten fact in every retained document")
+        docs = self.documents
+        if docs.forget and not docs.retain:
+            raise ValueError("data.documents.retain: your forget documents need retain documents")
+        if docs.forget and not self.import_.forget:
+            raise ValueError("data.import.forget: your documents need questions about their facts "
+                             "(the knowledge probes): name them in data.import.forget")
         return self
 
 
@@ -215,6 +234,8 @@ class Eval(Section):
     mink_k: float = Field(0.4, gt=0, le=1, description="Min-k% fraction of lowest-scoring tokens")
     bootstrap: int = Field(1000, ge=0, description="resamples of the questions per 95% interval; 0: none")
     retain_sample: int = Field(40, ge=0, description="retain questions evaluated (correlated first, then spread over the set); 0: all")
+    prefix_tokens: int = Field(32, ge=1, description="documents: verbatim memorisation prompts with this many tokens of a passage")
+    continuation_tokens: int = Field(128, ge=1, description="documents: and scores the greedy continuation against the next this many")
     utility: Literal["tofu", "raw_prob"] = Field(
         "tofu", description="model utility's world-fact probability: tofu (normalised over the answer options) | raw_prob")
 
