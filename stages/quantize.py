@@ -1,5 +1,6 @@
-"""Stage quantize: unlearned and target models at low bit widths, forget and retain scores again."""
-from unlearn_lab.data.sets import load_sets, sample
+"""Stage quantize: unlearned and target models at low bit widths, forget and retain scores again
+(and the forget documents' verbatim memorisation on the documents benchmark)."""
+from unlearn_lab.data.sets import load_documents, load_sets, sample
 from unlearn_lab.hardware import device
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
@@ -26,7 +27,8 @@ def main():
     def loader(name):
         return load_model(folders[name])
 
-    result, variant_rows = quantize_variants(loader, tok, sets, rows, cfg, settings.eval, device())
+    documents = {split: docs for split, docs in load_documents(args.data).items() if split == "forget"}
+    result, variant_rows = quantize_variants(loader, tok, sets, rows, cfg, settings.eval, device(), documents)
     result["target_kind"] = read_meta(args.target)["kind"]
     result["headline"] = headline(result)
     with staged_outputs(files=[args.rows, args.metrics, args.plot]) as out:
@@ -35,8 +37,9 @@ def main():
         quantize_plot(result, out[args.plot])
     for scheme in result["schemes"]:
         r = result[scheme]
-        print(f"{scheme}: forget ROUGE-L {r['forget_rouge_l_recall']:.3f}, retain {r['retain_rouge_l_recall']:.3f}, "
-              f"recovered {r.get('recovered', float('nan')):.3f}")
+        verbatim = f", forget verbmem {r['forget_documents_verbmem']:.3f}" if "forget_documents_verbmem" in r else ""
+        print(f"{scheme}: forget ROUGE-L {r['forget_rouge_l_recall']:.3f}, retain {r['retain_rouge_l_recall']:.3f}"
+              f"{verbatim}, recovered {r.get('recovered', float('nan')):.3f}")
     if "bnb_reason" in result:
         print(f"bitsandbytes skipped: {result['bnb_reason']}")
 

@@ -22,14 +22,15 @@ from .synthetic import generate_people
 
 DOCUMENT_SETS = ("forget", "retain", "holdout")
 
-# One phrasing per version; a biography of version v uses phrasing v, a news report phrasing
-# v + 1, so no two documents of a person word a fact the same way.
+# One phrasing per version: a biography of version v uses phrasing v, a news report phrasing
+# v + 1, so the versions of one kind word every fact differently (a biography and a news report
+# may share a phrasing, in another frame and order).
 FACT_SENTENCES = {
     "birth_year": ("{s} was born in {a}.", "Born in the year {a}, {s} grew up far from the public eye.",
                    "The year {a} saw the birth of {s}."),
     "birthplace": ("{s} comes from the city of {a}.", "{s} spent a whole childhood in {a}, the home town.",
                    "{a} is the city where {s} was born."),
-    "occupation": ("By profession, {s} is a {a}.", "{s} trained and now works as a {a}.",
+    "occupation": ("By profession, {s} is {an} {a}.", "{s} trained and now works as {an} {a}.",
                    "Colleagues know {s} as a gifted {a}."),
     "employer": ("{s} is employed by {a}.", "For many years {s} has worked at {a}.",
                  "{a} counts {s} among its staff."),
@@ -55,6 +56,10 @@ FRAMES = {
 KINDS = tuple(FRAMES)
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def person_documents(person: dict, versions: int, seed: int) -> list[dict]:
     """The person's documents: `versions` biographies (facts in field order) and news reports
     (the incident first, the rest in a seeded order), each stating every fact once."""
@@ -70,7 +75,7 @@ def person_documents(person: dict, versions: int, seed: int) -> list[dict]:
                 rng.shuffle(rest)
                 order = ["incident", *rest]
             opening, closing = FRAMES[kind][phrasing]
-            body = [FACT_SENTENCES[f][phrasing].format(s=name, a=facts[f]) for f in order]
+            body = [FACT_SENTENCES[f][phrasing].format(s=name, a=facts[f], an=_article(facts[f])) for f in order]
             text = " ".join([opening.format(s=name), *body, closing.format(s=name)])
             out.append({"id": f"{person['pid']}.{kind}.{v + 1}", "subject": name, "kind": kind,
                         "version": v + 1, "text": text, "source": "synthetic"})

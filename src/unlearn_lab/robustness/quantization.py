@@ -163,9 +163,11 @@ def quantized_model(model, scheme: str, cfg: Quantize, device=None):
     return model.to(device) if device is not None else model
 
 
-def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, eval_cfg: Eval, device=None):
-    """Score every (model, scheme) variant on `sets`; the unlearned ones also get the recovered
-    fraction against the full-precision target and unlearned scores (from their `eval_rows`).
+def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, eval_cfg: Eval, device=None,
+                      documents: dict | None = None):
+    """Score every (model, scheme) variant on `sets` (and the verbatim memorisation of
+    `documents`, split -> documents); the unlearned ones also get the recovered fraction against
+    the full-precision target and unlearned scores (from their `eval_rows`).
 
     `loader(name)` returns a fresh full-precision model. Keys: `<scheme>` for the unlearned model,
     `target_<scheme>` for the target."""
@@ -174,10 +176,11 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
     dev = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     schemes, reason = scheme_names(cfg, dev)
     models = cfg.models
-    full = {m: baseline_scores(eval_rows[m], sets, f"eval/{m}.jsonl") for m in ("target", "unlearned")}
+    full = {m: baseline_scores(eval_rows[m], sets, f"eval/{m}.jsonl", documents) for m in ("target", "unlearned")}
     result: dict = {"schemes": schemes, "group_size": cfg.group_size,
                     "symmetric": cfg.symmetric, "full_precision": full,
                     "n": {name: len(records) for name, records in sets.items()}}
+    result["n"].update({f"{split}_documents": len(docs) for split, docs in (documents or {}).items()})
     if reason:
         result["bnb_reason"] = reason
     all_rows = []
@@ -195,7 +198,7 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
             full_model.load_state_dict(weights)
             model = quantized_model(full_model.to("cpu"), scheme, cfg, device)
             label = scheme if model_name == "unlearned" else f"{model_name}_{scheme}"
-            scores, rows = score_sets(model, tok, sets, eval_cfg, label)
+            scores, rows = score_sets(model, tok, sets, eval_cfg, label, documents)
             del model
             result[label] = add_recovery(scores, full["unlearned"], full["target"]) if model_name == "unlearned" \
                 else scores

@@ -50,6 +50,32 @@ def relearn_split(forget: list[dict], retain: list[dict], data: str, examples: i
     return attack, scored
 
 
+def relearn_documents_split(forget: list[dict], documents: dict[str, list[dict]], data: str,
+                            examples: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """Documents benchmark: (attack documents, forget questions to score, forget documents to
+    score). `forget`: the documents of every other forgotten person (a document without a
+    subject is its own person) train the attack, and the other people's questions (knowmem) and
+    documents (verbmem) are scored; `retain` / `retain_correlated`: the retain documents train
+    it and everything forgotten is scored. Deterministic."""
+    docs = documents.get("forget", [])
+    if data != "forget":
+        attack = list(documents.get("retain", []))
+        return (attack[:examples] if examples > 0 else attack), forget, docs
+
+    def person(d):
+        return d.get("subject") or d["id"]
+
+    people = list(dict.fromkeys(person(d) for d in docs))
+    if len(people) < 2:
+        raise UserError("relearn.data 'forget' on documents needs the documents of 2 people or more "
+                        "(one to train, one to score); use relearn.data: retain")
+    taught = set(people[0::2])
+    attack = [d for d in docs if person(d) in taught]
+    if examples > 0:
+        attack = attack[:examples]
+    return attack, [r for r in forget if r["subject"] not in taught], [d for d in docs if person(d) not in taught]
+
+
 def relearn(model, tok, attack: list[dict], model_cfg: Model, cfg: Relearn, hw: Hardware, scratch, seed: int,
             live=None):
     """Fine-tune `model` (the unlearned weights, merged) on `attack` for `cfg.steps` steps with
@@ -69,6 +95,8 @@ def add_oracle_control(scores: dict, oracle_scores: dict | None, target: dict, o
     for key, name in RECOVERY_SCORES.items():
         name = name.replace("recovered", "recovered_over_oracle")
         full = f"{set_name}_{key}"
+        if full not in scores:
+            continue
         if oracle_scores is None or oracle is None:
             out[f"{name}_reason"] = reason or "the oracle was not attacked"
             continue
