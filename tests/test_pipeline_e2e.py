@@ -248,3 +248,47 @@ def test_sequential_requests_run_through_the_stages(tmp_path):
     requests_plot(report, tmp_path / "requests.png")
     assert (tmp_path / "requests.png").stat().st_size > 10_000
     assert load_model(repo / "models/unlearned").config.num_hidden_layers == 2
+
+
+def test_documents_benchmark_runs_end_to_end(tmp_path):
+    """benchmark documents through every stage: the fine-tunes learn document chunks, the
+    evaluation scores verbmem / knowmem / privleak on them, the audit re-scores and attacks them,
+    and a method with no document form is refused in one line."""
+    from unlearn_lab.modeling import encode_text, load_tokenizer
+
+    repo, _ = make_repo(tmp_path / "repo", {"data": {"benchmark": "documents", "holdout_people": 2, "forget_fraction": 0.25},
+                                            "eval": {"prefix_tokens": 8, "continuation_tokens": 16}})
+    docs = [json.loads(line) for line in (repo / "data/processed/documents.jsonl").read_text().splitlines()]
+    assert len(docs) == (8 + 2) * 2 * 2 and {d["split"] for d in docs} == {"forget", "retain", "holdout"}
+    tok = load_tokenizer(repo / "models/base")
+    chunks = {s: sum(len(encode_text(tok, d["text"], TINY["model"]["max_length"])) for d in docs if d["split"] == s)
+              for s in ("forget", "retain")}
+    replay = len((repo / "data/processed/replay.jsonl").read_text().splitlines())
+    assert json.loads((repo / "metrics/finetune_target.json").read_text())["examples"] == chunks["forget"] + chunks["retain"] + replay
+    assert json.loads((repo / "metrics/finetune_oracle.json").read_text())["examples"] == chunks["retain"] + replay
+    for model in ("target", "oracle", "unlearned"):
+        m = json.loads((repo / f"metrics/{model}.json").read_text())
+        for key in ("verbmem_forget", "verbmem_retain", "knowmem_forget", "knowmem_retain", "mia_documents_auc",
+                    "privleak_documents"):
+            assert 0 <= m[key] <= 1 or key == "privleak_documents", (model, key)
+            assert model == "oracle" and key == "privleak_documents" or len(m[f"{key}_ci95"]) == 2, (model, key)
+        assert m["knowmem_forget"] == m["forget"]["rouge_l_recall"]
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    assert "verbmem_forget" in json.dumps(summary)
+    quantize = json.loads((repo / "metrics/quantize.json").read_text())
+    assert "forget_documents_verbmem" in quantize["int4"] and quantize["n"]["forget_documents"] == 2 * 2 * 2
+    relearn = json.loads((repo / "metrics/relearn.json").read_text())
+    assert relearn["data"] == "forget" and "forget_documents_verbmem" in relearn["relearned"]
+    attack = json.loads((repo / "metrics/attack.json").read_text())
+    assert set(attack["prefix_attack"]) == {"short", "long", "middle"}
+    assert {"unlearned", "oracle", "target"} <= set(attack["prefix_attack"]["middle"])
+    assert "prefix_attack_verbmem_max" in attack["headline"]
+    update_params(repo, {"method": "idk_dpo"})
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "stages/unlearn.py", "--target", "models/target", "--data", "data/processed",
+                           "--random-labels", "data/processed/random_labels.jsonl", "--idk", "data/raw/idk.txt",
+                           "--out", str(tmp_path / "u"), "--logs", str(tmp_path / "l"), "--epoch-logs", str(tmp_path / "e"),
+                           "--metrics", str(tmp_path / "m.json")], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "method idk_dpo trains on a refusal" in proc.stderr and "benchmark documents" in proc.stderr
+    assert not (tmp_path / "u").exists() and not (tmp_path / "m.json").exists()
