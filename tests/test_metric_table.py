@@ -26,9 +26,13 @@ def test_headline_keys_are_the_documented_ones():
 def test_bars_and_columns_follow_the_table():
     assert [label for _, _, label in table.bars()] == [
         "forget ROUGE-L", "retain ROUGE-L", "world ROUGE-L", "forget prob", "retain prob", "forget truth ratio",
-        "forget exact memo.", "model utility", "MIA Min-k%++ AUC"]
+        "forget exact memo.", "model utility", "MIA Min-k%++ AUC", "verbmem forget", "verbmem retain",
+        "knowmem forget", "knowmem retain", "MIA Min-k% AUC (documents)"]
     assert [c for _, _, c in table.comparison_columns()] == [
-        "forget_rouge_l", "retain_rouge_l", "world_rouge_l", "forget_truth_ratio", "forget_quality", "model_utility"]
+        "forget_rouge_l", "retain_rouge_l", "world_rouge_l", "forget_truth_ratio", "forget_quality", "model_utility",
+        "verbmem_forget", "verbmem_retain", "knowmem_forget", "knowmem_retain", "privleak_documents"]
+    assert table.benchmark_only() == {"verbmem_forget", "verbmem_retain", "knowmem_forget", "knowmem_retain",
+                                      "mia_documents_auc", "privleak_documents"}
 
 
 def test_a_new_metric_is_one_row(monkeypatch, tiny_model, tok):

@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .metrics.table import comparison_columns
+from .metrics.table import benchmark_only, comparison_columns
 
 # The run's own columns around the metric columns of the metrics table (metrics/table.py).
 COLUMNS = ["method", "lr", "epochs", "seed", "unlearn_seed", *(column for _, _, column in comparison_columns()), "seconds"]
@@ -234,6 +234,9 @@ def write_csv(rows: list[dict], path: str | Path) -> None:
     from .io import write_text_atomic
 
     frame = pd.DataFrame(rows, columns=COLUMNS + robustness_columns(rows) + EXTRA)
+    # One benchmark's columns (the documents' verbmem, knowmem) only where an experiment has them.
+    only = {column for _, name, column in comparison_columns() if name in benchmark_only()}
+    frame = frame.drop(columns=[c for c in only if frame[c].isna().all()])
     write_text_atomic(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics.table import bars
+from .metrics.table import bars, benchmark_only
 from .plotting import COLORS, grouped_bars, pyplot, save
 
 MODELS = ("target", "oracle", "unlearned")
@@ -54,14 +54,18 @@ def metric_bars_plot(metrics: dict[str, dict], path: Path) -> None:
     """Headline metrics of target / oracle / unlearned side by side (all on a 0-1 scale)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(12, 4.5))
-    labels = [label for _, _, label in bars()]
+    shown = bars()
     series = {}
     for model in MODELS:
         if model in metrics:
             m = metrics[model]
-            values = [(m.get(s, {}) if s else m).get(k) for s, k, _ in bars()]
+            values = [(m.get(s, {}) if s else m).get(k) for s, k, _ in shown]
             series[model] = [np.nan if v is None else float(v) for v in values]
-    grouped_bars(ax, labels, series)
+    # One benchmark's bars (the documents' verbmem, knowmem) only where some model has them.
+    keep = [i for i, (_, k, _) in enumerate(shown)
+            if k not in benchmark_only() or any(np.isfinite(v[i]) for v in series.values())]
+    series = {model: [values[i] for i in keep] for model, values in series.items()}
+    grouped_bars(ax, [shown[i][2] for i in keep], series)
     ax.set_ylim(0, 1.2)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Target (knows everything), oracle (never saw the forget set), unlearned")

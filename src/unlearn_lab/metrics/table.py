@@ -96,6 +96,7 @@ class Metric:
     reason_key: str = ""         # model level: where an Undefined reason goes (default: name)
     interval: bool = False       # a 95% bootstrap interval over questions goes next to it (`<name>_ci95`)
     needs_generation: bool = False  # document level: read from the greedy continuation
+    benchmark: str = ""          # set on one benchmark only: its empty bars and columns elsewhere are left out
 
     def places(self, where: Where) -> list[str | None]:
         """The sets a `headline` / `plot` / `compare` entry names; [None] for a model-level True."""
@@ -289,17 +290,17 @@ METRICS: tuple[Metric, ...] = (
            sets=DOCUMENT_SETS, needs_generation=True, interval=True),
     Metric("mia_mink_passage", "document", lambda s: mink_score(s.stats["logp"], s.cfg.mink_k)),
     Metric("verbmem_forget", "model", _documents_value("forget_documents", "verbmem"), "verbmem forget",
-           headline=True, compare=True, interval=True),
+           headline=True, plot=True, compare=True, interval=True, benchmark="documents"),
     Metric("verbmem_retain", "model", _documents_value("retain_documents", "verbmem"), "verbmem retain",
-           headline=True, compare=True, interval=True),
+           headline=True, plot=True, compare=True, interval=True, benchmark="documents"),
     Metric("knowmem_forget", "model", _documents_value("forget", "rouge_l_recall"), "knowmem forget",
-           headline=True, compare=True, interval=True),
+           headline=True, plot=True, compare=True, interval=True, benchmark="documents"),
     Metric("knowmem_retain", "model", _documents_value("retain", "rouge_l_recall"), "knowmem retain",
-           headline=True, compare=True, interval=True),
+           headline=True, plot=True, compare=True, interval=True, benchmark="documents"),
     Metric("mia_documents_auc", "model", _mia_documents_auc, "MIA Min-k% AUC (documents)", headline=True,
-           reason_key="mia_documents", interval=True),
+           plot=True, reason_key="mia_documents", interval=True, benchmark="documents"),
     Metric("privleak_documents", "model", _privleak_of("documents"), "privleak (documents)", headline=True,
-           compare=True, interval=True),
+           compare=True, interval=True, benchmark="documents"),
 )
 
 BY_NAME = {m.name: m for m in METRICS}
@@ -332,3 +333,9 @@ def bars() -> list[tuple[str | None, str, str]]:
 def comparison_columns() -> list[tuple[str | None, str, str]]:
     """(set or None, metric name, column name) of each comparison column, in table order."""
     return [(s, m.name, m.key(s, m.column or None)) for m in METRICS for s in m.places(m.compare)]
+
+
+def benchmark_only() -> set[str]:
+    """Names of the metrics one benchmark alone has (their bars and columns are left out where
+    no model or experiment has a value)."""
+    return {m.name for m in METRICS if m.benchmark}
