@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-cluster env lock upgrade repro time test methods seeds sweep compare scale clean-scratch gpu-wheels gpu-check-tiny
+.PHONY: install install-cluster env lock upgrade repro time test methods seeds sweep compare scale documents clean-scratch gpu-wheels gpu-check-tiny
 
 # The hashed lock of this Python (requirements/py3.11.txt: the version the README supports).
 PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
@@ -150,6 +150,13 @@ SCALE_PEOPLE ?= 1 2 3 5
 SCALE_REVS ?=
 scale: install
 	$(BIN)/python scripts/scale.py --people $(SCALE_PEOPLE) $(foreach r,$(SCALE_REVS),--rev $(r))
+
+# The documents benchmark (README "Documents"): target, oracle and DOCUMENTS_METHODS unlearned, in a
+# clone under .scratch/documents (this workspace untouched), then metrics/documents.csv and
+# plots/documents.png. About 75 minutes for the first method, 15 for each other, on 2 CPU cores.
+DOCUMENTS_METHODS ?= npo gd simnpo
+documents: install
+	$(BIN)/python scripts/documents_study.py --methods $(DOCUMENTS_METHODS)
 
 # COMPARE_REVS="HEAD 50071da": one study over experiments based on several commits that ran the
 # same pipeline (a commit that only changed docs or tables does not start a new study)

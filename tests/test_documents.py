@@ -306,3 +306,28 @@ def test_relearning_on_documents_teaches_half_the_people_and_scores_the_others()
     assert [d["id"] for d in attack] == ["R.1"] and len(scored) == 3 and len(scored_docs) == 6
     with pytest.raises(UserError, match="needs the documents of 2 people"):
         relearn_documents_split(qa, {"forget": docs["forget"][:2]}, "forget", 0)
+
+
+def test_documents_study_table_and_plot_from_results(tmp_path):
+    import json as _json
+
+    from unlearn_lab.document_study import study_plot, study_rows
+
+    def metrics(v):
+        return {"verbmem_forget": v, "verbmem_forget_ci95": [v - 0.1, v + 0.1], "knowmem_forget": v / 2,
+                "verbmem_retain": 0.9, "knowmem_retain": 0.8, "privleak_documents": -50.0, "model_utility": 0.6,
+                "world": {"rouge_l_recall": 0.5, "rouge_l_recall_ci95": [0.4, 0.6]},
+                "forget_documents": {"n": 20}, "forget": {"n": 40}}
+    for method, v in (("npo", 0.2), ("gd", 0.4)):
+        folder = tmp_path / method
+        folder.mkdir()
+        for name, value in (("target", 0.9), ("oracle", 0.3), ("unlearned", v)):
+            (folder / f"{name}.json").write_text(_json.dumps(metrics(value)))
+        (folder / "unlearn.json").write_text(_json.dumps({"method": method, "lr": 1e-3, "steps": 10, "seconds": 5.0}))
+    rows = study_rows(tmp_path)
+    assert [r["model"] for r in rows] == ["target", "oracle", "unlearned gd", "unlearned npo"]
+    assert rows[3]["verbmem_forget"] == 0.2 and rows[3]["verbmem_forget_low"] == pytest.approx(0.1)
+    assert rows[0]["knowmem_forget"] == 0.45 and rows[2]["world_rouge_l_recall_high"] == 0.6
+    assert rows[2]["forget_documents"] == 20 and rows[2]["unlearn_seconds"] == 5.0
+    study_plot(rows, tmp_path / "d.png")
+    assert (tmp_path / "d.png").stat().st_size > 10_000
