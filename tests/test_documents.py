@@ -149,7 +149,7 @@ def test_the_fine_tune_loss_on_a_document_is_the_cross_entropy_of_every_token(ti
     batch = collate(chunks, tok.pad_token_id)
     args = training_args(Finetune(), tmp_path, 0, 1e-3, hardware.resolve(Hardware()))
     trainer = AnswerTrainer(model=tiny_model, args=args)
-    loss = float(trainer.compute_loss(tiny_model, dict(batch)))
+    loss = float(trainer.compute_loss(tiny_model, dict(batch)).detach())
     with torch.no_grad():
         logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.double()
     total, count = 0.0, 0
