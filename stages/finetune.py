@@ -4,7 +4,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from unlearn_lab import hardware
-from unlearn_lab.data.sets import training_sets
+from unlearn_lab.data.sets import load_sets, training_sets
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import discarded_outputs, staged_outputs, write_json
 from unlearn_lab.modeling import META, load_model, load_tokenizer, save_trained
@@ -38,7 +38,8 @@ def main():
         else:
             from dvclive import Live
 
-            sets = training_sets(args.data, settings.data.benchmark)
+            sets = training_sets(args.data, load_sets(args.data, ("forget", "retain", "replay")),
+                                 settings.data.benchmark)
             records = sets["retain"] + sets["replay"] + (sets["forget"] if which == "target" else [])
             hw = hardware.resolve(settings.hardware)
             tok = load_tokenizer(args.base)

@@ -31,7 +31,7 @@ def main():
     cfg = settings.unlearn
     # What is forgotten and kept: the questions, or on the documents benchmark the documents (the
     # questions then measure what is left between epochs: knowledge memorisation).
-    train = training_sets(args.data, settings.data.benchmark, ("forget", "retain"))
+    train = training_sets(args.data, sets, settings.data.benchmark)
     check_documents_method(method, settings.data.benchmark, cfg.requests)
     requests = split_requests(sets["forget"], cfg.requests, settings.seed)
     idk_pool = load_idk_pool(args.idk) if needs & {"forget_idk", "retain_idk"} else None

@@ -20,7 +20,7 @@ from .readers import read_json_rows, read_text
 from .records import DataError
 from .synthetic import generate_people
 
-DOCUMENT_SETS = ("forget", "retain", "holdout")
+SPLITS = ("forget", "retain", "holdout")
 
 # One phrasing per version: a biography of version v uses phrasing v, a news report phrasing
 # v + 1, so the versions of one kind word every fact differently (a biography and a news report
@@ -86,7 +86,7 @@ def synthetic_documents(cfg: Data, sets: dict[str, list[dict]], seed: int) -> li
     """Every person's documents, each with the split of that person's questions (`sets`, the
     synthetic benchmark's forget / retain / holdout), in person order."""
     people, _ = generate_people(cfg.people, cfg.holdout_people, seed)
-    split_of = {r["subject"]: name for name in DOCUMENT_SETS for r in sets[name]}
+    split_of = {r["subject"]: name for name in SPLITS for r in sets[name]}
     docs = []
     for person in people:
         for doc in person_documents(person, cfg.documents.versions, seed):
@@ -142,7 +142,7 @@ def read_documents(path: str | Path, split: str, max_chars: int) -> list[dict]:
 
 def imported_documents(cfg: Documents) -> list[dict]:
     """Your forget, retain and (optional) holdout documents; ids unique, and no text in two sets."""
-    docs = [d for split in DOCUMENT_SETS if getattr(cfg, split)
+    docs = [d for split in SPLITS if getattr(cfg, split)
             for d in read_documents(getattr(cfg, split), split, cfg.max_chars)]
     seen: dict[str, dict] = {}
     by_text: dict[str, dict] = {}
@@ -166,6 +166,3 @@ def build_documents(cfg: Data, sets: dict[str, list[dict]], seed: int) -> list[d
         return imported_documents(cfg.documents)
     return synthetic_documents(cfg, sets, seed)
 
-
-def documents_of(docs: list[dict], split: str) -> list[dict]:
-    return [d for d in docs if d["split"] == split]

@@ -14,17 +14,14 @@ def load_sets(folder: Path, names=SETS) -> dict[str, list[dict]]:
     return {name: read_jsonl(Path(folder) / f"{name}.jsonl") for name in names}
 
 
-def training_sets(folder: Path, benchmark: str, names=("forget", "retain", "replay")) -> dict[str, list[dict]]:
-    """What fine-tuning and unlearning train on (`names`): the forget, retain and replay questions,
-    or on the documents benchmark the forget and retain documents (the questions only probe them;
-    the world-fact replay stays)."""
-    sets = load_sets(folder, [n for n in names if benchmark != "documents" or n not in ("forget", "retain")])
-    if benchmark == "documents":
-        docs = read_jsonl(Path(folder) / DOCUMENTS)
-        for name in ("forget", "retain"):
-            if name in names:
-                sets[name] = [d for d in docs if d["split"] == name]
-    return sets
+def training_sets(folder: Path, sets: dict[str, list[dict]], benchmark: str) -> dict[str, list[dict]]:
+    """What fine-tuning and unlearning train on, from the question `sets` loaded from `folder`:
+    those sets, or on the documents benchmark the forget and retain documents in place of the
+    questions (which then only probe them; the world-fact replay stays)."""
+    if benchmark != "documents":
+        return sets
+    docs = read_jsonl(Path(folder) / DOCUMENTS)
+    return {**sets, **{name: [d for d in docs if d["split"] == name] for name in ("forget", "retain") if name in sets}}
 
 
 def load_documents(folder: Path) -> dict[str, list[dict]]:

@@ -218,9 +218,10 @@ def _privleak(ctx: ModelContext):
 
 
 def _documents_value(set_name: str, key: str):
-    """A documents-benchmark score read from a set's summary: None off that benchmark."""
+    """A documents-benchmark score read from a set's summary: None off that benchmark (no
+    forget documents evaluated)."""
     def compute(ctx: ModelContext):
-        if f"{set_name.split('_')[0]}_documents" not in ctx.metrics or set_name not in ctx.metrics:
+        if "forget_documents" not in ctx.metrics or set_name not in ctx.metrics:
             return None
         return ctx.metrics[set_name][key]
     return compute

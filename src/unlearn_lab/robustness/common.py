@@ -4,8 +4,6 @@ memorisation), full-precision baselines from the evaluate stage's rows, and the 
 recovered" figure."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..document_eval import DOCUMENT_SET, evaluate_documents
 from ..errors import UserError
 from ..evaluation import evaluate_set, summarize_set
@@ -31,8 +29,9 @@ def score_sets(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, label: s
             scores[f"{name}_{key}"] = summary[key]
         all_rows.extend({**row, "variant": label} for row in rows)
     for split, docs in (documents or {}).items():
+        name = DOCUMENT_SET.format(split)
         rows = evaluate_documents(model, tok, docs, eval_cfg, split)
-        scores[f"{DOCUMENT_SET.format(split)}_verbmem"] = float(np.mean([r["verbmem"] for r in rows]))
+        scores[f"{name}_verbmem"] = summarize_set(rows, name)["verbmem"]
         all_rows.extend({**row, "variant": label} for row in rows)
     return scores, all_rows
 
@@ -57,7 +56,7 @@ def baseline_scores(rows: list[dict], sets: dict[str, list[dict]], source: str,
         missing = wanted - {r["document"] for r in chosen}
         if missing:
             raise UserError(f"{source}: no {name} row for document id {sorted(missing)[0]!r}; re-run its evaluate stage")
-        out[f"{name}_verbmem"] = float(np.mean([r["verbmem"] for r in chosen]))
+        out[f"{name}_verbmem"] = summarize_set(chosen, name)["verbmem"]
     return out
 
 
