@@ -35,12 +35,15 @@ $(VENV)/.installed: pyproject.toml $(wildcard $(LOCK)) requirements/models.txt r
 	$(if $(filter cpu,$(TORCH)),,$(BIN)/pip install torch==$(TORCH_RELEASE) --index-url https://download.pytorch.org/whl/$(TORCH))
 	$(BIN)/pip install --no-deps --no-build-isolation --disable-pip-version-check -e .
 	$(BIN)/python -m unlearn_lab.environment
+	$(BIN)/python -m unlearn_lab.hardware
 	touch $@
 
-# Record the installed library versions in versions.yaml after installing something by hand; the
-# stages refuse to run until it matches, and DVC re-runs the ones whose libraries changed.
+# Record the installed library versions in versions.yaml after installing something by hand, and
+# what each `auto` means on this machine in machine.yaml; the stages refuse to run until they
+# match, and DVC re-runs the ones whose libraries or machine choices changed.
 env: install
 	$(BIN)/python -m unlearn_lab.environment
+	$(BIN)/python -m unlearn_lab.hardware
 
 # Regenerate the lock from pyproject.toml, keeping today's pins (scripts/lock.py).
 lock: install
@@ -59,6 +62,7 @@ upgrade: install
 # "up to date" against versions.yaml; it names them and says `make env`.
 repro: install
 	$(BIN)/python -m unlearn_lab.environment --check
+	$(BIN)/python -m unlearn_lab.hardware --check
 	$(BIN)/dvc repro
 
 # Each stage's wall time in a true cold `dvc repro -f` of a fresh clone of HEAD (bench/pipeline.py),

@@ -26,7 +26,9 @@ from ruamel.yaml import YAML
 
 PACKAGE, SRC = "unlearn_lab", "src"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / SRC))
-from unlearn_lab.environment import FILE as VERSIONS, stage_keys  # noqa: E402
+from unlearn_lab.environment import FILE as VERSIONS, MACHINE_FILE, MACHINE_KEYS, stage_keys  # noqa: E402
+
+HARDWARE = f"{SRC}/{PACKAGE}/hardware.py"
 
 
 def _to_str(value):
@@ -189,6 +191,14 @@ def version_keys(stage, root="."):
     return stage_keys(imports, uses), declared
 
 
+def machine_keys(stage, root="."):
+    """(needed, declared): machine.yaml's keys when the stage's closure imports the hardware
+    module (it resolves `auto` on the machine), and those its `params:` list."""
+    needed = list(MACHINE_KEYS) if HARDWARE in closure(entry_points(stage.get("cmd", "")), root) else []
+    declared = [k for p in stage.get("params") or [] if isinstance(p, dict) for k in p.get(str(MACHINE_FILE), [])]
+    return needed, declared
+
+
 def declared_uses(path):
     """A module's `USES_VERSIONS = ("dist", ...)`: libraries it depends on without importing them."""
     for node in ast.parse(Path(path).read_text(encoding="utf-8")).body:
@@ -202,8 +212,11 @@ def check_versions(dvc_path="dvc.yaml", root=None):
     root = Path(dvc_path).parent if root is None else Path(root)
     out = {}
     for name, stage in load_stages(dvc_path).items():
-        needed, declared = version_keys(stage, root)
-        missing, extra = [k for k in needed if k not in declared], [k for k in declared if k not in needed]
+        missing, extra = [], []
+        for keys, file in ((version_keys, VERSIONS), (machine_keys, MACHINE_FILE)):
+            needed, declared = keys(stage, root)
+            missing += [f"{file}:{k}" for k in needed if k not in declared]
+            extra += [f"{file}:{k}" for k in declared if k not in needed]
         if missing or extra:
             out[name] = (missing, extra)
     return out
@@ -240,9 +253,9 @@ def main(argv=None):
     for name, (missing, extra) in check_versions(args.dvc_yaml, root).items():
         failed = True
         for key in missing:
-            print(f"{name}: missing version param {VERSIONS}:{key}")
+            print(f"{name}: missing param {key}")
         for key in extra:
-            print(f"{name}: version param {VERSIONS}:{key} it never imports")
+            print(f"{name}: param {key} it never uses")
     return 1 if failed else 0
 
 

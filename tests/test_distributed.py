@@ -83,15 +83,15 @@ def test_two_process_finetune_matches_one_process(repo):
     assert lora_update_difference(adapter(repo / "two/target"), adapter(repo / "models/target")) < 1e-4
 
 
-def test_two_process_unlearning_matches_one_process_within_tolerance(repo):
-    """Unlearning losses are means over each rank's own tokens, averaged over the ranks by DDP:
-    the same global batch as one process, weighted per rank instead of per token, so the curves
-    agree to 1e-3 (measured: 2e-5) and the weight updates within 25% (measured: 15%; Adam's
-    first steps are nearly sign(gradient), and the reweighting flips the small ones)."""
+def test_two_process_unlearning_matches_one_process(repo):
+    """Each unlearning loss is a mean over the tokens or examples of the whole global batch
+    (global_mean), as the fine-tune's is: two ranks of 2 take the one-process step of 4, so the
+    curves and the weight updates agree to float error (measured on npo, the default: curve 1.5e-7
+    relative, update 4.4e-7; 0.15 while each rank averaged over its own share)."""
     one, two = json.loads((repo / "metrics/unlearn.json").read_text()), json.loads((repo / "two/unlearn.json").read_text())
     assert two["processes"] == 2 and one["steps"] == two["steps"] == 2 and not two["stopped_early"]
-    np.testing.assert_allclose(curve(repo / "two/unlearn"), curve(repo / "logs/unlearn"), rtol=1e-3)
-    assert lora_update_difference(adapter(repo / "two/unlearned"), adapter(repo / "models/unlearned")) < 0.25
+    np.testing.assert_allclose(curve(repo / "two/unlearn"), curve(repo / "logs/unlearn"), rtol=1e-5)
+    assert lora_update_difference(adapter(repo / "two/unlearned"), adapter(repo / "models/unlearned")) < 1e-4
 
 
 def test_only_the_main_process_wrote_outputs(repo):

@@ -133,7 +133,7 @@ def test_check_deps_reports_a_missing_version_param(tmp_path):
     entry["versions.yaml"].append("pandas")
     with open(tmp_path / "dvc.yaml", "w") as fh:
         yaml.dump(dvc, fh)
-    assert check_deps.check_versions(tmp_path / "dvc.yaml", REPO) == {"quantize": (["bitsandbytes"], ["pandas"])}
+    assert check_deps.check_versions(tmp_path / "dvc.yaml", REPO) == {"quantize": (["versions.yaml:bitsandbytes"], ["versions.yaml:pandas"])}
 
 
 def git(repo, *args):

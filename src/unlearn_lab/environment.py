@@ -6,6 +6,11 @@ stages whose libraries changed, and `dvc exp show` has a column per version. Eve
 run when the installed versions differ from the file: a result is never recorded against versions
 it was not made with. Each metrics file records the versions too (`versions`).
 
+`machine.yaml` beside it (`python -m unlearn_lab.hardware`, run by the same make targets) says what
+each `auto` of params' `hardware:` and `eval:` means on this machine; each metrics file and model
+folder records the machine choices its stage actually ran with (`machine`: device, precision,
+optimizer, attention kernel, batch sizes), collected here (`record_machine`) without torch.
+
     python -m unlearn_lab.environment            # write versions.yaml for this environment
     python -m unlearn_lab.environment --check    # exit 2 with one line if it is out of date
 """
@@ -20,6 +25,11 @@ from pathlib import Path
 from .errors import UserError
 
 FILE = Path("versions.yaml")
+# What each `auto` of params' hardware: and eval: means on this machine (written and checked by
+# unlearn_lab.hardware, which imports torch; named here for scripts/check_deps.py, which does not).
+MACHINE_FILE = Path("machine.yaml")
+MACHINE_KEYS = ("device", "precision", "optim", "torch_compile", "group_by_length", "fuse_views",
+                "eval_batch_size", "eval_gen_batch_size")
 
 # import name -> distribution, for the libraries whose releases can change a stage's numbers or
 # its output files (tokenisation, weight files, kernels, metrics, the embedded model's conversion).
@@ -95,9 +105,24 @@ def check(path: Path = FILE) -> dict[str, str]:
     return want
 
 
+# The machine choices this process resolved (hardware.resolve / resolve_eval, the attention
+# kernel of the models it loaded): what its outputs were made with.
+RESOLVED: dict[str, object] = {}
+
+
+def record_machine(**choices) -> None:
+    RESOLVED.update(choices)
+
+
+def machine_record() -> dict:
+    """{"machine": {...}} with the choices this process resolved, or nothing if it resolved none."""
+    return {"machine": dict(sorted(RESOLVED.items()))} if RESOLVED else {}
+
+
 def stamp(metrics: dict) -> dict:
-    """A stage's metrics with the versions it ran with (`versions`), for `dvc exp show`."""
-    return {**metrics, "versions": installed()}
+    """A stage's metrics with the versions (`versions`) and machine choices (`machine`) it ran
+    with, for `dvc exp show` and `dvc metrics diff`."""
+    return {**metrics, "versions": installed(), **machine_record()}
 
 
 def stage_keys(imports: set[str], uses: set[str] = frozenset()) -> list[str]:
@@ -120,10 +145,13 @@ def main() -> None:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
         return
-    text = render(installed())
-    if not args.file.is_file() or args.file.read_text(encoding="utf-8") != text:
-        args.file.write_text(text, encoding="utf-8")
-        print(f"wrote {args.file}")
+    write_if_changed(args.file, render(installed()))
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

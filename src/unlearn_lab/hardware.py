@@ -1,18 +1,24 @@
-"""What depends on the machine: precision, optimizer kernel, attention kernel, compilation,
-batching and evaluation batch sizes: params' `hardware:` and `eval:` `auto` values, resolved once.
+"""What depends on the machine: precision, optimizer kernel, compilation, batching and
+evaluation batch sizes: params' `hardware:` and `eval:` `auto` values, resolved once.
 
-Every "auto" resolves on a CPU to what the project did before this module existed, so CPU runs
-(and their DVC outputs) do not change, with one exception: `precision: auto` takes bf16 autocast
-on a CPU that computes bf16 in hardware (AVX-512 BF16 or AMX), where it is 1.2-1.5x faster; a CPU
-without them emulates bf16 (slower than fp32) and stays on fp32. On a CUDA GPU it picks the fast
-settings.
+On every CPU each "auto" means the same thing (fp32 above all: a CPU with native bf16 would train
+faster in bf16, but its numbers would then differ from every other CPU's, so bf16 is a choice,
+`precision: bf16`, never a default). On a CUDA GPU auto picks the fast settings.
+
+What auto means here is recorded in `machine.yaml` (`python -m unlearn_lab.hardware`, run with
+the versions.yaml writer by `make install` / `make env`) and listed under the params of every stage that resolves it: a machine where auto
+means something else is a different experiment, which DVC re-runs and `dvc exp show` shows. A
+stage refuses to run where this machine's meaning differs from the file's (`check_machine`).
 """
 from __future__ import annotations
 
 import functools
+import sys
+from pathlib import Path
 
 import torch
 
+from . import environment
 from .errors import UserError
 from .settings import Eval
 from .settings import Hardware as HardwareSettings
@@ -36,7 +42,8 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 @functools.lru_cache(maxsize=None)
 def cpu_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this CPU computes bf16 in hardware (Linux x86; anything else counts as no)."""
+    """Whether this CPU computes bf16 in hardware (Linux x86; anything else counts as no). Only
+    for advice: `precision: bf16` on a CPU without it is emulated, slower than fp32."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
             flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
@@ -61,20 +68,34 @@ def _flag(value) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def resolve(hw: HardwareSettings) -> HardwareSettings:
-    """`hardware:` with every `auto` replaced by what it means on this machine (once per process)."""
+    """`hardware:` with every `auto` replaced by what it means on this machine (once per process),
+    recorded for the metrics and model folders this process writes (environment.machine_record)."""
+    out = _resolve(hw)
+    environment.record_machine(device=device().type, **{k: getattr(out, k) for k in TRAINING_KEYS})
+    return out
+
+
+def _resolve(hw: HardwareSettings) -> HardwareSettings:
     if hw.precision == "fp16" and not cuda_available():
         raise UserError("params.yaml: hardware.precision: fp16 needs a CUDA GPU (use fp32 or bf16 on a CPU)")
     precision = hw.precision
     if precision == "auto":
         # fp16 needs a loss scaler and can overflow; take it only where bf16 is missing (V100, T4).
-        # On a CPU, bf16 only where it is native: emulated bf16 is slower than fp32.
-        precision = ("bf16" if cuda_bf16() else "fp16") if cuda_available() else ("bf16" if cpu_bf16() else "fp32")
+        # On a CPU always fp32: the same numbers on every CPU (bf16 only where a user asks).
+        precision = ("bf16" if cuda_bf16() else "fp16") if cuda_available() else "fp32"
+    elif precision == "bf16" and not cuda_available() and not cpu_bf16():
+        print("note: hardware.precision: bf16 on a CPU without native bf16 (avx512_bf16 / amx_bf16) is "
+              "emulated, slower than fp32", file=sys.stderr)
     optim = hw.optim
     if optim == "auto":
         optim = "adamw_torch_fused" if fused_adamw_available() else "adamw_torch"
     return hw.model_copy(update={
         "precision": precision, "optim": optim, "torch_compile": _flag(hw.torch_compile),
         "group_by_length": _flag(hw.group_by_length), "fuse_views": _flag(hw.fuse_views)})
+
+
+# The `hardware:` choices a training run records, besides the device.
+TRAINING_KEYS = ("precision", "optim", "torch_compile", "group_by_length", "fuse_views")
 
 
 def trainer_kwargs(hw: HardwareSettings) -> dict:
@@ -107,10 +128,58 @@ def _checkpointing_kwargs() -> dict:
 
 @functools.lru_cache(maxsize=None)
 def resolve_eval(ev: Eval) -> Eval:
-    """`eval:` with `auto` batch sizes replaced by this machine's (once per process)."""
+    """`eval:` with `auto` batch sizes replaced by this machine's (once per process), recorded."""
+    out = _resolve_eval(ev)
+    environment.record_machine(device=device().type, **{f"eval_{key}": getattr(out, key) for key in EVAL_BATCH})
+    return out
+
+
+def _resolve_eval(ev: Eval) -> Eval:
     on_gpu = cuda_available()
     return ev.model_copy(update={key: sizes[on_gpu] if getattr(ev, key) == "auto" else getattr(ev, key)
                                  for key, sizes in EVAL_BATCH.items()})
+
+
+# machine.yaml's keys, in file order (dvc.yaml lists them under the params of each stage that
+# imports this module: scripts/check_deps.py checks it).
+MACHINE_FILE, MACHINE_KEYS = environment.MACHINE_FILE, environment.MACHINE_KEYS
+assert MACHINE_KEYS == ("device", *TRAINING_KEYS, *(f"eval_{key}" for key in EVAL_BATCH))
+
+
+def auto_meanings() -> dict:
+    """What each `auto` of `hardware:` and `eval:` means on this machine: machine.yaml's content."""
+    from .settings import Eval as EvalSettings
+
+    hw = _resolve(HardwareSettings(precision="auto", optim="auto", torch_compile="auto",
+                                   group_by_length="auto", fuse_views="auto"))
+    ev = _resolve_eval(EvalSettings(batch_size="auto", gen_batch_size="auto"))
+    return {"device": device().type, **{k: getattr(hw, k) for k in TRAINING_KEYS},
+            **{f"eval_{key}": getattr(ev, key) for key in EVAL_BATCH}}
+
+
+def render_machine(meanings: dict) -> str:
+    lines = ["# Written by `make install` / `make env` (python -m unlearn_lab.hardware); do not edit.",
+             "# What each `auto` of params.yaml's hardware: and eval: means on this machine. dvc.yaml",
+             "# lists these keys as params of the stages that resolve them: a machine where auto means",
+             "# something else re-runs them, and a stage refuses to run where this file is out of date."]
+    lines += [f"{key}: {str(meanings[key]).lower() if isinstance(meanings[key], bool) else meanings[key]}"
+              for key in MACHINE_KEYS]
+    return "\n".join(lines) + "\n"
+
+
+def check_machine(path: Path = MACHINE_FILE) -> None:
+    """UserError when this machine's meaning of `auto` differs from the recorded one (a folder
+    without the file, a stage run by hand outside the repository, is not checked)."""
+    if not path.is_file():
+        return
+    from ruamel.yaml import YAML
+
+    want = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
+    have = auto_meanings()
+    differ = [f"{k} {want.get(k, 'unrecorded')} -> {have[k]}" for k in MACHINE_KEYS if want.get(k) != have[k]]
+    if differ:
+        raise UserError(f"{path}: `auto` means something else on this machine ({', '.join(differ)}): run "
+                        f"`make env` to record it, and DVC re-runs the stages it affects")
 
 
 def device() -> torch.device:
@@ -154,3 +223,24 @@ def launch_report() -> dict:
     nothing: one-process reports, and the model folders that carry them, stay as they were."""
     n = process_state().num_processes
     return {"processes": n} if n > 1 else {}
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write machine.yaml: what each `auto` means on this machine")
+    parser.add_argument("--check", action="store_true", help="only check the file against this machine")
+    parser.add_argument("--file", type=Path, default=MACHINE_FILE)
+    args = parser.parse_args()
+    if args.check:
+        try:
+            check_machine(args.file)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        return
+    environment.write_if_changed(args.file, render_machine(auto_meanings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from . import architecture
+from .global_mean import mean_over
 
 
 def answer_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,9 +29,10 @@ def answer_token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[t
 
 
 def token_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy averaged over every answer token of the batch (what HF models return as loss)."""
+    """Cross-entropy averaged over every answer token of the batch (what HF models return as loss;
+    in a multi-process unlearning loss, every token of the global batch: global_mean)."""
     logp, count = answer_logprobs(logits, labels)
-    return -logp.sum() / count.sum().clamp(min=1)
+    return mean_over(-logp.sum(), count.sum())
 
 
 def example_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -45,7 +47,7 @@ def answer_token_kl(ref_logits: torch.Tensor, logits: torch.Tensor, labels: torc
     ref_logp = F.log_softmax(ref_logits[:, :-1].float(), -1)
     logp = F.log_softmax(logits[:, :-1].float(), -1)
     kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
-    return (kl * mask).sum() / mask.sum().clamp(min=1)
+    return mean_over((kl * mask).sum(), mask.sum())
 
 
 def answer_window(labels: torch.Tensor) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .architecture import attention_kwargs, has_conv1d
+from .environment import machine_record, record_machine
 from .errors import UserError
 from .io import write_json
 from .settings import Lora
@@ -262,6 +263,7 @@ def load_model(model_dir: str | Path, dtype=torch.float32, attn_implementation: 
     else:
         raise UserError(f"{model_dir}/{META}: unknown kind {kind!r}")
     model.eval()
+    record_machine(attention=getattr(model.config, "_attn_implementation", None) or "eager")
     return model
 
 
@@ -277,7 +279,9 @@ def save_trained(model, out_dir: str | Path, parent: str, extra: dict | None = N
     else:
         model.save_pretrained(out_dir, safe_serialization=True)
         kind = "full"
-    write_json(out_dir / META, {"kind": kind, "parent": str(parent), **(extra or {})})
+    # The machine choices it was trained with (precision, optimizer, device...): a model folder
+    # says how it was made, like the metrics do.
+    write_json(out_dir / META, {"kind": kind, "parent": str(parent), **(extra or {}), **machine_record()})
 
 
 def _sort_adapter_config(path: Path) -> None:

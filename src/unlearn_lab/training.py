@@ -200,16 +200,33 @@ def run_fingerprint(model, records: list[dict], model_cfg: Model, cfg: Finetune,
     return h.hexdigest()
 
 
-def resumable_checkpoint(scratch: Path, fingerprint: str) -> str | None:
+MACHINE = "machine.json"
+
+
+def resumable_checkpoint(scratch: Path, fingerprint: str, machine: dict | None = None) -> str | None:
     """The newest complete checkpoint of the same run in `scratch`, else None; checkpoints of
-    another run (other params, data or weights) are deleted so they cannot be mixed in."""
-    stamp = scratch / FINGERPRINT
-    if scratch.exists() and (not stamp.is_file() or stamp.read_text().strip() != fingerprint):
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint + "\n")
+    another run (other params, data or weights) are deleted so they cannot be mixed in.
+
+    `machine`: the resolved machine choices (precision, optimizer, device...) of this run. A
+    checkpoint made with other ones is refused (UserError): resuming it would mix two precisions
+    in one model, and deleting hours of training behind the user's back is no better."""
+    stamp, made_with = scratch / FINGERPRINT, scratch / MACHINE
+    machine = json.loads(json.dumps(machine or {}, sort_keys=True))
     done = [c for c in scratch.glob("checkpoint-*")
             if c.name.split("-")[-1].isdigit() and all((c / f).exists() for f in CHECKPOINT_DONE)]
+    if done and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+        before = json.loads(made_with.read_text()) if made_with.is_file() else {}
+        if before != machine:
+            differ = ", ".join(f"{k} {before.get(k)} -> {machine.get(k)}" for k in sorted(set(before) | set(machine))
+                               if before.get(k) != machine.get(k))
+            raise UserError(f"{scratch}: its checkpoint was made with other machine choices ({differ}): "
+                            f"delete {scratch} to train from the start with these, or resume where it was made")
+    if scratch.exists() and (not stamp.is_file() or stamp.read_text().strip() != fingerprint):
+        shutil.rmtree(scratch)
+        done = []
+    scratch.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint + "\n")
+    made_with.write_text(json.dumps(machine, sort_keys=True) + "\n")
     if not done:
         return None
     return str(max(done, key=lambda c: int(c.name.split("-")[-1])))
@@ -240,7 +257,8 @@ def finetune(model, tok, records, model_cfg: Model, cfg: Finetune, hw: Hardware,
     checkpoint = cfg.checkpoint
     resume = None
     if checkpoint:
-        resume = resumable_checkpoint(scratch, run_fingerprint(model, records, model_cfg, cfg, seed))
+        resume = resumable_checkpoint(scratch, run_fingerprint(model, records, model_cfg, cfg, seed),
+                                      {"device": hardware.device().type, **hw.model_dump()})
     model = prepare_trainable(model, model_cfg, seed)
     data = EncodedDataset(tok, records, model_cfg.max_length)
     callbacks = ([LiveCallback(live)] if live is not None else []) + list(callbacks)

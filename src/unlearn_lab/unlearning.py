@@ -16,6 +16,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from . import hardware
 from .data.records import wrong_answer_text
 from .errors import UserError
+from .global_mean import over_global_batch
 from .methods.base import Reference, Step, UnlearningMethod, frozen_reference, token_mean_nll
 from .logprobs import batch_logits
 from .modeling import collate, encode_qa
@@ -228,7 +229,9 @@ class UnlearnTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         step = Step(model, inputs, self.reference, self.method.forward_views if self.fuse_views else ())
-        loss, parts = self.method.loss(step)
+        # Means over the tokens / examples of every rank's share (global_mean), as one process would.
+        with over_global_batch():
+            loss, parts = self.method.loss(step)
         if "retain_nll" not in parts:
             # Watch the retain loss even for methods that never look at it.
             r = step.batch["retain"]

@@ -18,6 +18,8 @@ from pydantic import Field, ValidationError, create_model
 
 from .. import architecture
 from ..errors import UserError
+from ..global_mean import example_mean  # noqa: F401  (methods import it from here)
+from ..global_mean import mean_over
 from ..logprobs import (answer_batch, answer_logprobs, answer_token_kl, answer_token_logprobs,  # noqa: F401
                         answer_window, batch_logits, example_mean_nll, keep_kwargs, token_mean_nll)
 from ..settings import Knobs, Settings, method_names, tuned_lr, weight  # noqa: F401  (methods import them from here)
@@ -122,8 +124,9 @@ class RetainKnobs(Knobs):
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of `values` where `mask` is set (0 when nothing is)."""
-    return (values * mask).sum() / mask.sum().clamp(min=1)
+    """Mean of `values` where `mask` is set (0 when nothing is); over the global batch in a
+    multi-process loss (global_mean)."""
+    return mean_over((values * mask).sum(), mask.sum())
 
 
 def shifted(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -5,7 +5,7 @@ from typing import Optional
 import torch.nn.functional as F
 from pydantic import Field
 
-from .base import Knobs, UnlearningMethod, answer_logprobs, register, token_mean_nll, tuned_lr, weight
+from .base import Knobs, UnlearningMethod, answer_logprobs, example_mean, register, token_mean_nll, tuned_lr, weight
 
 
 @register
@@ -33,7 +33,7 @@ class IdkAnswerPreservation(UnlearningMethod):
         retain_logits = step.logits("retain")
         nll_r = -answer_logprobs(retain_logits, step.labels("retain"))[0]
         nll_r_idk = -answer_logprobs(step.logits("retain_idk"), step.labels("retain_idk"))[0]
-        ap = -(1.0 / self.beta) * F.logsigmoid(self.beta * (nll_r_idk - nll_r)).mean()
+        ap = -(1.0 / self.beta) * example_mean(F.logsigmoid(self.beta * (nll_r_idk - nll_r)))
         loss = nll_idk + self.alpha * ap
         return loss, {"forget_idk_nll": nll_idk.item(), "ap_loss": ap.item(),
                       "retain_nll": token_mean_nll(retain_logits.detach(), step.labels("retain")).item()}

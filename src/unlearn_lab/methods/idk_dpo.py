@@ -5,7 +5,7 @@ from typing import Optional
 import torch.nn.functional as F
 from pydantic import Field
 
-from .base import RetainKnobs, UnlearningMethod, answer_logprobs, register, tuned_lr, weight
+from .base import RetainKnobs, UnlearningMethod, answer_logprobs, example_mean, register, tuned_lr, weight
 
 
 @register
@@ -36,5 +36,5 @@ class IdkDPO(UnlearningMethod):
         f, good, ref = step.batch["forget"], step.batch[self.preferred], step.reference
         lose = answer_logprobs(step.logits("forget"), f["labels"])[0] - answer_logprobs(ref.logits(f), f["labels"])[0]
         win = answer_logprobs(step.logits(self.preferred), good["labels"])[0] - answer_logprobs(ref.logits(good), good["labels"])[0]
-        dpo = -(2.0 / self.beta) * F.logsigmoid(self.beta * (win - lose)).mean()
+        dpo = -(2.0 / self.beta) * example_mean(F.logsigmoid(self.beta * (win - lose)))
         return dpo, {"dpo_loss": dpo.item(), "margin": (win - lose).mean().item()}

@@ -4,7 +4,7 @@ from typing import Optional
 import torch.nn.functional as F
 from pydantic import Field
 
-from .base import RetainKnobs, UnlearningMethod, answer_logprobs, register, tuned_lr
+from .base import RetainKnobs, UnlearningMethod, answer_logprobs, example_mean, register, tuned_lr
 
 
 @register
@@ -32,5 +32,5 @@ def npo_term(step, beta: float):
     logp, _ = answer_logprobs(step.logits("forget"), f["labels"])
     ref_logp, _ = answer_logprobs(step.reference.logits(f), f["labels"])
     log_ratio = logp - ref_logp
-    npo = -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean()
+    npo = -(2.0 / beta) * example_mean(F.logsigmoid(-beta * log_ratio))
     return npo, {"npo_loss": npo.item(), "log_ratio": log_ratio.mean().item()}

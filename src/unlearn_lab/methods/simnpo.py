@@ -4,7 +4,7 @@ from typing import Optional
 import torch.nn.functional as F
 from pydantic import Field
 
-from .base import RetainKnobs, UnlearningMethod, answer_logprobs, register, tuned_lr
+from .base import RetainKnobs, UnlearningMethod, answer_logprobs, example_mean, register, tuned_lr
 
 
 @register
@@ -22,5 +22,5 @@ class SimNPO(UnlearningMethod):
     def forget_loss(self, step):
         logp, count = answer_logprobs(step.logits("forget"), step.labels("forget"))
         mean_logp = logp / count.clamp(min=1)
-        simnpo = -(2.0 / self.beta) * F.logsigmoid(-self.beta * mean_logp - self.gamma).mean()
+        simnpo = -(2.0 / self.beta) * example_mean(F.logsigmoid(-self.beta * mean_logp - self.gamma))
         return simnpo, {"simnpo_loss": simnpo.item(), "forget_mean_logp": mean_logp.mean().item()}

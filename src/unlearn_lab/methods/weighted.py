@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 from pydantic import Field
 
-from .base import Knobs, UnlearningMethod, example_mean_nll, register, tuned_lr
+from .base import Knobs, UnlearningMethod, example_mean, example_mean_nll, register, tuned_lr
 
 
 @register
@@ -34,5 +34,5 @@ class WeightedLoss(UnlearningMethod):
         ce_f = example_mean_nll(step.logits("forget"), step.labels("forget"))
         ce_r = example_mean_nll(step.logits("retain"), step.labels("retain"))
         weights = torch.cat([torch.full_like(ce_f, self.forget_weight), torch.full_like(ce_r, self.retain_weight)])
-        loss = (weights * torch.cat([ce_f, ce_r])).mean()
+        loss = example_mean(weights * torch.cat([ce_f, ce_r]))
         return loss, {"forget_nll": ce_f.mean().item(), "retain_nll": ce_r.mean().item()}
