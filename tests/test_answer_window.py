@@ -106,7 +106,7 @@ def test_the_fine_tune_loss_on_the_window_is_the_stock_trainers(tiny_model, tok,
     assert trainer.compute_loss(tiny_model, dict(b)).item() == pytest.approx(by_hand.item(), rel=1e-5)
 
 
-def test_cpu_precision_auto_takes_bf16_only_where_it_is_native(tmp_path, monkeypatch):
+def test_cpu_precision_auto_is_fp32_with_or_without_native_bf16(tmp_path, monkeypatch):
     native = tmp_path / "native"
     native.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
     emulated = tmp_path / "emulated"
@@ -114,9 +114,7 @@ def test_cpu_precision_auto_takes_bf16_only_where_it_is_native(tmp_path, monkeyp
     assert hardware.cpu_bf16(str(native)) and not hardware.cpu_bf16(str(emulated))
     assert not hardware.cpu_bf16(str(tmp_path / "missing"))
     monkeypatch.setattr(hardware, "cuda_available", lambda: False)
-    for has, want in ((True, "bf16"), (False, "fp32")):
+    for has in (True, False):
         monkeypatch.setattr(hardware, "cpu_bf16", lambda has=has: has)
-        hardware.resolve.cache_clear()  # resolved once per process, normally
-        assert hardware.resolve(Hardware()).precision == want
-        assert hardware.resolve(Hardware(precision="fp32")).precision == "fp32"
-    hardware.resolve.cache_clear()
+        assert hardware._resolve(Hardware()).precision == "fp32"
+        assert hardware._resolve(Hardware(precision="bf16")).precision == "bf16"

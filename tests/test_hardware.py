@@ -19,14 +19,17 @@ def fake_cuda(monkeypatch):
     return install
 
 
-def test_auto_on_cpu_is_what_cpu_runs_always_used(monkeypatch, tmp_path):
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_auto_on_cpu_is_what_cpu_runs_always_used(monkeypatch, tmp_path, native_bf16):
+    """Whatever the CPU's flags: fp32 and the rest as before, so every CPU gives the same numbers."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    hw = hardware.resolve(Hardware())
+    monkeypatch.setattr(hardware, "cpu_bf16", lambda: native_bf16)
+    hw = hardware._resolve(Hardware())
     assert (hw.precision, hw.fuse_views, hw.group_by_length, hw.torch_compile) == ("fp32", False, False, False)
     assert hw.attn_implementation == "auto"
     # The Trainer's own default optimizer on this torch, i.e. what training_args gave before.
     plain = TrainingArguments(output_dir=str(tmp_path), use_cpu=True)
-    args = training_args(Unlearn(), tmp_path, 0, 1e-3, hardware.resolve(Hardware(precision="auto", optim="auto")))
+    args = training_args(Unlearn(), tmp_path, 0, 1e-3, hardware._resolve(Hardware(precision="auto", optim="auto")))
     assert args.optim == plain.optim
     assert (args.bf16, args.fp16, args.use_cpu, args.torch_compile) == (False, False, True, False)
     assert args.train_sampling_strategy == plain.train_sampling_strategy
@@ -133,3 +136,52 @@ def test_bench_architectures_have_the_published_sizes():
     # SmolLM2-135M has 134.5M parameters, Qwen2.5-1.5B 1.54B (tied embeddings counted once).
     assert bench.count_params(smol) == pytest.approx(134.5e6, rel=0.005)
     assert bench.count_params(qwen) == pytest.approx(1.544e9, rel=0.005)
+
+
+def test_machine_yaml_records_what_auto_means_and_stages_refuse_another(monkeypatch, tmp_path, fake_cuda):
+    """machine.yaml is this machine's meaning of every auto; where auto means something else (a
+    GPU here, faked) the check names what differs, in one line."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = tmp_path / "machine.yaml"
+    path.write_text(hardware.render_machine(hardware.auto_meanings()))
+    from ruamel.yaml import YAML
+
+    recorded = YAML(typ="safe").load(path.read_text())
+    assert recorded == {"device": "cpu", "precision": "fp32", "optim": hardware._resolve(Hardware()).optim,
+                        "torch_compile": False, "group_by_length": False, "fuse_views": False,
+                        "eval_batch_size": 8, "eval_gen_batch_size": 16}
+    assert tuple(recorded) == hardware.MACHINE_KEYS
+    hardware.check_machine(path)
+    hardware.check_machine(tmp_path / "absent.yaml")  # outside the repository: nothing to check
+    fake_cuda(bf16=True)
+    with pytest.raises(UserError, match=r"machine.yaml: .*device cpu -> cuda.*precision fp32 -> bf16.*make env") as err:
+        hardware.check_machine(path)
+    assert "\n" not in str(err.value)
+
+
+def test_resolving_records_the_choices_for_metrics_and_model_folders(monkeypatch):
+    from unlearn_lab import environment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(environment, "RESOLVED", {})
+    assert "machine" not in environment.stamp({"x": 1})
+    hardware.resolve.__wrapped__(Hardware(precision="fp32", optim="adamw_torch"))
+    hardware.resolve_eval.__wrapped__(Eval(batch_size=3))
+    machine = environment.stamp({"x": 1})["machine"]
+    assert machine == {"device": "cpu", "precision": "fp32", "optim": "adamw_torch", "torch_compile": False,
+                       "group_by_length": False, "fuse_views": False, "eval_batch_size": 3,
+                       "eval_gen_batch_size": 16}
+
+
+def test_a_stage_that_resolves_auto_refuses_a_stale_machine_yaml(tmp_path):
+    """Through run_stage, as a stage runs: exit 2, one line, nothing written."""
+    import subprocess
+    import sys
+
+    (tmp_path / "machine.yaml").write_text(hardware.render_machine({**hardware.auto_meanings(), "precision": "bf16"}))
+    script = tmp_path / "stage.py"
+    script.write_text("from pathlib import Path\nfrom unlearn_lab import hardware\nfrom unlearn_lab.stage import run_stage\n"
+                      "run_stage(lambda: Path('out.txt').write_text('x'))\n")
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "precision bf16 -> fp32" in proc.stderr and not (tmp_path / "out.txt").exists()

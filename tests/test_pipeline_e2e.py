@@ -91,7 +91,7 @@ def setup_repo(repo, extra=None):
     """The project copied into a fresh git + DVC repository at TINY sizes (plus `extra`), committed."""
     for name in ("stages", "src", "data/raw"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "versions.yaml"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "versions.yaml", "machine.yaml"):
         shutil.copy(ROOT / name, repo / name)
     shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
     update_params(repo, TINY, extra or {})

@@ -5,6 +5,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from unlearn_lab.errors import UserError
 from unlearn_lab.hardware import resolve
 from unlearn_lab.modeling import load_model
 from unlearn_lab.settings import Finetune, Hardware, Lora, Model
@@ -40,8 +41,8 @@ def weights(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def train(tiny_dir, tok, model_cfg, scratch, cfg=CFG, callbacks=()):
-    return finetune(load_model(tiny_dir), tok, RECORDS, model_cfg, cfg, resolve(Hardware()), scratch, seed=0,
+def train(tiny_dir, tok, model_cfg, scratch, cfg=CFG, callbacks=(), hw=Hardware()):
+    return finetune(load_model(tiny_dir), tok, RECORDS, model_cfg, cfg, resolve(hw), scratch, seed=0,
                     callbacks=callbacks)
 
 
@@ -85,3 +86,18 @@ def test_checkpointing_off_saves_nothing(tiny_dir, tok, tmp_path):
         train(tiny_dir, tok, MODEL_CFGS["lora"], scratch, cfg=CFG.model_copy(update={"checkpoint": False}),
               callbacks=[KillAfterStep(3)])
     assert not list(scratch.glob("checkpoint-*"))
+
+
+def test_checkpoint_made_with_other_machine_choices_is_refused(tiny_dir, tok, tmp_path):
+    """A checkpoint of the same run made in another precision (say on another machine) is
+    neither resumed, which would mix precisions in one model, nor silently thrown away."""
+    model_cfg = MODEL_CFGS["lora"]
+    scratch = tmp_path / "scratch"
+    with pytest.raises(Killed):
+        train(tiny_dir, tok, model_cfg, scratch, callbacks=[KillAfterStep(3)], hw=Hardware(precision="fp32"))
+    with pytest.raises(UserError, match=r"scratch: its checkpoint was made with other machine choices "
+                                        r"\(precision fp32 -> bf16\)"):
+        train(tiny_dir, tok, model_cfg, scratch, hw=Hardware(precision="bf16"))
+    assert (scratch / "checkpoint-2").is_dir()  # kept: the user decides
+    _, report = train(tiny_dir, tok, model_cfg, scratch, hw=Hardware(precision="fp32"))
+    assert report["resumed_from"] == "checkpoint-2"

@@ -14,6 +14,7 @@ from transformers.integrations import DVCLiveCallback
 from transformers.utils import logging as hf_logging
 
 from . import architecture, hardware
+from .errors import UserError
 from .logprobs import answer_window
 from .modeling import add_lora, collate, encode_record
 from .settings import Finetune, Hardware, Model, Schedule
