@@ -105,7 +105,7 @@ class Check:
 
     def project(self) -> None:
         """A fresh copy of the project (sources, raw data, params) as its own git + DVC repository,
-        versions.yaml written for this machine's libraries."""
+        versions.yaml and machine.yaml written for this machine's libraries and `auto`s."""
         if self.repo.exists():
             shutil.rmtree(self.repo)
         self.repo.mkdir(parents=True)
@@ -118,6 +118,7 @@ class Check:
         if self.tiny:
             set_params(self.repo / "params.yaml", TINY)
         self.sh([self.python, "-m", "unlearn_lab.environment"])
+        self.sh([self.python, "-m", "unlearn_lab.hardware"])  # machine.yaml: what auto means on this machine
         git = ["git", "-c", "user.email=check@localhost", "-c", "user.name=check"]
         scm = shutil.which("git") is not None
         if scm:
@@ -209,7 +210,7 @@ def headline_values(summary: dict) -> dict[str, tuple[float, list | None]]:
     """{name: (value, its 95% interval or None)} of every number in a summary.json."""
     out = {}
     for key, value in summary.items():
-        if isinstance(value, dict) and key not in ("versions", "checks"):
+        if isinstance(value, dict) and key not in ("versions", "checks", "machine"):
             for sub, v in value.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     out[f"{key}.{sub}"] = (float(v), value.get(f"{sub}_ci95"))

@@ -185,3 +185,15 @@ def test_a_stage_that_resolves_auto_refuses_a_stale_machine_yaml(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "precision bf16 -> fp32" in proc.stderr and not (tmp_path / "out.txt").exists()
+
+
+def test_the_summary_names_the_machine_choices_of_its_stages():
+    from unlearn_lab.report import run_machine
+
+    fine = {"machine": {"device": "cpu", "precision": "fp32"}}
+    evaluated = {"machine": {"device": "cpu", "eval_batch_size": 8, "attention": "sdpa"}}
+    assert run_machine({"a.json": fine, "b.json": evaluated, "c.json": {}}) == {
+        "machine": {"attention": "sdpa", "device": "cpu", "eval_batch_size": 8, "precision": "fp32"}}
+    gpu = {"machine": {"device": "cuda", "precision": "bf16"}}
+    assert run_machine({"a.json": fine, "g.json": gpu}) == {"machine": {"a.json": fine["machine"], "g.json": gpu["machine"]}}
+    assert run_machine({"a.json": {}}) == {}

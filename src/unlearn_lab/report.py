@@ -1,6 +1,7 @@
 """The headline numbers of one run (metrics/summary.json)."""
 from __future__ import annotations
 
+
 from .metrics.table import headline
 from .settings import Settings
 
@@ -74,3 +75,17 @@ def summary_table(summary: dict) -> str:
     if robust:
         out.append("robustness: " + ", ".join(f"{k} {v:.3g}" for k, v in robust.items()))
     return "\n".join(out)
+
+
+def run_machine(sources: dict[str, dict]) -> dict:
+    """{"machine": ...}: the machine choices the summarised metrics were made with. Each stage
+    records the ones it used (a fine-tune its precision, an evaluation its batch sizes): merged
+    into one record when no two disagree, else each file's, so that a run whose stages ran with
+    different choices says so rather than naming one."""
+    records = {name: doc["machine"] for name, doc in sources.items() if isinstance(doc.get("machine"), dict)}
+    merged: dict = {}
+    for record in records.values():
+        for key, value in record.items():
+            if merged.setdefault(key, value) != value:
+                return {"machine": records}
+    return {"machine": dict(sorted(merged.items()))} if merged else {}
