@@ -160,8 +160,8 @@ scale: install
 	$(BIN)/python scripts/scale.py --people $(SCALE_PEOPLE) $(foreach r,$(SCALE_REVS),--rev $(r))
 
 # The documents benchmark (README "Documents"): target, oracle and DOCUMENTS_METHODS unlearned, in a
-# clone under .scratch/documents (this workspace untouched), then metrics/documents.csv and
-# plots/documents.png. About 75 minutes for the first method, 15 for each other, on 2 CPU cores.
+# clone under .scratch/documents brought to HEAD (this workspace untouched; refused while it has
+# uncommitted pipeline changes), then metrics/documents.csv (with the commit) and plots/documents.png. About 75 minutes for the first method, 15 for each other, on 2 CPU cores.
 DOCUMENTS_METHODS ?= npo gd simnpo
 documents: install
 	$(BIN)/python scripts/documents_study.py --methods $(DOCUMENTS_METHODS)

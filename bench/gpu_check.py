@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from pipeline import timed_repro  # noqa: E402  (bench/ is not a package)
 
+from unlearn_lab.scratch import set_params  # noqa: E402  (merges as `dvc exp run -S` does)
+
 STAGE = Path("/tmp/gpu-stage")
 STUDY = ["ga", "gd", "npo", "simnpo", "rmu", "weighted"]
 THROUGHPUT = [("smollm2-135m", "lora"), ("smollm2-135m", "full"), ("qwen2.5-1.5b", "lora"), ("qwen2.5-1.5b", "full")]
@@ -186,24 +188,6 @@ class Check:
                                                                        "model_utility", "privleak")},
                          "robustness_score": summary.get("robustness_score")})
             self.say(f"study {method}: {rows[-1]}")
-
-
-def set_params(path: Path, changes: dict) -> None:
-    """Merge `changes` into params.yaml, keeping its comments (as `dvc exp run -S` does)."""
-    from ruamel.yaml import YAML
-
-    def merge(dst, src):
-        for key, value in src.items():
-            if isinstance(value, dict) and isinstance(dst.get(key), dict):
-                merge(dst[key], value)
-            else:
-                dst[key] = value
-
-    yaml = YAML()
-    params = yaml.load(path.read_text())
-    merge(params, changes)
-    with open(path, "w") as fh:
-        yaml.dump(params, fh)
 
 
 def headline_values(summary: dict) -> dict[str, tuple[float, list | None]]:

@@ -7,9 +7,14 @@ oracle's and the unlearned model's evaluation run anew), then metrics/scale.csv 
     python scripts/scale.py --collect-only          # only the table and plot, from the experiments there
     python scripts/scale.py --input exps.json       # from saved `dvc exp show --json` output
     python scripts/scale.py --rev HEAD --rev 1a2b3c4 # sizes run on several commits of the same pipeline
+    python scripts/scale.py --readme                 # only the README table, from metrics/scale.csv
 
 The size the committed run forgets is that run itself. Each experiment runs the pipeline up to
-evaluate@unlearned (about 30 minutes per size on 2 CPU cores; the audit stages are not run).
+evaluate@unlearned (about 30 minutes per size on 2 CPU cores; the audit stages are not run). It
+runs HEAD: refused while a file the pipeline reads has uncommitted changes (`dvc exp run` would
+carry them into the experiment, code no commit has). The table has the sizes of --people (and the
+committed run), each row naming the commit it ran on; the README's table (the block between its
+`metrics/scale.csv` markers) is rewritten from it.
 """
 import argparse
 import json
@@ -22,8 +27,11 @@ from ruamel.yaml import YAML
 
 from unlearn_lab.comparison import load_exp_show
 from unlearn_lab.data.synthetic import n_forget_people
+from unlearn_lab.errors import UserError
 from unlearn_lab.io import write_text_atomic
-from unlearn_lab.scale import experiment_name, forget_fraction, scale_plot, scale_rows
+from unlearn_lab.readme_blocks import read_rows, write_block
+from unlearn_lab.scale import experiment_name, forget_fraction, readme_block, scale_plot, scale_rows
+from unlearn_lab.scratch import require_committed
 
 
 # The dvc of the environment this script runs in (make scale runs it without activating it).
@@ -43,22 +51,36 @@ def main():
     ap.add_argument("--rev", action="append", default=[],
                     help="commits whose scale experiments count (`dvc exp show --rev`; default HEAD); the "
                          "first is the committed run. Repeat it when sizes were run before a later commit")
+    ap.add_argument("--readme", action="store_true", help="run and collect nothing; the README table from --csv")
     ap.add_argument("--csv", default="metrics/scale.csv")
     ap.add_argument("--plot", default="plots/scale.png")
+    ap.add_argument("--readme-path", default="README.md")
     args = ap.parse_args()
+    try:
+        if not args.readme:
+            study(args)
+        changed = write_block(args.readme_path, args.csv, readme_block(read_rows(args.csv), args.csv))
+        print(f"{args.readme_path}: the {args.csv} table {'rewritten' if changed else 'already matches'}")
+    except (UserError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def study(args):
     params = YAML(typ="safe").load(open("params.yaml", encoding="utf-8"))
     data = params["data"]
     if data["benchmark"] != "synthetic":
-        sys.exit(f"error: params.yaml: data.benchmark is {data['benchmark']!r}; the scale study forgets whole "
+        raise UserError(f"params.yaml: data.benchmark is {data['benchmark']!r}; the scale study forgets whole "
                  "people of the synthetic benchmark")
     total, committed = data["people"], n_forget_people(data["forget_fraction"], data["people"])
     if not (args.collect_only or args.input):
+        require_committed(".")
         done = existing_experiments()
         for people in args.people:
             try:
                 fraction = forget_fraction(people, total)
             except ValueError as err:
-                sys.exit(f"error: --people {people}: {err} (params.yaml data.people is {total})")
+                raise UserError(f"--people {people}: {err} (params.yaml data.people is {total})")
             name = experiment_name(people)
             if people == committed or name in done:
                 # (`dvc exp list` names the experiments of HEAD: one run on an older commit runs again)
@@ -68,17 +90,17 @@ def main():
             cmd = [DVC, "exp", "run", "--temp", "--name", name, "evaluate@unlearned",
                    "-S", f"data.forget_fraction={fraction}"]
             if subprocess.run(cmd).returncode:
-                sys.exit(f"error: {' '.join(cmd)} failed")
+                raise UserError(f"{' '.join(cmd)} failed")
     if args.input:
         exp_show = json.load(open(args.input, encoding="utf-8"))
     else:
         try:
             exp_show = load_exp_show(DVC, [arg for rev in args.rev for arg in ("--rev", rev)])
         except RuntimeError as err:
-            sys.exit(f"error: {err}")
-    rows = scale_rows(exp_show)
+            raise UserError(str(err)) from None
+    rows = scale_rows(exp_show, args.people)
     if len(rows) < 2:
-        sys.exit("error: fewer than two forget-set sizes have results (run without --collect-only)")
+        raise UserError("fewer than two forget-set sizes have results (run without --collect-only)")
     write_text_atomic(args.csv, pd.DataFrame(rows).to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     scale_plot(rows, args.plot)
     print(f"{args.csv}, {args.plot}: {len(rows)} sizes")

@@ -266,3 +266,35 @@ def test_an_experiment_still_running_is_not_a_row():
     show = [{"rev": "abc1234def", "name": "main", "data": exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66),
              "experiments": [running, done]}]
     assert [r["experiment"] for r in experiment_rows(show)] == ["exp-ga", "main"]
+
+
+def test_the_method_comparison_is_chosen_by_params_not_by_name():
+    def with_params(data, **changes):
+        params = json.loads(json.dumps(data["params"]["params.yaml"]["data"]))
+        for key, value in changes.items():
+            section, name = key.split("__")
+            params.setdefault(section, {})[name] = value
+        return {**data, "params": {"params.yaml": {"data": params}}}
+
+    base = with_params(exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66), data__benchmark="synthetic", data__people=10,
+                       data__forget_fraction=0.5, unlearn__requests=1)
+
+    def exp(name, data):
+        return {"name": name, "revs": [{"rev": name + "000", "name": name, "data": data}]}
+
+    def method(name, fq):
+        return with_params(exp_data(name, 4e-4, 0.1, fq, 0.5), data__benchmark="synthetic", data__people=10,
+                           data__forget_fraction=0.5, unlearn__requests=1)
+
+    show = [{"rev": "abc1234def", "name": "main", "data": base, "experiments": [
+        exp("exp-ga", method("ga", 0.2)),
+        # `-S data.benchmark=documents` under an ordinary name
+        exp("exp-gd", with_params(method("gd", 0.3), data__benchmark="documents")),
+        exp("exp-simnpo", with_params(method("simnpo", 0.4), unlearn__requests=4)),
+        exp("exp-rmu", with_params(method("rmu", 0.5), data__forget_fraction=0.1)),
+        exp("exp-wga", with_params(method("wga", 0.6), data__split="incident")),
+    ]}]
+    assert [r["experiment"] for r in experiment_rows(show)] == ["exp-ga", "main"]
+    # a study's name prefix still keeps its experiments out
+    show[0]["experiments"].append(exp("requests-npo-k1", method("npo", 0.7)))
+    assert [r["experiment"] for r in experiment_rows(show)] == ["exp-ga", "main"]

@@ -324,7 +324,8 @@ def test_documents_study_table_and_plot_from_results(tmp_path):
         for name, value in (("target", 0.9), ("oracle", 0.3), ("unlearned", v)):
             (folder / f"{name}.json").write_text(_json.dumps(metrics(value)))
         (folder / "unlearn.json").write_text(_json.dumps({"method": method, "lr": 1e-3, "steps": 10, "seconds": 5.0}))
-    rows = study_rows(tmp_path)
+        (folder / "study.json").write_text(_json.dumps({"commit": "c" * 40, "method": method}))
+    rows = study_rows(tmp_path, ["gd", "npo"])
     assert [r["model"] for r in rows] == ["target", "oracle", "unlearned gd", "unlearned npo"]
     assert rows[3]["verbmem_forget"] == 0.2 and rows[3]["verbmem_forget_low"] == pytest.approx(0.1)
     assert rows[0]["knowmem_forget"] == 0.45 and rows[2]["world_rouge_l_recall_high"] == 0.6

@@ -14,8 +14,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from check_deps import load_stages  # noqa: E402  (scripts/ is not a package)
 
-sys.path.insert(0, str(ROOT / "bench"))
-from gpu_check import set_params  # noqa: E402  (the same merge the GPU check applies)
+from unlearn_lab.scratch import set_params  # noqa: E402  (the same merge the GPU check and the studies apply)
 
 # Files inside the folders dvc.yaml declares, which the stages after them (or a reader) need.
 INSIDE_OUTPUTS = [

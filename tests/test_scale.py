@@ -7,10 +7,11 @@ from unlearn_lab.data.synthetic import n_forget_people
 from unlearn_lab.scale import experiment_name, forget_fraction, scale_plot, scale_rows
 
 
-def run_data(fraction, n, fq, mu, rouge, method="npo"):
+def run_data(fraction, n, fq, mu, rouge, method="npo", benchmark="synthetic", requests=1):
     return {
-        "params": {"params.yaml": {"data": {"method": method, "seed": 42, "unlearn": {"epochs": 2, "seed": 0},
-                                            "data": {"people": 10, "forget_fraction": fraction}}}},
+        "params": {"params.yaml": {"data": {"method": method, "seed": 42,
+                                            "unlearn": {"epochs": 2, "seed": 0, "requests": requests},
+                                            "data": {"benchmark": benchmark, "people": 10, "forget_fraction": fraction}}}},
         "metrics": {
             "metrics/unlearn.json": {"data": {"method": method, "lr": 5e-4, "epochs": 2, "knobs": {}}},
             "metrics/unlearned.json": {"data": {
@@ -27,7 +28,13 @@ SHOW = [
         {"name": "scale-1p", "revs": [{"rev": "1111111aaa", "name": "scale-1p", "data": run_data(0.1, 8, 0.3, 0.65, 0.2)}]},
         {"name": "scale-3p", "revs": [{"rev": "3333333aaa", "name": "scale-3p", "data": run_data(0.3, 24, 0.01, 0.62, 0.3)}]},
         {"name": "requests-npo-k4", "revs": [{"rev": "5555555aaa", "name": "requests-npo-k4",
-                                              "data": run_data(0.5, 40, 0.5, 0.5, 0.1)}]},
+                                              "data": run_data(0.5, 40, 0.5, 0.5, 0.1, requests=4)}]},
+        # study experiments under ordinary names: their params, not their names, leave them out
+        {"name": "npo-k4", "revs": [{"rev": "6666666aaa", "name": "npo-k4",
+                                     "data": run_data(0.5, 40, 0.5, 0.5, 0.1, requests=4)}]},
+        {"name": "half", "revs": [{"rev": "7777777aaa", "name": "half", "data": run_data(0.2, 16, 0.5, 0.5, 0.1)}]},
+        {"name": "scale-4p", "revs": [{"rev": "8888888aaa", "name": "scale-4p",
+                                       "data": run_data(0.4, 32, 0.5, 0.5, 0.1, benchmark="documents")}]},
         {"name": "gd-seed1", "revs": [{"rev": "4444444aaa", "name": "gd-seed1",
                                        "data": run_data(0.5, 40, 0.2, 0.5, 0.1, method="gd")}]},
         {"name": "scale-2p", "revs": [{"rev": "2222222aaa", "name": "scale-2p", "error": {"msg": "failed"},
@@ -48,8 +55,13 @@ def test_each_size_forgets_exactly_that_many_people(total):
 
 def test_rows_are_the_committed_run_and_the_scale_experiments():
     rows = scale_rows(SHOW)
+    # scale-4p forgets on another benchmark: not a size of this study
     assert [(r["experiment"], r["forget_people"], r["forget_questions"]) for r in rows] == [
         ("scale-1p", 1, 8), ("scale-3p", 3, 24), ("committed run", 5, 40)]
+    # each row names the commit it ran on: the experiments' baseline
+    assert {r["commit"] for r in rows} == {"abc1234def"}
+    # only the sizes asked for, and the committed run
+    assert [r["experiment"] for r in scale_rows(SHOW, people=[3])] == ["scale-3p", "committed run"]
     one = rows[0]
     assert (one["forget_quality"], one["forget_quality_low"], one["forget_quality_high"]) == (0.3, pytest.approx(0.03), 0.6)
     assert one["model_utility_low"] == pytest.approx(0.6) and one["forget_rouge_l_recall"] == 0.2

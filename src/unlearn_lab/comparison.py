@@ -155,37 +155,69 @@ def mixed_pipelines(exp_show: list[dict]) -> dict[str, list[str]]:
     return out
 
 
-def experiments(exp_show: list[dict], include_baseline: bool = True):
-    """(name, rev, data) of every baseline commit and experiment in `dvc exp show --json` output;
-    the workspace entry is skipped (it repeats HEAD or holds uncommitted results), and so are
-    experiments still queued or running, and a commit that repeats a newer commit's run (`baselines`)."""
+def runs(exp_show: list[dict], include_baseline: bool = True):
+    """(name, rev, data, baseline) of every baseline commit and experiment in `dvc exp show --json`
+    output, `baseline` being the full hash of the commit it ran on; the workspace entry is skipped
+    (it repeats HEAD or holds uncommitted results), and so are experiments still queued or running,
+    and a commit that repeats a newer commit's run (`baselines`)."""
     for entry in baselines(exp_show):
         if include_baseline and entry.get("data"):
-            yield entry.get("name") or entry["rev"][:7], entry["rev"], entry["data"]
+            yield entry.get("name") or entry["rev"][:7], entry["rev"], entry["data"], entry["rev"]
         for exp in entry.get("experiments") or []:
             # a queued or running experiment shows its baseline's metrics under its own name
             if (exp.get("executor") or {}).get("state") in ("queued", "running", "failed"):
                 continue
             for rev in exp.get("revs") or []:
                 if rev.get("data") and not rev.get("error"):
-                    yield rev.get("name") or exp.get("name") or rev["rev"][:7], rev["rev"], rev["data"]
+                    yield rev.get("name") or exp.get("name") or rev["rev"][:7], rev["rev"], rev["data"], entry["rev"]
+
+
+def experiments(exp_show: list[dict], include_baseline: bool = True):
+    """(name, rev, data) of each of `runs`."""
+    for name, rev, data, _ in runs(exp_show, include_baseline):
+        yield name, rev, data
 
 
 def sort_rows(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (str(r["method"]), r["lr"] or 0.0, r["experiment"]))
 
 
-# Experiments of the studies that are not method comparisons: the scale study (scale.py) forgets
-# other sets; a `requests-` experiment runs the unlearn stage alone, so its other metrics are stale.
+# What the studies vary and a method comparison must hold fixed: the benchmark, the split and the
+# forget set (the scale study forgets other sets; `data.benchmark=documents` measures other things),
+# and the number of requests. An experiment belongs to the method comparison only where all of
+# these equal the newest baseline commit's params.yaml.
+STUDY_AXES = ("data.benchmark", "data.split", "data.people", "data.holdout_people", "data.forget_fraction",
+              "data.world_forget", "data.import", "data.documents", "unlearn.requests")
+# Named study experiments are left out as well: a `requests-` experiment runs the unlearn stage
+# alone (its other metrics are stale), whatever its number of requests.
 SCALE_PREFIX = "scale-"
 STUDY_PREFIXES = (SCALE_PREFIX, "requests-")
 
 
+def study_axes(data: dict, axes=STUDY_AXES) -> dict:
+    """The values of `axes` in a run's params.yaml (None where unset)."""
+    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+    return {axis: dig(params, *axis.split(".")) for axis in axes}
+
+
+def reference_axes(exp_show: list[dict]) -> dict | None:
+    """The study axes of the newest baseline commit (None without one)."""
+    for entry in baselines(exp_show):
+        if entry.get("data"):
+            return study_axes(entry["data"])
+    return None
+
+
+def in_method_comparison(name: str, data: dict, reference: dict | None) -> bool:
+    return not name.startswith(STUDY_PREFIXES) and (reference is None or study_axes(data) == reference)
+
+
 def experiment_rows(exp_show: list[dict], include_baseline: bool = True) -> list[dict]:
     """Every experiment with unlearning results, sorted by method, then learning rate, then name;
-    the experiments of other studies (STUDY_PREFIXES) are left out."""
+    only those on the default pipeline's study axes (`in_method_comparison`)."""
+    reference = reference_axes(exp_show)
     return sort_rows(drop_repeats([row for name, rev, data in experiments(exp_show, include_baseline)
-                                   if not name.startswith(STUDY_PREFIXES) and (row := row_of(name, rev, data))]))
+                                   if in_method_comparison(name, data, reference) and (row := row_of(name, rev, data))]))
 
 
 def drop_repeats(rows: list[dict]) -> list[dict]:

@@ -1,5 +1,6 @@
 """The documents study's table and figure: target, oracle and each method's unlearned model on the
-documents benchmark, from the metrics files each run left (scripts/documents_study.py runs them)."""
+documents benchmark, from the metrics files each run left (scripts/documents_study.py runs them),
+and the README's table from the committed CSV."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
 from .plotting import pyplot, save
+from .readme_blocks import commits_line
 
 # What the table keeps of each model's metrics: MUSE's three forget criteria and the utility.
 KEYS = ("verbmem_forget", "knowmem_forget", "privleak_documents", "verbmem_retain", "knowmem_retain",
@@ -15,6 +18,13 @@ KEYS = ("verbmem_forget", "knowmem_forget", "privleak_documents", "verbmem_retai
 PANELS = (("verbmem_forget", "verbmem on forget documents"), ("knowmem_forget", "knowmem on forget facts"),
           ("verbmem_retain", "verbmem on retain documents"), ("knowmem_retain", "knowmem on retain facts"),
           ("world_rouge_l_recall", "world facts ROUGE-L"))
+# The README table's columns: (key, title, decimals).
+TABLE = (("verbmem_forget", "verbmem forget", 2), ("knowmem_forget", "knowmem forget", 2),
+         ("privleak_documents", "privleak", 0), ("mia_documents_auc", "membership AUC", 3),
+         ("verbmem_retain", "verbmem retain", 2), ("knowmem_retain", "knowmem retain", 2),
+         ("world_rouge_l_recall", "world ROUGE-L", 2), ("model_utility", "model utility", 2))
+# What scripts/documents_study.py writes beside each method's metrics: the commit that ran them.
+RUN_FILE = "study.json"
 
 
 def model_row(name: str, metrics: dict, seconds: float | None = None) -> dict:
@@ -35,19 +45,79 @@ def model_row(name: str, metrics: dict, seconds: float | None = None) -> dict:
     return row
 
 
-def study_rows(results: Path) -> list[dict]:
-    """Rows from `results/<method>/{target,oracle,unlearned,unlearn}.json` (one folder per method;
-    the target and oracle are taken from the first)."""
-    folders = sorted(p for p in Path(results).iterdir() if (p / "unlearned.json").is_file())
-    if not folders:
-        raise FileNotFoundError(f"{results}: no <method>/unlearned.json")
-    read = lambda folder, name: json.loads((folder / f"{name}.json").read_text())  # noqa: E731
-    rows = [model_row(name, read(folders[0], name)) for name in ("target", "oracle")]
-    for folder in folders:
-        run = read(folder, "unlearn")
-        rows.append({**model_row(f"unlearned {run['method']}", read(folder, "unlearned"), run.get("seconds")),
+def recorded_commit(folder: Path) -> str:
+    """The commit a method's runs used, as scripts/documents_study.py recorded it (RUN_FILE)."""
+    path = folder / RUN_FILE
+    if not path.is_file():
+        raise UserError(f"{path}: not found: these results do not say which commit ran them; run the method again "
+                        "(make documents)")
+    commit = json.loads(path.read_text(encoding="utf-8")).get("commit")
+    if not commit:
+        raise UserError(f"{path}: no `commit` field")
+    return commit
+
+
+def study_rows(results: Path, methods: list[str]) -> list[dict]:
+    """Rows from `results/<method>/{target,oracle,unlearned,unlearn}.json` of exactly `methods`, in
+    that order (the target and oracle are taken from the first); every row's `commit` is the
+    commit the runs used, which must be one for all of them."""
+    results = Path(results)
+    missing = [m for m in methods if not (results / m / "unlearned.json").is_file()]
+    if missing:
+        raise UserError(f"{results}: no {', '.join(f'{m}/unlearned.json' for m in missing)} (run "
+                        f"{'them' if len(missing) > 1 else 'it'} without --collect-only)")
+    commits = {m: recorded_commit(results / m) for m in methods}
+    if len(set(commits.values())) > 1:
+        runs = ", ".join(f"{m} at {c[:7]}" for m, c in commits.items())
+        raise UserError(f"{results}: the methods ran on different commits ({runs}); run them again together")
+    read = lambda method, name: json.loads((results / method / f"{name}.json").read_text())  # noqa: E731
+    rows = [model_row(name, read(methods[0], name)) for name in ("target", "oracle")]
+    for method in methods:
+        run = read(method, "unlearn")
+        rows.append({**model_row(f"unlearned {run['method']}", read(method, "unlearned"), run.get("seconds")),
                      "lr": run.get("lr"), "steps": run.get("steps")})
-    return rows
+    return [{**row, "commit": commits[methods[0]]} for row in rows]
+
+
+def study_csv(rows: list[dict]) -> str:
+    """The CSV text, the commit last."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame = frame[[c for c in frame.columns if c != "commit"] + ["commit"]]
+    return frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def _cell(row: dict, key: str, digits: int) -> str:
+    value, low, high = row.get(key), row.get(f"{key}_low"), row.get(f"{key}_high")
+    if value is None:
+        return ""
+    text = f"{value:.{digits}f}"
+    if low is None or high is None or low == high == value:
+        return text
+    return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _label(row: dict) -> str:
+    name = str(row["model"]).removeprefix("unlearned ")
+    if row.get("lr") is None:
+        return name
+    mantissa, exponent = f"{row['lr']:.0e}".split("e")
+    return f"{name} {mantissa}e{int(exponent)}"
+
+
+def readme_block(rows: list[dict], csv_path: str = "metrics/documents.csv") -> str:
+    """The README's documents table from the study's rows (README "Documents")."""
+    lines = [commits_line(csv_path, rows), "", "| model | " + " | ".join(title for _, title, _ in TABLE)
+             + " | unlearning s |", "|---" * (len(TABLE) + 2) + "|"]
+    for row in rows:
+        cells = [_cell(row, key, digits) for key, _, digits in TABLE]
+        if row["model"] == "oracle":
+            cells[[k for k, _, _ in TABLE].index("privleak_documents")] += " (reference)"
+        seconds = row.get("unlearn_seconds")
+        cells.append("" if seconds is None else f"{seconds:.0f}")
+        lines.append(f"| {_label(row)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def study_plot(rows: list[dict], path: Path) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .comparison import SCALE_PREFIX, dig, experiments, metrics_file
+from .comparison import SCALE_PREFIX, STUDY_AXES, dig, metrics_file, runs, study_axes
 from .data.synthetic import n_forget_people
 from .plotting import pyplot, save
+from .readme_blocks import commits_line
 
 COLUMNS = ("forget_quality", "model_utility", "forget_rouge_l_recall")
 
@@ -29,9 +30,13 @@ def forget_fraction(people: int, total: int) -> float:
     return fraction
 
 
-def size_row(name: str, rev: str, data: dict) -> dict | None:
+# What a scale experiment may change: only the size of the forget set.
+SAME = tuple(axis for axis in STUDY_AXES if axis != "data.forget_fraction")
+
+
+def size_row(name: str, rev: str, data: dict, commit: str) -> dict | None:
     """Forget quality, model utility and forget ROUGE-L recall (with their 95% intervals) of one
-    run, with the size of its forget set; None without evaluation results."""
+    run, with the size of its forget set and the commit it ran on; None without evaluation results."""
     unlearned, unlearn = metrics_file(data, "metrics/unlearned.json"), metrics_file(data, "metrics/unlearn.json")
     if not unlearned.get("forget"):
         return None
@@ -45,24 +50,48 @@ def size_row(name: str, rev: str, data: dict) -> dict | None:
         row[key] = place.get(metric)
         low, high = place.get(f"{metric}_ci95") or (None, None)
         row[f"{key}_low"], row[f"{key}_high"] = low, high
+    row["commit"] = commit
     return row
 
 
-def scale_rows(exp_show: list[dict]) -> list[dict]:
+def scale_rows(exp_show: list[dict], people: list[int] | None = None) -> list[dict]:
     """One row per forget-set size: the newest baseline commit (the committed run) and every
-    finished `scale-*` experiment of the commits listed (a name run on several commits counts
-    once, the newest); sorted by the number of forget questions."""
-    rows, names = [], set()
-    for name, rev, data in experiments(exp_show):
+    finished `scale-*` experiment of the commits listed that forgets one of `people` (all where
+    None) and differs from the committed run in nothing but the forget set's size (a name run on
+    several commits counts once, the newest); sorted by the number of forget questions. `commit`
+    is the commit each ran on (an experiment's baseline)."""
+    rows, names, committed_axes = [], set(), None
+    for name, rev, data, commit in runs(exp_show):
         committed = not rows and not name.startswith(SCALE_PREFIX)
-        if committed or (name.startswith(SCALE_PREFIX) and name not in names):
-            names.add(name)
-            row = size_row("committed run" if committed else name, rev, data)
-            if row:
-                rows.append(row)
+        if committed:
+            committed_axes = study_axes(data, SAME)
+        elif not (name.startswith(SCALE_PREFIX) and name not in names and study_axes(data, SAME) == committed_axes):
+            continue
+        names.add(name)
+        row = size_row("committed run" if committed else name, rev, data, commit)
+        if row and (committed or people is None or row["forget_people"] in people):
+            rows.append(row)
         if not rows:
             break
     return sorted(rows, key=lambda r: (r["forget_questions"] or 0, r["experiment"]))
+
+
+def readme_block(rows: list[dict], csv_path: str = "metrics/scale.csv") -> str:
+    """The README's scale table from the study's rows (README "Requests one after another, and the
+    size of the forget set")."""
+    def cell(row, key, fmt):
+        low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+        text = format(row[key], fmt)
+        return text if low is None or high is None else f"{text} [{format(low, fmt)}, {format(high, fmt)}]"
+
+    lines = [commits_line(csv_path, rows), "",
+             "| forget people | forget questions | forget quality | forget ROUGE-L | model utility | experiment | commit |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['forget_people']:.0f} | {r['forget_questions']:.0f} | {cell(r, 'forget_quality', '.1e')} | "
+                     f"{cell(r, 'forget_rouge_l_recall', '.3f')} | {cell(r, 'model_utility', '.3f')} | "
+                     f"{r['experiment']} | `{str(r['commit'])[:7]}` |")
+    return "\n".join(lines) + "\n"
 
 
 def scale_plot(rows: list[dict], path: str | Path) -> None:
