@@ -67,9 +67,11 @@ def test_uncommitted_pipeline_changes_refuse_and_other_files_do_not(repo, tmp_pa
         clone_at_head(repo, tmp_path / "work")
     assert not (tmp_path / "work").exists()
     (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.txt").write_text("someone's work")
     sh("checkout", "params.yaml", cwd=repo)
-    with pytest.raises(UserError, match="plain: exists but is not a git clone"):
+    with pytest.raises(UserError, match="plain: exists and is not a git clone of"):
         clone_at_head(repo, tmp_path / "plain")
+    assert (tmp_path / "plain" / "notes.txt").read_text() == "someone's work"
 
 
 def test_set_params_merges_dotted_and_nested_keys_keeping_comments(repo):

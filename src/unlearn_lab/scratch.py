@@ -43,25 +43,38 @@ def require_committed(root: str | Path, paths=PIPELINE_PATHS) -> str:
     return commit
 
 
-def clone_at_head(root: str | Path, workdir: str | Path) -> str:
+def clone_at_head(root: str | Path, workdir: str | Path, require_clean: bool = True,
+                  keep_outputs: bool = True) -> str:
     """Bring `workdir` to `root`'s HEAD: cloned if missing, else fetched from `root`, checked out
     at that commit with local edits (params.yaml set by a previous study) discarded and untracked
-    files removed. Ignored files stay: DVC's outputs there are re-used where their deps still
-    match, and re-run where they do not. Returns the commit."""
+    files removed. Returns the commit.
+
+    `require_clean`: refuse when `root` has uncommitted pipeline changes (a study names HEAD as
+    the code its results came from). `keep_outputs`: ignored files stay, so DVC re-uses the
+    outputs whose deps still match; without it only the clone's own `.dvc/cache` stays (a
+    re-run that must recompute everything)."""
     root, workdir = Path(root).resolve(), Path(workdir).resolve()
-    commit = require_committed(root)
-    if not workdir.exists():
+    commit = require_committed(root) if require_clean else head_commit(root)
+    if workdir == root:
+        raise UserError(f"{workdir}: the scratch clone cannot be the repository itself")
+    if not workdir.exists() or not any(workdir.iterdir()):
         workdir.parent.mkdir(parents=True, exist_ok=True)
         git(["clone", "-q", "--no-checkout", str(root), str(workdir)], root)
-    elif not (workdir / ".git").exists():
-        # without its own .git, git would act on the repository around it
-        raise UserError(f"{workdir}: exists but is not a git clone; remove it (make clean-scratch)")
+    elif not (workdir / ".git").exists() or not _cloned_from(workdir, root):
+        # never reset and clean a folder this did not clone: it could be someone's work (and
+        # without its own .git, git would act on the repository around it)
+        raise UserError(f"{workdir}: exists and is not a git clone of {root}; remove it or choose another folder")
     git(["fetch", "-q", str(root), "HEAD"], workdir)
     git(["checkout", "-q", "--force", "--detach", commit], workdir)
-    git(["clean", "-q", "-f", "-d"], workdir)
+    git(["clean", "-q", "-f", "-d"] if keep_outputs else ["clean", "-q", "-ffdx", "-e", "/.dvc/cache"], workdir)
     if head_commit(workdir) != commit:
         raise UserError(f"{workdir}: HEAD is not {commit} after checkout")
     return commit
+
+
+def _cloned_from(workdir: Path, root: Path) -> bool:
+    done = subprocess.run(["git", "config", "remote.origin.url"], cwd=workdir, capture_output=True, text=True)
+    return bool(done.stdout.strip()) and Path(done.stdout.strip()).resolve() == root
 
 
 def set_params(path: str | Path, changes: dict) -> None:

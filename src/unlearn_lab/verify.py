@@ -37,6 +37,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 from .errors import UserError
+from .scratch import clone_at_head, git
 from .tolerances import MODES, Sizes, compare_value, flatten, tolerance
 
 EXPECTED_ACROSS = "differs: expected across machines (other CPU kernels); the metrics decide"
@@ -59,34 +60,10 @@ def _run(args: list[str], cwd: Path, env: dict | None = None, quiet: bool = True
     return subprocess.run(args, cwd=cwd, env=env, text=True, capture_output=quiet)
 
 
-def git(args: list[str], cwd: Path) -> str:
-    done = _run(["git", *args], cwd)
-    if done.returncode:
-        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        raise UserError(f"git {' '.join(args)} in {cwd}: {last}")
-    return done.stdout
-
-
 def scratch_clone(root: Path, dest: Path) -> str:
-    """Clone `root`'s HEAD into `dest`, or bring an earlier clone there to it (fetch, hard reset,
-    clean of everything untracked or ignored but the clone's own DVC cache); the commit."""
-    root, dest = root.resolve(), dest.resolve()
-    head = git(["rev-parse", "HEAD"], root).strip()
-    if dest == root:
-        raise UserError(f"{dest}: the scratch clone cannot be the repository itself")
-    if dest.exists() and any(dest.iterdir()):
-        # never reset and clean a folder this did not clone: it could be someone's work
-        top = _run(["git", "rev-parse", "--show-toplevel"], dest)
-        origin = _run(["git", "config", "remote.origin.url"], dest).stdout.strip()
-        if top.returncode or Path(top.stdout.strip()).resolve() != dest or Path(origin or "/nonexistent").resolve() != root:
-            raise UserError(f"{dest}: exists and is not a git clone of {root}; remove it or choose another VERIFY_DIR")
-        git(["fetch", "-q", str(root), head], dest)
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        git(["clone", "-q", "--no-checkout", str(root), str(dest)], root)
-    git(["reset", "-q", "--hard", head], dest)
-    git(["clean", "-q", "-ffdx", "-e", "/.dvc/cache"], dest)
-    return head
+    """Clone `root`'s HEAD into `dest`, or bring an earlier clone there to it, keeping nothing
+    but the clone's own DVC cache (every output is recomputed); the commit."""
+    return clone_at_head(root, dest, require_clean=False, keep_outputs=False)
 
 
 def read_lock(text: str) -> dict[str, dict]:
