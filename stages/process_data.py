@@ -3,6 +3,7 @@ of the documents benchmark (empty otherwise)."""
 from unlearn_lab.data.benchmark import build_benchmark
 from unlearn_lab.data.documents import build_documents
 from unlearn_lab.data.checks import check_contrast, check_fits
+from unlearn_lab.data.links import check_relearn_links
 from unlearn_lab.data.sets import SETS
 from unlearn_lab.io import jsonl_text, write_files_atomic
 from unlearn_lab.settings import load_settings
@@ -30,6 +31,8 @@ def main():
     lengths = prompt_lengths(args.base, [r["question"] for records in sets.values() for r in records])
     check_fits(sets, lengths.__getitem__, settings.model.max_length)
     check_contrast(sets)
+    # The relearn stage splits the forget documents by person: an unlinked set is refused now, not hours later.
+    check_relearn_links(settings.relearn.data, [d for d in documents if d["split"] == "forget"], sets["forget"])
     # All six files or none: later stages must never see sets from two different runs.
     write_files_atomic({**{args.out / f"{name}.jsonl": jsonl_text(sets[name]) for name in SETS},
                         args.out / "documents.jsonl": jsonl_text(documents)})
