@@ -27,12 +27,12 @@ def main():
     settings = load_settings()
     sets = build_benchmark(settings.data, args.raw, settings.seed)
     documents = build_documents(settings.data, sets, settings.seed)
+    # The relearn stage splits the forget documents by person: an unlinked set is refused now, not hours later.
+    check_relearn_links(settings.relearn.data, [d for d in documents if d["split"] == "forget"], sets["forget"])
     # What later stages would refuse is refused here, before any model work.
     lengths = prompt_lengths(args.base, [r["question"] for records in sets.values() for r in records])
     check_fits(sets, lengths.__getitem__, settings.model.max_length)
     check_contrast(sets)
-    # The relearn stage splits the forget documents by person: an unlinked set is refused now, not hours later.
-    check_relearn_links(settings.relearn.data, [d for d in documents if d["split"] == "forget"], sets["forget"])
     # All six files or none: later stages must never see sets from two different runs.
     write_files_atomic({**{args.out / f"{name}.jsonl": jsonl_text(sets[name]) for name in SETS},
                         args.out / "documents.jsonl": jsonl_text(documents)})
