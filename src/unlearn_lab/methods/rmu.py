@@ -39,6 +39,7 @@ class RMU(UnlearningMethod):
 
     class Knobs(Knobs):
         lr: Optional[float] = tuned_lr(1e-2)
+        # (le: no released model has 1000 decoder layers; the model itself is checked when it loads)
         layer: int = Field(7, ge=0, le=1000, description="decoder layer (0-based) whose activations are steered")
         steering_coeff: float = Field(300.0, gt=0, description="norm c of the random control vector")
         alpha: float = weight(100.0, "weight of the retain activation MSE")
