@@ -3,6 +3,7 @@ of the documents benchmark (empty otherwise)."""
 from unlearn_lab.data.benchmark import build_benchmark
 from unlearn_lab.data.documents import build_documents
 from unlearn_lab.data.checks import check_contrast, check_fits
+from unlearn_lab.data.links import check_relearn_links
 from unlearn_lab.data.sets import SETS
 from unlearn_lab.io import jsonl_text, write_files_atomic
 from unlearn_lab.settings import load_settings
@@ -26,6 +27,8 @@ def main():
     settings = load_settings()
     sets = build_benchmark(settings.data, args.raw, settings.seed)
     documents = build_documents(settings.data, sets, settings.seed)
+    # The relearn stage splits the forget documents by person: an unlinked set is refused now, not hours later.
+    check_relearn_links(settings.relearn.data, [d for d in documents if d["split"] == "forget"], sets["forget"])
     # What later stages would refuse is refused here, before any model work.
     lengths = prompt_lengths(args.base, [r["question"] for records in sets.values() for r in records])
     check_fits(sets, lengths.__getitem__, settings.model.max_length)

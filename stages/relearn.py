@@ -3,6 +3,7 @@ the same attack on the oracle as the control."""
 from pathlib import Path
 
 from unlearn_lab import hardware
+from unlearn_lab.data.links import check_relearn_links, people
 from unlearn_lab.data.sets import load_documents, load_sets
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
@@ -30,8 +31,9 @@ def main():
     scored_docs = None
     if documents:
         # Documents benchmark: the attack trains on documents; knowmem and verbmem are re-scored.
-        people = list(dict.fromkeys(d.get("subject") or d["id"] for d in documents.get("forget", [])))
-        data = resolve_data(cfg.data, people, documents.get("retain", []))
+        # process_data checked the links already; data made before that check is checked here.
+        check_relearn_links(cfg.data, documents.get("forget", []), sets["forget"])
+        data = resolve_data(cfg.data, people(documents.get("forget", [])), documents.get("retain", []))
         attack, scored, docs = relearn_documents_split(sets["forget"], documents, data, cfg.examples)
         scored_docs = {"forget": docs}
     else:

@@ -83,7 +83,7 @@ BAD = [
     ("data.forget_fraction", 1.0, "data.forget_fraction: must be < 1, got 1.0"),
     ("data.forget_fraction", 0, "data.forget_fraction: must be > 0, got 0"),
     ("eval.mink_k", 1.5, "eval.mink_k: must be <= 1, got 1.5"),
-    ("eval.batch_size", 0, "eval.batch_size: must be auto or an integer >= 1, got 0"),
+    ("eval.batch_size", 0, "eval.batch_size: must be auto or an integer from 1 to 4096, got 0"),
     ("seed", -1, "seed: must be >= 0, got -1"),
     ("quantize.bits", [16], "quantize.bits: every bit width must be between 2 and 8, got [16]"),
     ("model.tiny.hidden", 30, "model.tiny.hidden: must be a multiple of 4, got 30"),

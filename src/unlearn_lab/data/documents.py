@@ -18,6 +18,7 @@ from ..settings import Data, Documents
 from .pools import FIELDS
 from .readers import read_json_rows, read_text
 from .records import DataError
+from .shapes import check_container, check_document_records, check_text_kind
 from .synthetic import generate_people
 
 SPLITS = ("forget", "retain", "holdout")
@@ -118,6 +119,10 @@ def read_documents(path: str | Path, split: str, max_chars: int) -> list[dict]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file())
         if not files:
+            other = sorted(p.name for p in path.iterdir() if p.suffix in (".jsonl", ".json"))
+            if other:
+                raise DataError(f"{path}: found JSON file(s) ({', '.join(other[:3])}), expected .txt files in this "
+                                f"folder; name a JSON-lines file with `text` itself in data.documents.{split}")
             raise DataError(f"{path}: no .txt files in this folder (data.documents.{split})")
         return [_document(str(f), split, f"{split}.{f.relative_to(path).with_suffix('').as_posix()}",
                           read_text(f), None, max_chars) for f in files]
@@ -126,13 +131,18 @@ def read_documents(path: str | Path, split: str, max_chars: int) -> list[dict]:
     if path.suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: data.documents.{split} must be a folder of .txt files, a .txt file "
                         "or JSON lines (.jsonl) with a `text` field")
+    check_text_kind(path, "json", f"; a text document is a .txt file (data.documents.{split})")
+    rows = read_json_rows(path)
+    check_container(path, rows)
+    check_document_records(path, rows, split)
     docs = []
-    for n, row in enumerate(read_json_rows(path), start=1):
+    for n, row in enumerate(rows, start=1):
         if not isinstance(row.fields, dict):
             raise DataError(f"{row.where}: a document must be a JSON object with a `text` field")
         if "text" not in row.fields:
             raise DataError(f"{row.where}: field 'text' is missing")
-        rid = row.fields.get("id", n)
+        rid = row.fields.get("id")
+        rid = n if rid is None else rid  # a null id is no id: numbered, never "forget.None"
         docs.append(_document(row.where, split, f"{split}.{rid}", row.fields["text"], row.fields.get("subject"),
                               max_chars))
     if not docs:

@@ -30,6 +30,7 @@ from .derive import finish_records
 from .random_labels import label_shortfalls
 from .readers import TABLE_SUFFIXES, Row, read_csv_rows, read_json_rows, read_parquet_rows
 from .records import DataError, _norm
+from .shapes import check_container, check_question_records, check_text_kind
 
 IMPORT_SETS = ("forget", "retain", "holdout", "world")
 
@@ -86,12 +87,18 @@ def _read(path: Path, fmt: str) -> tuple[str, list[Row]]:
         if suffix in JSON_SUFFIXES:
             raise DataError(f"{path}: data.import.format is 'csv', but a {suffix} file holds "
                             "JSON; set data.import.format: auto")
+        check_text_kind(path, "csv")
         return "csv", _csv_rows(path)
     if suffix == ".csv":
         raise DataError(f"{path}: data.import.format is {fmt!r}, but a .csv file holds the csv "
                         "format; set data.import.format: auto (or csv)")
+    check_text_kind(path, "json", "; texts (documents) go in data.documents.forget / retain / holdout")
     rows = read_json_rows(path)
-    return (detect_format(path, rows) if fmt == "auto" else fmt), rows
+    check_container(path, rows)
+    chosen = fmt != "auto"
+    fmt = detect_format(path, rows) if fmt == "auto" else fmt
+    check_question_records(path, rows, fmt, chosen)
+    return fmt, rows
 
 
 def _parse_bool(where: str, column: str, text) -> bool:

@@ -4,6 +4,7 @@ from typing import Optional
 import torch.nn.functional as F
 from pydantic import Field
 
+from ..settings.sections import MAX_TOKENS
 from .base import RetainKnobs, UnlearningMethod, masked_mean, register, shifted, tuned_lr
 
 
@@ -23,7 +24,7 @@ class CrossEntropyUnlearning(UnlearningMethod):
 
     class Knobs(RetainKnobs):
         lr: Optional[float] = tuned_lr(2.5e-4)
-        skip_first: int = Field(1, ge=0, description="answer tokens at the start left out of the loss")
+        skip_first: int = Field(1, ge=0, le=MAX_TOKENS, description="answer tokens at the start left out of the loss")
 
     def forget_loss(self, step):
         logits, targets, mask = shifted(step.logits("forget"), step.labels("forget"))

@@ -7,6 +7,7 @@ import torch
 from pydantic import Field
 
 from .. import architecture
+from ..settings.sections import MAX_SEED
 from .base import Knobs, UnlearningMethod, layer_output, masked_mean, register, tuned_lr, weight
 
 
@@ -38,10 +39,11 @@ class RMU(UnlearningMethod):
 
     class Knobs(Knobs):
         lr: Optional[float] = tuned_lr(1e-2)
-        layer: int = Field(7, ge=0, description="decoder layer (0-based) whose activations are steered")
+        # (le: no released model has 1000 decoder layers; the model itself is checked when it loads)
+        layer: int = Field(7, ge=0, le=1000, description="decoder layer (0-based) whose activations are steered")
         steering_coeff: float = Field(300.0, gt=0, description="norm c of the random control vector")
         alpha: float = weight(100.0, "weight of the retain activation MSE")
-        vector_seed: int = Field(0, ge=0, description="seed of the random direction")
+        vector_seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the random direction")
 
     def __init__(self, knobs):
         super().__init__(knobs)

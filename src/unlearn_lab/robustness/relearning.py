@@ -13,6 +13,7 @@ knowledge the attacked unlearned model holds beyond the attacked oracle.
 """
 from __future__ import annotations
 
+from ..data.links import check_relearn_links, people
 from ..errors import UserError
 from ..settings import Finetune, Hardware, Model, Relearn
 from ..training import finetune
@@ -53,27 +54,28 @@ def relearn_split(forget: list[dict], retain: list[dict], data: str, examples: i
 def relearn_documents_split(forget: list[dict], documents: dict[str, list[dict]], data: str,
                             examples: int) -> tuple[list[dict], list[dict], list[dict]]:
     """Documents benchmark: (attack documents, forget questions to score, forget documents to
-    score). `forget`: the documents of every other forgotten person (a document without a
-    subject is its own person) train the attack, and the other people's questions (knowmem) and
-    documents (verbmem) are scored; `retain` / `retain_correlated`: the retain documents train
-    it and everything forgotten is scored. Deterministic."""
+    score). `forget`: the documents of every other forgotten person train the attack, and the
+    other people's questions (knowmem) and documents (verbmem) are scored (every document and
+    question must name its person: data/links.py); `retain`: the retain documents train it and
+    everything forgotten is scored (`retain_correlated` has no documents form: settings refuse
+    it). Deterministic."""
     docs = documents.get("forget", [])
+    if data == "retain_correlated":
+        raise UserError("relearn.data: 'retain_correlated' has no documents form (documents have no correlated "
+                        "retain set); use retain, forget or auto with benchmark: documents")
     if data != "forget":
         attack = list(documents.get("retain", []))
         return (attack[:examples] if examples > 0 else attack), forget, docs
-
-    def person(d):
-        return d.get("subject") or d["id"]
-
-    people = list(dict.fromkeys(person(d) for d in docs))
-    if len(people) < 2:
+    named = people(docs)
+    if len(named) < 2:
         raise UserError("relearn.data 'forget' on documents needs the documents of 2 people or more "
                         "(one to train, one to score); use relearn.data: retain")
-    taught = set(people[0::2])
-    attack = [d for d in docs if person(d) in taught]
+    check_relearn_links("forget", docs, forget)
+    taught = set(named[0::2])
+    attack = [d for d in docs if d["subject"] in taught]
     if examples > 0:
         attack = attack[:examples]
-    return attack, [r for r in forget if r["subject"] not in taught], [d for d in docs if person(d) not in taught]
+    return attack, [r for r in forget if r["subject"] not in taught], [d for d in docs if d["subject"] not in taught]
 
 
 def relearn(model, tok, attack: list[dict], model_cfg: Model, cfg: Relearn, hw: Hardware, scratch, seed: int,

@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ..errors import UserError
 from .base import Section, explain, start_recording
 from .knobs import Knobs, Methods, method_names, tuned_lr, weight
+from .sections import MAX_LR, MAX_SEED
 from .sections import (ATTACKS, Attack, Data, Documents, Eval, Finetune, Hardware, Import, Lora, Model, Quantize, Relearn, Represent,
                        Schedule, Tiny, Unlearn)
 
@@ -28,9 +29,9 @@ MethodName = Literal[tuple(method_names())]
 
 
 class Settings(Section):
-    seed: int = Field(42, ge=0, description="seed of every random draw")
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="seed of every random draw")
     method: MethodName = Field("npo", description="the unlearning method (methods/<name>.py)")
-    lr: Optional[float] = Field(None, gt=0, description="unlearning learning rate; null: methods.<method>.lr")
+    lr: Optional[float] = Field(None, gt=0, le=MAX_LR, description="unlearning learning rate; null: methods.<method>.lr")
     model: Model = Field(default_factory=Model)
     data: Data = Field(default_factory=Data)
     finetune: Finetune = Field(default_factory=Finetune)
@@ -42,6 +43,14 @@ class Settings(Section):
     attack: Attack = Field(default_factory=Attack)
     eval: Eval = Field(default_factory=Eval)
     hardware: Hardware = Field(default_factory=Hardware)
+
+    @model_validator(mode="after")
+    def _documents_relearn(self):
+        if self.data.benchmark == "documents" and self.relearn.data == "retain_correlated":
+            # Documents carry no correlated flag: the attack would silently train on every retain document.
+            raise ValueError("relearn.data: 'retain_correlated' has no documents form (documents have no "
+                             "correlated retain set); use retain, forget or auto with benchmark: documents")
+        return self
 
     def method_knobs(self, name: str | None = None) -> dict:
         """`methods.<name>` (default: the chosen method) as written, unchecked: methods.knobs_of types it."""

@@ -2,7 +2,9 @@
 setting gets, and the optional log of which settings a stage reads (for the deps test).
 
 Strict means what YAML says is what runs: `no`, `"false"` and `1` are not booleans, `7.9` and
-`true` are not integers, an unknown key is a typo. Ranges and choices are declared on the field.
+`true` are not integers, an unknown key is a typo, `.inf` and `.nan` are not numbers (a float that
+is not finite would only fail deep inside a run, or silently turn every score into nan). Ranges
+and choices are declared on the field.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class Section(BaseModel):
     """A params.yaml section: unknown keys rejected, types strict, read-only after loading."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True,
-                              validate_default=True)
+                              validate_default=True, allow_inf_nan=False)
 
     def __getattribute__(self, name: str):
         value = object.__getattribute__(self, name)
@@ -72,6 +74,7 @@ HOW = {
     "bool_type": "true or false (unquoted YAML booleans)",
     "int_type": "an integer",
     "float_type": "a number",
+    "finite_number": "a finite number",
     "string_type": "a string",
     "list_type": "a list",
     "dict_type": "a mapping of keys",

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 from pydantic import Field, create_model, field_validator
 
 from .base import Section
-from .sections import _regex
+from .sections import MAX_LR, MAX_SCALE, _regex
 
 METHODS_DIR = Path(__file__).resolve().parents[1] / "methods"
 # Modules of the methods folder that hold shared code, not a method.
@@ -31,18 +31,18 @@ def method_names() -> list[str]:
 
 
 def weight(default: float, what: str = "weight of the retain term"):
-    return Field(default, ge=0, description=what)
+    return Field(default, ge=0, le=MAX_SCALE, description=what)
 
 
 def tuned_lr(default: float):
     """The method's learning rate on the embedded benchmark (used while the top-level lr is null)."""
-    return Field(default, gt=0, description="default learning rate (when the top-level lr is null)")
+    return Field(default, gt=0, le=MAX_LR, description="default learning rate (when the top-level lr is null)")
 
 
 class Knobs(Section):
     """What every method has: its tuned default learning rate and an optional trainable regex."""
 
-    lr: Optional[float] = Field(None, gt=0, description="default learning rate (when the top-level lr is null)")
+    lr: Optional[float] = Field(None, gt=0, le=MAX_LR, description="default learning rate (when the top-level lr is null)")
     trainable: Optional[str] = Field(None, description="regex over weight names that may train")
 
     _trainable = field_validator("trainable")(classmethod(lambda cls, v: _regex(v)))
