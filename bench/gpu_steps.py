@@ -58,6 +58,7 @@ def method_steps(repo: Path, model_dir: str, precision: str, methods: list[str] 
     from unlearn_lab.methods import get_method, knobs_of
     from unlearn_lab.modeling import load_model, load_tokenizer
     from unlearn_lab.settings import Unlearn, load_settings
+    from unlearn_lab.settings.sections import MAX_SCALE  # the largest bound allowed: the guard off
     from unlearn_lab.settings.knobs import method_names
     from unlearn_lab.training import EncodedDataset
     from unlearn_lab.unlearning import build_unlearn_trainer, build_views
@@ -88,7 +89,7 @@ def method_steps(repo: Path, model_dir: str, precision: str, methods: list[str] 
                 trainer = build_unlearn_trainer(
                     model, tok.pad_token_id, EncodedDataset(tok, forget, length), EncodedDataset(tok, retain, length),
                     method, 1e-5, settings.model,
-                    Unlearn(epochs=1, batch_size=batch, retain_loss_bound=float("inf"), epoch_eval=False),
+                    Unlearn(epochs=1, batch_size=batch, retain_loss_bound=MAX_SCALE, epoch_eval=False),
                     hw, scratch, settings.unlearn.seed,
                     views=build_views(tok, method, forget, retain, length, settings.unlearn.seed, idk_pool, random_labels),
                     callbacks=(capture,))

@@ -170,6 +170,7 @@ def train_run(opts: dict, method_name: str) -> dict:
     from unlearn_lab import hardware
     from unlearn_lab.methods import get_method
     from unlearn_lab.settings import Hardware, Lora, Model, Unlearn
+    from unlearn_lab.settings.sections import MAX_SCALE  # the largest bound allowed: the guard off
     from unlearn_lab.unlearning import build_unlearn_trainer
 
     torch.set_num_threads(opts["threads"])
@@ -203,7 +204,7 @@ def train_run(opts: dict, method_name: str) -> dict:
             model, 2, synthetic_examples(steps * batch, seq, vocab, 1, opts["answer"]),
             synthetic_examples(steps * batch, seq, vocab, 2, opts["answer"]),
             method, 1e-5, Model(lora=Lora(**lora) if lora else None), Unlearn(epochs=1, batch_size=batch,
-                                                                              retain_loss_bound=float("inf")),
+                                                                              retain_loss_bound=MAX_SCALE),
             hw, scratch, 0, callbacks=(StepTimer(),))
         trainer.remove_callback(ProgressCallback)
         trainer.train()

@@ -76,7 +76,7 @@ def test_bad_values_are_user_errors(monkeypatch):
         parse_settings({"hardware": {"torch_compile": "yes"}})
     with pytest.raises(UserError, match="eval.gen_batch_size: must be auto or an integer, got 'big'"):
         parse_settings({"eval": {"gen_batch_size": "big"}})
-    with pytest.raises(UserError, match="eval.batch_size: must be auto or an integer >= 1, got 0"):
+    with pytest.raises(UserError, match="eval.batch_size: must be auto or an integer from 1 to 4096, got 0"):
         parse_settings({"eval": {"batch_size": 0}})
 
 
@@ -197,3 +197,16 @@ def test_the_summary_names_the_machine_choices_of_its_stages():
     gpu = {"machine": {"device": "cuda", "precision": "bf16"}}
     assert run_machine({"a.json": fine, "g.json": gpu}) == {"machine": {"a.json": fine["machine"], "g.json": gpu["machine"]}}
     assert run_machine({"a.json": {}}) == {}
+
+
+def test_make_env_writes_machine_yaml_and_check_names_a_stale_one(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "machine.yaml"
+    cmd = [sys.executable, "-m", "unlearn_lab.hardware", "--file", str(path)]
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
+    path.write_text(path.read_text().replace("precision: fp32", "precision: bf16"))
+    proc = subprocess.run([*cmd, "--check"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "precision bf16 -> fp32" in proc.stderr

@@ -133,19 +133,25 @@ def stage_keys(imports: set[str], uses: set[str] = frozenset()) -> list[str]:
     return ["python"] + [d for d in ORDER[1:] if d in dists]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="only check the file against this environment")
-    parser.add_argument("--file", type=Path, default=FILE)
+def record_cli(description: str, default: Path, check_file, render_text) -> None:
+    """The command line of a recorded file (versions.yaml, machine.yaml): write it, or with
+    `--check` exit 2 with one line when it is out of date."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only check the file against this machine")
+    parser.add_argument("--file", type=Path, default=default)
     args = parser.parse_args()
     if args.check:
         try:
-            check(args.file)
+            check_file(args.file)
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
         return
-    write_if_changed(args.file, render(installed()))
+    write_if_changed(args.file, render_text())
+
+
+def main() -> None:
+    record_cli(__doc__, FILE, check, lambda: render(installed()))
 
 
 def write_if_changed(path: Path, text: str) -> None:

@@ -226,20 +226,9 @@ def launch_report() -> dict:
 
 
 def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="write machine.yaml: what each `auto` means on this machine")
-    parser.add_argument("--check", action="store_true", help="only check the file against this machine")
-    parser.add_argument("--file", type=Path, default=MACHINE_FILE)
-    args = parser.parse_args()
-    if args.check:
-        try:
-            check_machine(args.file)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        return
-    environment.write_if_changed(args.file, render_machine(auto_meanings()))
+    environment.record_cli("Write machine.yaml: what each `auto` of params' hardware: and eval: means on this "
+                           "machine (--check: exit 2 if it is out of date).", MACHINE_FILE, check_machine,
+                           lambda: render_machine(auto_meanings()))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from .errors import UserError
 
 # What a run of the pipeline reads from git: an uncommitted change here would not be in HEAD, so
 # the study would run other code than the commit its results name.
-PIPELINE_PATHS = ("dvc.yaml", "params.yaml", "versions.yaml", ".dvcignore", "pyproject.toml", "src", "stages",
+PIPELINE_PATHS = ("dvc.yaml", "params.yaml", "versions.yaml", "machine.yaml", ".dvcignore", "pyproject.toml", "src", "stages",
                   "data/raw", "accelerate")
 
 
