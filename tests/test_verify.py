@@ -28,7 +28,7 @@ def test_flatten_joins_nested_keys_and_list_indices_like_dvc_metrics_show():
 
 # 16 forget and 16 holdout questions, the README's measured cross-machine case: one swapped pair
 # moves an AUC by 1/256 (0.5195 vs 0.5156 seen).
-COMMITTED = {"metrics/unlearned.json": {
+COMMITTED = {"metrics/target.json": {
     "forget": {"n": 16, "prob": 0.97868, "rouge_l_recall": 0.5, "truth_ratio": 0.3860},
     "holdout": {"n": 16},
     "mia_minkpp_auc": 0.51953125, "mia_mink_auc": 0.8, "privleak": privleak(0.8, 0.6),
@@ -38,7 +38,7 @@ COMMITTED = {"metrics/unlearned.json": {
 def rerun_with(**changes):
     new = json.loads(json.dumps(COMMITTED))
     for key, value in changes.items():
-        place = new["metrics/unlearned.json"]
+        place = new["metrics/target.json"]
         *path, last = key.split("__")
         for part in path:
             place = place[part]
@@ -63,7 +63,7 @@ def test_differences_beyond_tolerance_missing_and_changed_strings_are_mismatches
     bad = {r.key for r in rows if r.status == "MISMATCH"}
     assert bad == {"forget.prob", "mia_minkpp_auc", "forget.rouge_l_recall", "method", "stopped_early", "steps"}
     assert next(r for r in rows if r.key == "steps").rerun == "<missing>"
-    missing_file = compare_metrics(COMMITTED, {"metrics/unlearned.json": None}, "cross-machine")
+    missing_file = compare_metrics(COMMITTED, {"metrics/target.json": None}, "cross-machine")
     assert [r.status for r in missing_file] == ["MISMATCH"]
 
 
@@ -76,21 +76,27 @@ def test_same_machine_is_exact_for_ranks_and_1e6_for_floats():
 
 def test_one_answer_of_rouge_is_allowed_across_machines_but_not_on_the_same_machine():
     one = rerun_with(forget__rouge_l_recall=0.5 + 1 / 16)
-    assert statuses(compare_metrics(COMMITTED, one, "cross-machine"))[("metrics/unlearned.json", "forget.rouge_l_recall")] == "ok"
-    assert statuses(compare_metrics(COMMITTED, one, "same-machine"))[("metrics/unlearned.json", "forget.rouge_l_recall")] == "MISMATCH"
+    assert statuses(compare_metrics(COMMITTED, one, "cross-machine"))[("metrics/target.json", "forget.rouge_l_recall")] == "ok"
+    assert statuses(compare_metrics(COMMITTED, one, "same-machine"))[("metrics/target.json", "forget.rouge_l_recall")] == "MISMATCH"
 
 
 def test_privleak_tolerance_is_one_swap_in_each_auc():
     """PrivLeak recomputed from AUCs one swapped pair away (model and oracle) is inside; three
     pairs in the model's AUC are outside."""
-    flat = flatten(COMMITTED["metrics/unlearned.json"])
+    flat = flatten(COMMITTED["metrics/target.json"])
     sizes = Sizes.from_metrics({"u": flat})
     tol, _ = tolerance("privleak", flat["privleak"], flat, sizes, "cross-machine")
     assert abs(privleak(0.8 + 1 / 256, 0.6 - 1 / 256) - privleak(0.8, 0.6)) <= tol
     assert abs(privleak(0.8 + 3 / 256, 0.6) - privleak(0.8, 0.6)) > tol
     # a summary's copy without its AUC beside it gets the same tolerance
-    summary = {"unlearned.privleak": flat["privleak"]}
-    assert tolerance("unlearned.privleak", flat["privleak"], summary, sizes, "cross-machine")[0] == tol
+    summary = {"target.privleak": flat["privleak"]}
+    assert tolerance("target.privleak", flat["privleak"], summary, sizes, "cross-machine")[0] == tol
+    # the unlearned model's, across machines: 20 swaps' worth
+    unlearned = {"unlearned.privleak": flat["privleak"]}
+    wide = tolerance("unlearned.privleak", flat["privleak"], unlearned, sizes, "cross-machine", "metrics/summary.json")[0]
+    # 20 swaps in each AUC: 20 x (1/0.4 + 0.2/0.16) / 2.56 = 29.3, as 30 swaps in the model's alone
+    assert wide == pytest.approx(20 * tol)
+    assert abs(privleak(0.8 + 29 / 256, 0.6) - privleak(0.8, 0.6)) <= wide < abs(privleak(0.8 + 31 / 256, 0.6) - privleak(0.8, 0.6))
 
 
 def test_forget_quality_moves_by_one_ks_step_across_machines():
@@ -290,3 +296,21 @@ def test_rerun_recomputes_in_a_clone_with_its_own_cache(tmp_path, monkeypatch, c
     # sees the input back at its committed value
     hidden.write_text("AA")
     assert main(["--dir", str(clone), "--tolerance", "same-machine"], root=root) == 0
+
+
+def test_after_unlearning_the_cross_machine_rules_are_the_measured_wider_ones():
+    """The unlearned model's forget probability moved 0.5837 -> 0.5712 between two CPUs (fp32,
+    same code): allowed for it and what is measured on it, not for a fine-tuned model."""
+    def status(path, key, a, b, mode="cross-machine"):
+        rows = compare_metrics({path: {key: a, "forget": {"n": 40}}}, {path: {key: b, "forget": {"n": 40}}}, mode)
+        return next(r.status for r in rows if r.key == key)
+
+    assert status("metrics/unlearned.json", "prob", 0.5837, 0.5712) == "ok"
+    assert status("metrics/relearn.json", "unlearned.forget_prob", 0.5965, 0.5847) == "ok"
+    assert status("metrics/summary.json", "unlearned.forget_prob", 0.5837, 0.5712) == "ok"
+    assert status("metrics/target.json", "prob", 0.5837, 0.5712) == "MISMATCH"
+    assert status("metrics/summary.json", "target.forget_prob", 0.5837, 0.5712) == "MISMATCH"
+    # the controls a robustness file holds beside the unlearned model keep the tight rules
+    assert status("metrics/quantize.json", "full_precision.target.forget_prob", 0.5837, 0.5712) == "MISMATCH"
+    assert status("metrics/unlearned.json", "prob", 0.5837, 0.5712, "same-machine") == "MISMATCH"
+    assert status("metrics/unlearned.json", "prob", 0.58, 0.50) == "MISMATCH"  # 14%: beyond 5%

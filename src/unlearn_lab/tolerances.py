@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 MODES = ("same-machine", "cross-machine")
+SKIPPED = ("wall-clock time is not a result", "from versions.yaml, which the stages enforce", "set sizes are counts")
 
 # A tolerance is ("skip",), ("exact",), ("absrel", x): |a - b| <= max(x, x |a|), ("abs", x), or one
 # computed from the run's sizes: ("swaps", k) for AUCs, ("privleak", k) for PrivLeak, ("ks",) for
-# forget quality, ("answers", k) for means over questions of a 0/1-ish score.
+# forget quality, ("answers", k) for means over questions of a 0/1-ish score, ("answers_rel", k)
+# for k/n of the value itself.
 RULES: list[tuple[tuple[str, ...], tuple, tuple, str]] = [
     (("*seconds*", "*_s", "*duration*", "*runtime*", "*per_second*"), ("skip",), ("skip",),
      "wall-clock time is not a result"),
@@ -39,8 +41,11 @@ RULES: list[tuple[tuple[str, ...], tuple, tuple, str]] = [
      "rank-based: one swapped forget/holdout pair, 1/(n_forget n_holdout); 0.5195 vs 0.5156 "
      "measured at 16 x 16"),
     (("*leaked",), ("exact",), ("abs", 1), "a count of answers: one answer may change"),
-    (("*rouge*", "*bleu*", "*exact_memorization*", "*extraction_strength*", "*accuracy*", "*leak*",
-      "*repetition_rate*", "*chance*"), ("exact",), ("answers", 1),
+    (("*fluency_perplexity*",), ("absrel", 1e-6), ("answers_rel", 1),
+     "perplexity of the greedy answers: one changed answer of n moves it by about 1/n relative "
+     "(target holdout 11.62 vs 11.55 across machines)"),
+    (("*rouge*", "*bleu*", "*bertscore*", "*exact_memorization*", "*extraction_strength*", "*accuracy*",
+      "*leak*", "*repetition_rate*", "*chance*"), ("exact",), ("answers", 1),
      "greedy text or counted: equal on one machine; across machines equal where measured, one "
      "answer (1/n of its set) allowed for a flipped greedy token"),
     (("*truth_ratio*",), ("absrel", 1e-6), ("abs", 5e-3),
@@ -51,11 +56,52 @@ RULES: list[tuple[tuple[str, ...], tuple, tuple, str]] = [
 ]
 
 
-def rule_for(key: str, mode: str) -> tuple[tuple, str]:
-    """(tolerance, reason) of a flattened key in a mode."""
+# Across machines, the unlearned model (and what is measured on it: quantized, relearned, attacked,
+# its representations) moves far more than the fine-tuned ones: 5 unlearning epochs carry a
+# kernel's rounding into the weights. Measured between a 2-core AVX2 CPU (the run of 03e3114) and
+# a 2-core AVX-512 one (d3baa51, same code path), both fp32: target, oracle and base within the
+# rules above, the unlearned model's probabilities by up to 2.1% relative (forget 0.5837 vs
+# 0.5712), truth ratios by 0.016 (int8 retain 0.563 vs 0.579), ROUGE by 2.5 answers of 40, an
+# AUC by 13 swapped pairs of 1600, perplexities by 1.7%. These rules allow a margin above that.
+AFTER_UNLEARNING: list[tuple[tuple[str, ...], tuple, str]] = [
+    (("*recovered*", "*robustness_score*"), ("abs", 0.15), "as above"),
+    (("*privleak*",), ("privleak", 20), "what 20 swapped pairs do to PrivLeak (13 measured in an AUC)"),
+    (("*forget_quality*",), ("ks",), "KS p-value: one step of the statistic (unchanged where measured)"),
+    (("*_auc*",), ("swaps", 20), "20 swapped forget/holdout pairs (13 measured)"),
+    (("*leaked",), ("abs", 3), "a count of answers: three may change"),
+    (("*fluency_perplexity*",), ("answers_rel", 8),
+     "perplexity, an exp of a mean over tokens: 8/n relative (world 3.04 vs 2.76 of 60 measured, 5.5/n)"),
+    (("*rouge*", "*bleu*", "*bertscore*", "*exact_memorization*", "*extraction_strength*", "*accuracy*",
+      "*leak*", "*repetition_rate*", "*chance*"), ("answers", 4), "four answers of the set (2.5 measured)"),
+    (("*truth_ratio*",), ("abs", 0.03), "0.016 measured"),
+    (("*",), ("absrel", 0.05), "5% relative (2.8% measured)"),
+]
+# Files, and keys of files that hold several models, measured on the unlearned model or after it.
+UNLEARNED_FILES = ("unlearn.json", "unlearned.json", "quantize.json", "relearn.json", "attack.json")
+UNLEARNED_KEYS = ("unlearned*", "*.unlearned*", "checks.*", "*recovered*", "*robustness*", "attack_*", "quant_*",
+                  "relearn_*", "*_over_oracle*")
+
+
+def after_unlearning(path: str, key: str) -> bool:
+    """Whether a metric is measured on the unlearned model or on something made from it."""
+    name, low = path.replace("\\", "/").rsplit("/", 1)[-1], key.lower()
+    if name in UNLEARNED_FILES:
+        # quantize / relearn / attack also hold the target's and oracle's controls
+        return not (name != "unlearned.json" and name != "unlearn.json"
+                    and any(fnmatchcase(low, p) for p in ("*target*", "*oracle.*", "oracle*", "full_precision.target*")))
+    return any(fnmatchcase(low, p) for p in UNLEARNED_KEYS)
+
+
+def rule_for(key: str, mode: str, path: str = "") -> tuple[tuple, str]:
+    """(tolerance, reason) of a flattened key of the metrics file `path` in a mode."""
     if mode not in MODES:
         raise ValueError(f"tolerance mode {mode!r}: expected one of {', '.join(MODES)}")
     low = key.lower()
+    first = next((why for patterns, _, _, why in RULES if any(fnmatchcase(low, p) for p in patterns)), "")
+    if mode == "cross-machine" and first not in SKIPPED and after_unlearning(path, key):
+        for patterns, cross, why in AFTER_UNLEARNING:
+            if any(fnmatchcase(low, p) for p in patterns):
+                return cross, "after unlearning, across machines: " + why
     for patterns, same, cross, why in RULES:
         if any(fnmatchcase(low, p) for p in patterns):
             return (same if mode == "same-machine" else cross), why
@@ -153,10 +199,10 @@ def _privleak_step(key: str, flat: dict, sizes: Sizes, swaps: int) -> float | No
     return 100 * d / (1 - o) + 100 * d * (1 - a) / (1 - o) ** 2
 
 
-def tolerance(key: str, committed, flat: dict, sizes: Sizes, mode: str) -> tuple[float | str, str]:
+def tolerance(key: str, committed, flat: dict, sizes: Sizes, mode: str, path: str = "") -> tuple[float | str, str]:
     """("skip" | "exact" | the largest allowed absolute difference, reason) for one metric.
-    `flat` is the committed file the key is in (siblings: set sizes, AUCs)."""
-    rule, why = rule_for(key, mode)
+    `flat` is the committed file `path` the key is in (siblings: set sizes, AUCs)."""
+    rule, why = rule_for(key, mode, path)
     kind = rule[0]
     if kind in ("skip", "exact"):
         return kind, why
@@ -168,10 +214,12 @@ def tolerance(key: str, committed, flat: dict, sizes: Sizes, mode: str) -> tuple
         return max(rule[1], rule[1] * abs(committed)), why
     if kind == "abs":
         return rule[1], why
-    if kind == "answers":
+    if kind in ("answers", "answers_rel"):
         n = flat.get(f"{_split(key)[0]}n")
         n = n if isinstance(n, int) and n > 0 else sizes.n_forget
-        return (rule[1] / n, why) if n else ("exact", why + " (no set size found: exact)")
+        if not n:
+            return "exact", why + " (no set size found: exact)"
+        return rule[1] / n * (abs(committed) if kind == "answers_rel" else 1), why
     if sizes.pair is None:
         return "exact", why + " (no forget/holdout sizes in the committed metrics: exact)"
     if kind == "swaps":

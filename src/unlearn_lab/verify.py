@@ -143,7 +143,7 @@ def compare_metrics(committed: dict[str, object], rerun: dict[str, object | None
             continue
         new = flatten(rerun[path])
         for key in list(flat) + [k for k in new if k not in flat]:
-            tol, why = tolerance(key, flat.get(key, new.get(key)), flat, sizes, mode)
+            tol, why = tolerance(key, flat.get(key, new.get(key)), flat, sizes, mode, path)
             a, b = flat.get(key, "<missing>"), new.get(key, "<missing>")
             if tol == "skip":
                 rows.append(Row("metric", path, key, a, b, "", "skip", "skipped", why))
