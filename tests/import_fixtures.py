@@ -84,3 +84,21 @@ def kinds_retain(tmp_path: Path, rows=YEARS + PLACES + PEOPLE + FOODS,
                  name="retain.jsonl") -> Path:
     return write(tmp_path / name, jsonl([{"id": f"k{i}", "question": q, "answer": a}
                                          for i, (q, a) in enumerate(rows)]))
+
+
+def run_process_data(repo: Path, params: dict):
+    """The process_data stage run in `repo` (its data/raw already laid out) with the project's
+    params.yaml changed by `params` (dotted keys), as a user would run it: the finished process."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from unlearn_lab.scratch import set_params
+
+    root = RAW.parents[1]
+    shutil.copy(root / "params.yaml", repo / "params.yaml")
+    set_params(repo / "params.yaml", params)
+    return subprocess.run([sys.executable, str(root / "stages" / "process_data.py"), "--raw", "data/raw",
+                           "--base", "models/base", "--out", "data/processed"], cwd=repo,
+                          env={**os.environ, "PYTHONPATH": str(root / "src")}, capture_output=True, text=True)

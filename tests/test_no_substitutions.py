@@ -6,16 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 import typing
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
-from ruamel.yaml import YAML
 
 from unlearn_lab.data import DataError
 from unlearn_lab.data.documents import read_documents
@@ -25,7 +21,7 @@ from unlearn_lab.methods import check_knobs
 from unlearn_lab.robustness.relearning import relearn_documents_split
 from unlearn_lab.settings import Settings, load_settings, parse_settings, read_yaml
 
-from .import_fixtures import RETAIN_QA, build, jsonl, retain_jsonl, write
+from .import_fixtures import RETAIN_QA, build, jsonl, retain_jsonl, run_process_data, write
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = read_yaml(ROOT / "params.yaml")
@@ -203,18 +199,10 @@ def test_process_data_refuses_unlinked_documents_before_writing(tmp_path):
     retain_jsonl(imp)
     write(imp / "docs_forget.jsonl", jsonl([{"text": f"Document {i} says Fact {i}."} for i in range(4)]))
     write(imp / "docs_retain.jsonl", jsonl([{"text": f"{q} {a}."} for q, a in RETAIN_QA]))
-    yaml = YAML()
-    params = yaml.load((ROOT / "params.yaml").read_text())
-    params["data"]["benchmark"] = "documents"
-    params["data"]["import"].update(forget="data/raw/import/forget.jsonl", retain="data/raw/import/retain.jsonl")
-    params["data"]["documents"].update(forget="data/raw/import/docs_forget.jsonl",
-                                       retain="data/raw/import/docs_retain.jsonl")
-    with open(tmp_path / "params.yaml", "w") as fh:
-        yaml.dump(params, fh)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "process_data.py"), "--raw", "data/raw",
-                           "--base", "models/base", "--out", "data/processed"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True)
+    proc = run_process_data(tmp_path, {
+        "data.benchmark": "documents", "data.import.forget": "data/raw/import/forget.jsonl",
+        "data.import.retain": "data/raw/import/retain.jsonl", "data.documents.forget": "data/raw/import/docs_forget.jsonl",
+        "data.documents.retain": "data/raw/import/docs_retain.jsonl"})
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: data/raw/import/docs_forget.jsonl:1: field 'subject' is missing; "
                                   "relearn.data auto (which picks forget")

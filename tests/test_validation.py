@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from unlearn_lab.data import DataError
 
-from .import_fixtures import RETAIN_QA, build, jsonl, retain_jsonl, write
+from .import_fixtures import RETAIN_QA, build, jsonl, retain_jsonl, run_process_data, write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,17 +147,8 @@ def test_stage_reports_bad_data_in_one_line_without_traceback(tmp_path):
     imp.mkdir()
     write(imp / "forget.csv", "question,answer\nA?,a\nB?,\n")
     retain_jsonl(imp)
-    yaml = YAML()
-    params = yaml.load((ROOT / "params.yaml").read_text())
-    params["data"]["benchmark"] = "import"
-    params["data"]["import"]["forget"] = "data/raw/import/forget.csv"
-    params["data"]["import"]["retain"] = "data/raw/import/retain.jsonl"
-    with open(tmp_path / "params.yaml", "w") as fh:
-        yaml.dump(params, fh)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, str(ROOT / "stages" / "process_data.py"), "--raw", "data/raw",
-                           "--base", "models/base", "--out", "data/processed"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True)
+    proc = run_process_data(tmp_path, {"data.benchmark": "import", "data.import.forget": "data/raw/import/forget.csv",
+                                       "data.import.retain": "data/raw/import/retain.jsonl"})
     assert proc.returncode == 2
     assert proc.stderr == "error: data/raw/import/forget.csv:3: field 'answer' is empty\n"
     assert not (tmp_path / "data" / "processed").exists()
