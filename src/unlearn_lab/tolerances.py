@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 MODES = ("same-machine", "cross-machine")
-SKIPPED = ("wall-clock time is not a result", "from versions.yaml, which the stages enforce", "set sizes are counts")
 
 # A tolerance is ("skip",), ("exact",), ("absrel", x): |a - b| <= max(x, x |a|), ("abs", x), or one
 # computed from the run's sizes: ("swaps", k) for AUCs, ("privleak", k) for PrivLeak, ("ks",) for
@@ -82,13 +81,17 @@ UNLEARNED_KEYS = ("unlearned*", "*.unlearned*", "checks.*", "*recovered*", "*rob
                   "relearn_*", "*_over_oracle*")
 
 
+# What quantize / relearn / attack measure beside the unlearned model: the controls keep the tight rules.
+CONTROLS = ("*target*", "oracle*", "*oracle.*")
+
+
 def after_unlearning(path: str, key: str) -> bool:
     """Whether a metric is measured on the unlearned model or on something made from it."""
     name, low = path.replace("\\", "/").rsplit("/", 1)[-1], key.lower()
+    if name in ("unlearn.json", "unlearned.json"):
+        return True
     if name in UNLEARNED_FILES:
-        # quantize / relearn / attack also hold the target's and oracle's controls
-        return not (name != "unlearned.json" and name != "unlearn.json"
-                    and any(fnmatchcase(low, p) for p in ("*target*", "*oracle.*", "oracle*", "full_precision.target*")))
+        return not any(fnmatchcase(low, p) for p in CONTROLS)
     return any(fnmatchcase(low, p) for p in UNLEARNED_KEYS)
 
 
@@ -97,8 +100,9 @@ def rule_for(key: str, mode: str, path: str = "") -> tuple[tuple, str]:
     if mode not in MODES:
         raise ValueError(f"tolerance mode {mode!r}: expected one of {', '.join(MODES)}")
     low = key.lower()
-    first = next((why for patterns, _, _, why in RULES if any(fnmatchcase(low, p) for p in patterns)), "")
-    if mode == "cross-machine" and first not in SKIPPED and after_unlearning(path, key):
+    first_cross = next(cross for patterns, _, cross, _ in RULES if any(fnmatchcase(low, p) for p in patterns))
+    # timings, versions and set sizes are skipped or exact on every model
+    if mode == "cross-machine" and first_cross[0] not in ("skip", "exact") and after_unlearning(path, key):
         for patterns, cross, why in AFTER_UNLEARNING:
             if any(fnmatchcase(low, p) for p in patterns):
                 return cross, "after unlearning, across machines: " + why
