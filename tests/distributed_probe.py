@@ -74,3 +74,4 @@ def main(out: Path):
 if __name__ == "__main__":
     torch.set_num_threads(1)
     main(Path(sys.argv[1]))
+    hardware.end_processes()

@@ -218,6 +218,18 @@ def any_process(flag: bool) -> bool:
     return bool(reduce(torch.tensor([1.0 if flag else 0.0], device=state.device), reduction="sum").item() > 0)
 
 
+def end_processes() -> None:
+    """Every rank waits for the others, then the process group is torn down before the
+    interpreter exits. Left to exit on their own, a rank that finished first closed its gloo
+    connections under a peer still tearing down, which aborted that peer ("terminate called
+    without an active exception") after all its work was written. One process: nothing."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    state = process_state()
+    state.wait_for_everyone()
+    state.destroy_process_group()
+
+
 def launch_report() -> dict:
     """`{"processes": n}` for a run of n > 1 processes (its batch size is per process), else
     nothing: one-process reports, and the model folders that carry them, stay as they were."""

@@ -47,6 +47,8 @@ def run_stage(main: Callable[[], None]) -> None:
         if "unlearn_lab.hardware" in sys.modules:
             sys.modules["unlearn_lab.hardware"].check_machine()
         main()
+        if "unlearn_lab.hardware" in sys.modules:
+            sys.modules["unlearn_lab.hardware"].end_processes()
         print(f"[{Path(sys.argv[0]).stem}] done in {time.time() - start:.1f} s")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
