@@ -39,7 +39,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard $(LOCK)) requirements/models.txt r
 	$(if $(filter cpu,$(TORCH)),$(INSTALL) -r requirements/torch-cpu-py$(PYVER).txt --index-url $(TORCH_INDEX)/cpu,$(BIN)/pip install torch==$(TORCH_RELEASE) --index-url $(TORCH_INDEX)/$(TORCH))
 	$(BIN)/pip install --no-deps --no-build-isolation --disable-pip-version-check -e .
 	$(BIN)/python -m unlearn_lab.environment
-	$(BIN)/python -m unlearn_lab.hardware
+	$(BIN)/python -m unlearn_lab.models.hardware
 	touch $@
 
 # Record the installed library versions in versions.yaml after installing something by hand, and
@@ -47,7 +47,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard $(LOCK)) requirements/models.txt r
 # match, and DVC re-runs the ones whose libraries or machine choices changed.
 env: install
 	$(BIN)/python -m unlearn_lab.environment
-	$(BIN)/python -m unlearn_lab.hardware
+	$(BIN)/python -m unlearn_lab.models.hardware
 
 # Regenerate the lock from pyproject.toml, keeping today's pins (scripts/lock.py).
 lock: install
@@ -66,7 +66,7 @@ upgrade: install
 # "up to date" against versions.yaml; it names them and says `make env`.
 repro: install
 	$(BIN)/python -m unlearn_lab.environment --check
-	$(BIN)/python -m unlearn_lab.hardware --check
+	$(BIN)/python -m unlearn_lab.models.hardware --check
 	$(BIN)/dvc repro
 
 # Does the committed run reproduce? Re-runs the pipeline (or STAGES="process_data random_labels") in
@@ -98,8 +98,8 @@ gpu-check-tiny: install
 
 # Every method except the committed default (npo) at its own default knobs and lr, one
 # experiment each, then the comparison tables and plot. About 11 minutes per method on 2 CPU cores.
-# The list comes from the files in src/unlearn_lab/methods/ (read without importing torch).
-METHODS ?= $(shell PYTHONPATH=src $(BIN)/python -m unlearn_lab.methods.names)
+# The list comes from the files in src/unlearn_lab/training/methods/ (read without importing torch).
+METHODS ?= $(shell PYTHONPATH=src $(BIN)/python -m unlearn_lab.training.methods.names)
 methods: install
 	for m in $(METHODS); do $(BIN)/dvc exp run -S method=$$m || exit 1; done
 	$(MAKE) compare
@@ -124,7 +124,7 @@ SWEEP_ARGS ?=
 sweep: install
 ifeq ($(BACKEND),ray)
 	$(MAKE) install-cluster
-	$(BIN)/python -m unlearn_lab.sweep --methods $(SWEEP_METHODS) --lrs $(SWEEP_LRS) --epochs $(SWEEP_EPOCHS) \
+	$(BIN)/python -m unlearn_lab.studies.sweep --methods $(SWEEP_METHODS) --lrs $(SWEEP_LRS) --epochs $(SWEEP_EPOCHS) \
 		$(if $(SWEEP_SEEDS),--seeds $(SWEEP_SEEDS)) $(foreach s,$(SWEEP_SET),-S $(s)) --cpus-per-trial $(SWEEP_CPUS) \
 		$(SWEEP_ARGS) || echo "some trials failed (listed above); comparing the others"
 else

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from pipeline import timed_repro  # noqa: E402  (bench/ is not a package)
 
-from unlearn_lab.scratch import set_params  # noqa: E402  (merges as `dvc exp run -S` does)
+from unlearn_lab.studies.scratch import set_params  # noqa: E402  (merges as `dvc exp run -S` does)
 
 STAGE = Path("/tmp/gpu-stage")
 STUDY = ["ga", "gd", "npo", "simnpo", "rmu", "weighted"]
@@ -120,7 +120,7 @@ class Check:
         if self.tiny:
             set_params(self.repo / "params.yaml", TINY)
         self.sh([self.python, "-m", "unlearn_lab.environment"])
-        self.sh([self.python, "-m", "unlearn_lab.hardware"])  # machine.yaml: what auto means on this machine
+        self.sh([self.python, "-m", "unlearn_lab.models.hardware"])  # machine.yaml: what auto means on this machine
         git = ["git", "-c", "user.email=check@localhost", "-c", "user.name=check"]
         scm = shutil.which("git") is not None
         if scm:

@@ -52,16 +52,16 @@ def method_steps(repo: Path, model_dir: str, precision: str, methods: list[str] 
     from transformers import TrainerCallback
     from transformers.trainer_callback import ProgressCallback
 
-    from unlearn_lab import hardware
+    from unlearn_lab.models import hardware
     from unlearn_lab.data.idk import load_idk_pool
     from unlearn_lab.io import read_jsonl
-    from unlearn_lab.methods import get_method, knobs_of
-    from unlearn_lab.modeling import load_model, load_tokenizer
+    from unlearn_lab.training.methods import get_method, knobs_of
+    from unlearn_lab.models.loading import load_model, load_tokenizer
     from unlearn_lab.settings import Unlearn, load_settings
     from unlearn_lab.settings.sections import MAX_SCALE  # the largest bound allowed: the guard off
     from unlearn_lab.settings.knobs import method_names
-    from unlearn_lab.training import EncodedDataset
-    from unlearn_lab.unlearning import build_unlearn_trainer, build_views
+    from unlearn_lab.training.finetune import EncodedDataset
+    from unlearn_lab.training.unlearning import build_unlearn_trainer, build_views
 
     class Capture(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):

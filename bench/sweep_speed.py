@@ -29,7 +29,7 @@ def main():
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     import ray
 
-    from unlearn_lab.sweep import grid, sweep
+    from unlearn_lab.studies.sweep import grid, sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.time()

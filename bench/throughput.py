@@ -167,16 +167,16 @@ def train_run(opts: dict, method_name: str) -> dict:
     from transformers import TrainerCallback
     from transformers.trainer_callback import ProgressCallback
 
-    from unlearn_lab import hardware
-    from unlearn_lab.methods import get_method
+    from unlearn_lab.models import hardware
+    from unlearn_lab.training.methods import get_method
     from unlearn_lab.settings import Hardware, Lora, Model, Unlearn
     from unlearn_lab.settings.sections import MAX_SCALE  # the largest bound allowed: the guard off
-    from unlearn_lab.unlearning import build_unlearn_trainer
+    from unlearn_lab.training.unlearning import build_unlearn_trainer
 
     torch.set_num_threads(opts["threads"])
     if opts["all_logits"]:
         # the step as it was before answer windows: the output layer on every position
-        from unlearn_lab import architecture
+        from unlearn_lab.models import architecture
         architecture.takes_logits_to_keep = lambda model: False
     model = build_model(opts["arch"], opts["small"])
     params = count_params(model)
@@ -232,9 +232,9 @@ def train_run(opts: dict, method_name: str) -> dict:
 def eval_run(opts: dict) -> list[dict]:
     import torch
 
-    from unlearn_lab.evaluation import generate_answers, shared_prompt_nlls
-    from unlearn_lab.hardware import device
-    from unlearn_lab.modeling import _load_embedded_tokenizer, prompt_text
+    from unlearn_lab.evaluation.questions import generate_answers, shared_prompt_nlls
+    from unlearn_lab.models.hardware import device
+    from unlearn_lab.models.loading import _load_embedded_tokenizer, prompt_text
 
     torch.set_num_threads(opts["threads"])
     tok = _load_embedded_tokenizer()
@@ -323,7 +323,7 @@ def main(argv=None):
 
     import torch
 
-    from unlearn_lab.hardware import resolve_eval
+    from unlearn_lab.models.hardware import resolve_eval
     from unlearn_lab.settings import Eval
 
     for key, full, small in (("steps", 10, 3), ("warmup", 2, 1), ("batch", 32, 8), ("eval_questions", 64, 16)):

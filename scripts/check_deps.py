@@ -28,7 +28,7 @@ PACKAGE, SRC = "unlearn_lab", "src"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / SRC))
 from unlearn_lab.environment import FILE as VERSIONS, MACHINE_FILE, MACHINE_KEYS, stage_keys  # noqa: E402
 
-HARDWARE = f"{SRC}/{PACKAGE}/hardware.py"
+HARDWARE = f"{SRC}/{PACKAGE}/models/hardware.py"
 
 
 def _to_str(value):

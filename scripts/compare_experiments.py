@@ -13,11 +13,11 @@ import json
 import math
 import sys
 
-from unlearn_lab.audit import audit_rows, write_audit_csv
-from unlearn_lab.comparison import (best_forgetter, experiment_rows, load_exp_show, mixed_pipelines, plot_pareto,
+from unlearn_lab.studies.audit import audit_rows, write_audit_csv
+from unlearn_lab.studies.comparison import (best_forgetter, experiment_rows, load_exp_show, mixed_pipelines, plot_pareto,
                                     reference_points, write_csv)
 from unlearn_lab.io import write_text_atomic
-from unlearn_lab.seeds import paired_differences, seed_summary
+from unlearn_lab.studies.seeds import paired_differences, seed_summary
 
 
 def write_seed_tables(rows, seeds_path, pairs_path):

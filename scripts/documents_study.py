@@ -22,11 +22,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from unlearn_lab.document_study import RUN_FILE, readme_block, study_csv, study_plot, study_rows
+from unlearn_lab.studies.documents import RUN_FILE, readme_block, study_csv, study_plot, study_rows
 from unlearn_lab.errors import UserError
 from unlearn_lab.io import write_json, write_text_atomic
-from unlearn_lab.readme_blocks import read_rows, write_block
-from unlearn_lab.scratch import clone_at_head, set_params
+from unlearn_lab.studies.readme_blocks import read_rows, write_block
+from unlearn_lab.studies.scratch import clone_at_head, set_params
 
 BIN = Path(sys.executable).parent
 

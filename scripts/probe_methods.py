@@ -14,16 +14,16 @@ import numpy as np
 
 from ruamel.yaml import YAML
 
-from unlearn_lab import hardware
+from unlearn_lab.models import hardware
 from unlearn_lab.data.sets import load_sets
 from unlearn_lab.data.idk import load_idk_pool
-from unlearn_lab.evaluation import generate_answers
+from unlearn_lab.evaluation.questions import generate_answers
 from unlearn_lab.io import read_jsonl
-from unlearn_lab.methods import build_method
-from unlearn_lab.metrics import rouge_l_recall
-from unlearn_lab.modeling import load_model, load_tokenizer
+from unlearn_lab.training.methods import build_method
+from unlearn_lab.evaluation.metrics import rouge_l_recall
+from unlearn_lab.models.loading import load_model, load_tokenizer
 from unlearn_lab.settings import load_settings, parse_settings, read_yaml
-from unlearn_lab.unlearning import unlearn
+from unlearn_lab.training.unlearning import unlearn
 
 PROCESSED = Path("data/processed")
 

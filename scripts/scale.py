@@ -25,13 +25,13 @@ from pathlib import Path
 import pandas as pd
 from ruamel.yaml import YAML
 
-from unlearn_lab.comparison import load_exp_show
+from unlearn_lab.studies.comparison import load_exp_show
 from unlearn_lab.data.synthetic import n_forget_people
 from unlearn_lab.errors import UserError
 from unlearn_lab.io import write_text_atomic
-from unlearn_lab.readme_blocks import read_rows, write_block
-from unlearn_lab.scale import experiment_name, forget_fraction, readme_block, scale_plot, scale_rows
-from unlearn_lab.scratch import require_committed
+from unlearn_lab.studies.readme_blocks import read_rows, write_block
+from unlearn_lab.studies.scale import experiment_name, forget_fraction, readme_block, scale_plot, scale_rows
+from unlearn_lab.studies.scratch import require_committed
 
 
 # The dvc of the environment this script runs in (make scale runs it without activating it).

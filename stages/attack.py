@@ -5,10 +5,10 @@ with other parts of each forget document (the prefix attack)."""
 import time
 
 from unlearn_lab.data.sets import load_documents, load_sets
-from unlearn_lab.hardware import device, resolve_eval
+from unlearn_lab.models.hardware import device, resolve_eval
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import staged_outputs, write_json, write_jsonl
-from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
+from unlearn_lab.models.loading import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.attacks import build_probes, run_probes
 from unlearn_lab.robustness.leaks import add_oracle_floor, headline, leak_rates, worst
 from unlearn_lab.robustness.plots import attack_plot

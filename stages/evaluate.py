@@ -3,12 +3,12 @@ import argparse
 from pathlib import Path
 
 from unlearn_lab.data.sets import SETS, load_documents, load_sets, sample
-from unlearn_lab.document_eval import evaluate_all_documents
+from unlearn_lab.evaluation.documents import evaluate_all_documents
 from unlearn_lab.environment import stamp
-from unlearn_lab.evaluation import evaluate_model
-from unlearn_lab.hardware import device
+from unlearn_lab.evaluation.questions import evaluate_model
+from unlearn_lab.models.hardware import device
 from unlearn_lab.io import json_text, jsonl_text, read_json, read_jsonl, write_files_atomic
-from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
+from unlearn_lab.models.loading import load_model, load_tokenizer, read_meta
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage
 

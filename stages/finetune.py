@@ -3,14 +3,14 @@ documents of those sets on the documents benchmark, loss on every token)."""
 from contextlib import nullcontext
 from pathlib import Path
 
-from unlearn_lab import hardware
+from unlearn_lab.models import hardware
 from unlearn_lab.data.sets import load_sets, training_sets
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import discarded_outputs, staged_outputs, write_json
-from unlearn_lab.modeling import META, load_model, load_tokenizer, save_trained
+from unlearn_lab.models.loading import META, load_model, load_tokenizer, save_trained
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
-from unlearn_lab.training import finetune
+from unlearn_lab.training.finetune import finetune
 
 
 def main():

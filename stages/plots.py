@@ -1,6 +1,6 @@
 """Stage plots: figures and the before/after answer table from the evaluation outputs."""
 from unlearn_lab.io import read_json, read_jsonl, write_text_atomic
-from unlearn_lab.plots import (
+from unlearn_lab.evaluation.plots import (
     MODELS, before_after_markdown, before_after_plot, before_after_rows, epoch_curves_plot, metric_bars_plot,
     requests_plot, retain_split_plot, training_curves_plot, truth_ratio_plot,
 )

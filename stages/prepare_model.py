@@ -1,6 +1,6 @@
 """Stage prepare_model: resolve model.source into a model folder (safetensors + tokenizer)."""
 from unlearn_lab.io import atomic_dir
-from unlearn_lab.modeling import prepare_base
+from unlearn_lab.models.loading import prepare_base
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
 

@@ -12,7 +12,7 @@ from unlearn_lab.stage import run_stage, stage_args
 
 def prompt_lengths(base, questions: list[str]) -> dict[str, int]:
     """Tokens of each question's chat prompt, as the training and evaluation encode it."""
-    from unlearn_lab.modeling import load_tokenizer, prompt_text
+    from unlearn_lab.models.loading import load_tokenizer, prompt_text
 
     tok = load_tokenizer(base)
     unique = list(dict.fromkeys(questions))

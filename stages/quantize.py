@@ -1,10 +1,10 @@
 """Stage quantize: unlearned and target models at low bit widths, forget and retain scores again
 (and the forget documents' verbatim memorisation on the documents benchmark)."""
 from unlearn_lab.data.sets import load_documents, load_sets, sample
-from unlearn_lab.hardware import device
+from unlearn_lab.models.hardware import device
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
-from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
+from unlearn_lab.models.loading import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.plots import quantize_plot
 from unlearn_lab.robustness.quantization import headline, quantize_variants
 from unlearn_lab.settings import load_settings

@@ -2,12 +2,12 @@
 the same attack on the oracle as the control."""
 from pathlib import Path
 
-from unlearn_lab import hardware
+from unlearn_lab.models import hardware
 from unlearn_lab.data.links import check_relearn_links, people
 from unlearn_lab.data.sets import load_documents, load_sets
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import read_jsonl, staged_outputs, write_json, write_jsonl
-from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
+from unlearn_lab.models.loading import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.common import baseline_scores, score_sets
 from unlearn_lab.robustness.plots import relearn_plot
 from unlearn_lab.robustness.relearning import (headline, relearn, relearn_documents_split, relearn_result,

@@ -1,9 +1,9 @@
 """Stage represent: per-layer drift of the unlearned model's hidden states and linear probes."""
 from unlearn_lab.data.sets import load_sets, sample
-from unlearn_lab.hardware import device
+from unlearn_lab.models.hardware import device
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import staged_outputs, write_json, write_text_atomic
-from unlearn_lab.modeling import load_model, load_tokenizer, read_meta
+from unlearn_lab.models.loading import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.plots import represent_plot
 from unlearn_lab.robustness.representation import analyse, headline, layer_table, represent_model, scalar_metrics
 from unlearn_lab.settings import load_settings

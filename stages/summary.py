@@ -3,7 +3,7 @@ block of each robustness stage's metrics, and the one robustness verdict drawn f
 from unlearn_lab.environment import stamp
 from unlearn_lab.errors import UserError
 from unlearn_lab.io import read_json, write_json
-from unlearn_lab.report import build_summary, run_machine, summary_table
+from unlearn_lab.evaluation.report import build_summary, run_machine, summary_table
 from unlearn_lab.robustness.verdict import robustness_score
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args

@@ -2,18 +2,18 @@
 from contextlib import nullcontext
 from pathlib import Path
 
-from unlearn_lab import hardware
+from unlearn_lab.models import hardware
 from unlearn_lab.data.idk import load_idk_pool
 from unlearn_lab.data.sets import load_sets, training_sets
-from unlearn_lab.epoch_eval import EpochEvaluation
+from unlearn_lab.training.epoch_eval import EpochEvaluation
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import discarded_outputs, read_jsonl, staged_outputs, write_json
-from unlearn_lab.methods import build_method, effective_lr, trainable
-from unlearn_lab.modeling import load_model, load_tokenizer, save_trained
-from unlearn_lab.requests import RequestEvaluation, combined_report, request_rows, split_requests, unlearn_requests
+from unlearn_lab.training.methods import build_method, effective_lr, trainable
+from unlearn_lab.models.loading import load_model, load_tokenizer, save_trained
+from unlearn_lab.training.deletion import RequestEvaluation, combined_report, request_rows, split_requests, unlearn_requests
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
-from unlearn_lab.unlearning import check_documents_method, unlearn
+from unlearn_lab.training.unlearning import check_documents_method, unlearn
 
 
 def main():

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from unlearn_lab import hardware
-from unlearn_lab.modeling import load_model, load_tokenizer, prepare_base
+from unlearn_lab.models import hardware
+from unlearn_lab.models.loading import load_model, load_tokenizer, prepare_base
 from unlearn_lab.settings import Model, Tiny
 
 

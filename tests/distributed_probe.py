@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from unlearn_lab import hardware
+from unlearn_lab.models import hardware
 from unlearn_lab.data.sets import load_sets
-from unlearn_lab.methods import build_method, effective_lr
-from unlearn_lab.modeling import load_model, load_tokenizer
+from unlearn_lab.training.methods import build_method, effective_lr
+from unlearn_lab.models.loading import load_model, load_tokenizer
 from unlearn_lab.settings import load_settings
-from unlearn_lab.training import EncodedDataset
-from unlearn_lab.unlearning import build_unlearn_trainer
+from unlearn_lab.training.finetune import EncodedDataset
+from unlearn_lab.training.unlearning import build_unlearn_trainer
 
 
 def digest(model) -> str:

@@ -94,7 +94,7 @@ def run_process_data(repo: Path, params: dict):
     import subprocess
     import sys
 
-    from unlearn_lab.scratch import set_params
+    from unlearn_lab.studies.scratch import set_params
 
     root = RAW.parents[1]
     shutil.copy(root / "params.yaml", repo / "params.yaml")

@@ -5,14 +5,14 @@ import copy
 import pytest
 import torch
 
-from unlearn_lab import architecture
-from unlearn_lab.logprobs import answer_window, token_mean_nll
-from unlearn_lab.methods import get_method, parse_knobs
-from unlearn_lab.methods.base import Step, frozen_reference
-from unlearn_lab.modeling import collate, encode_qa
+from unlearn_lab.models import architecture
+from unlearn_lab.models.logprobs import answer_window, token_mean_nll
+from unlearn_lab.training.methods import get_method, parse_knobs
+from unlearn_lab.training.methods.base import Step, frozen_reference
+from unlearn_lab.models.loading import collate, encode_qa
 from unlearn_lab.settings import Finetune, Model
-from unlearn_lab.training import AnswerTrainer, training_args
-from unlearn_lab import hardware
+from unlearn_lab.training.finetune import AnswerTrainer, training_args
+from unlearn_lab.models import hardware
 from unlearn_lab.settings import Hardware
 
 X = -100

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from unlearn_lab.evaluation import answer_nlls
+from unlearn_lab.evaluation.questions import answer_nlls
 from unlearn_lab.robustness import attacks as attacks_mod
 from unlearn_lab.robustness.attacks import (
     ROLE_PLAY_PREFIX, YES, NO, build_probes, chosen_options, distractors, fill_blank_prefix, priming_facts,

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn_lab.evaluation import answer_nlls, evaluate_model, evaluate_set, gradient_norms
-from unlearn_lab.logprobs import answer_logprobs
-from unlearn_lab.metrics import table
-from unlearn_lab.metrics.mia import privleak
-from unlearn_lab.metrics.text import repetition_rate
-from unlearn_lab.modeling import collate, encode_qa
+from unlearn_lab.evaluation.questions import answer_nlls, evaluate_model, evaluate_set, gradient_norms
+from unlearn_lab.models.logprobs import answer_logprobs
+from unlearn_lab.evaluation.metrics import table
+from unlearn_lab.evaluation.metrics.mia import privleak
+from unlearn_lab.evaluation.metrics.text import repetition_rate
+from unlearn_lab.models.loading import collate, encode_qa
 from unlearn_lab.settings import Eval
 
 from .conftest import qa_record

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.evaluation import answer_nlls
-from unlearn_lab.modeling import load_model, prepare_base
+from unlearn_lab.evaluation.questions import answer_nlls
+from unlearn_lab.models.loading import load_model, prepare_base
 from unlearn_lab.robustness.quantization import (
     BNB_SCHEMES, bnb_4bit_shape_reason, bnb_quantized, bnb_unavailable_reason, scheme_names,
 )

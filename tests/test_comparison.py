@@ -5,7 +5,7 @@ import json
 import pytest
 from scipy import stats
 
-from unlearn_lab.comparison import COLUMNS, best_forgetter, experiment_rows, pareto_front, plot_pareto, reference_points, write_csv
+from unlearn_lab.studies.comparison import COLUMNS, best_forgetter, experiment_rows, pareto_front, plot_pareto, reference_points, write_csv
 
 
 def exp_data(method, lr, forget, fq, mu, seconds=10.0, unlearn_seed=0):
@@ -117,7 +117,7 @@ def audit_data(method, nf4, relearn, attacks, ppl):
 
 
 def test_audit_table_names_the_failed_views(tmp_path):
-    from unlearn_lab.audit import audit_rows, write_audit_csv
+    from unlearn_lab.studies.audit import audit_rows, write_audit_csv
 
     # leaked questions of 16, (unlearned, oracle) per attack
     show = [{"rev": "abc1234def", "name": "main", "data": audit_data(
@@ -146,15 +146,15 @@ def test_audit_table_names_the_failed_views(tmp_path):
 
 def test_newcombe_interval_matches_the_published_example():
     """Newcombe (1998), Table II, example (a): 56/70 - 48/80, method 10: 0.0524 to 0.3339."""
-    from unlearn_lab.audit import newcombe_interval
+    from unlearn_lab.studies.audit import newcombe_interval
 
     lo, hi = newcombe_interval(56, 70, 48, 80)
     assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
 
 
 def test_restore_lists_puts_back_the_intervals_exp_show_drops(tmp_path):
-    from unlearn_lab.audit import audit_rows, write_audit_csv
-    from unlearn_lab.comparison import restore_lists
+    from unlearn_lab.studies.audit import audit_rows, write_audit_csv
+    from unlearn_lab.studies.comparison import restore_lists
 
     data = audit_data("npo", 0.05, 0.02, {"paraphrase": (2, 2)}, 30.0)
     show = [{"rev": "workspace", "data": {}},
@@ -182,7 +182,7 @@ def test_restore_lists_puts_back_the_intervals_exp_show_drops(tmp_path):
 
 
 def test_a_commit_repeating_a_newer_commits_run_is_one_run_and_other_code_is_flagged():
-    from unlearn_lab.comparison import baselines, mixed_pipelines
+    from unlearn_lab.studies.comparison import baselines, mixed_pipelines
 
     def commit(rev, stamp, data, exps, code="aaa"):
         data = {**data, "timestamp": stamp, "deps": {"src/m.py": {"hash": code}, "data/x.jsonl": {"hash": rev}}}
@@ -205,8 +205,8 @@ def test_a_commit_repeating_a_newer_commits_run_is_one_run_and_other_code_is_fla
     assert mixed_pipelines(show + [other]) == {"odd0000": ["src/m.py"]}
     # a source folder a stage lists whole counts as code too
     folder = commit("dir0000", "2026-11-23T08:00:00", npo, [])
-    folder["data"]["deps"] = {**newer["data"]["deps"], "src/unlearn_lab/methods": {"hash": "x.dir"}}
-    assert mixed_pipelines(show + [folder]) == {"dir0000": ["src/unlearn_lab/methods"]}
+    folder["data"]["deps"] = {**newer["data"]["deps"], "src/unlearn_lab/training/methods": {"hash": "x.dir"}}
+    assert mixed_pipelines(show + [folder]) == {"dir0000": ["src/unlearn_lab/training/methods"]}
     # another pipeline's run is a run of its own, unless it gave the very same results
     assert len(experiment_rows(show + [other])) == 3
     other["data"] = {**exp_data("npo", 2.5e-4, 0.40, 0.01, 0.66), "deps": other["data"]["deps"]}
@@ -214,7 +214,7 @@ def test_a_commit_repeating_a_newer_commits_run_is_one_run_and_other_code_is_fla
 
 
 def test_a_rerun_after_another_methods_knob_changed_is_the_same_run_but_other_outputs_are_not():
-    from unlearn_lab.comparison import baselines
+    from unlearn_lab.studies.comparison import baselines
 
     def commit(rev, stamp, weighted_lr, npo_beta=0.1, unlearn_seed=0):
         data = {**exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66, unlearn_seed=unlearn_seed), "timestamp": stamp,
@@ -242,7 +242,7 @@ def test_the_same_run_on_two_commits_is_one_row_but_another_seed_or_result_is_no
     new = commit("new0000", "2026-11-24T12:00:00", "c2", exp_data("npo", 2.5e-4, 0.45, 0.01, 0.66 + 1e-9, seconds=99.0))
     rows = experiment_rows([old, new])
     assert sorted((r["experiment"], r["unlearn_seed"]) for r in rows) == [("exp-npo-s1", 1), ("new0000", 0)]
-    from unlearn_lab.audit import audit_rows
+    from unlearn_lab.studies.audit import audit_rows
     assert sorted(r["experiment"] for r in audit_rows([old, new], 30.0)) == ["exp-npo-s1", "new0000"]
     # a different result under the same seeds is not dropped: it is another run, and the other-code
     # warning says the pipelines differ

@@ -68,8 +68,8 @@ EVALUATE = """
 import json, sys
 from pathlib import Path
 from unlearn_lab.data import build_benchmark
-from unlearn_lab.evaluation import evaluate_model
-from unlearn_lab.modeling import load_model, load_tokenizer
+from unlearn_lab.evaluation.questions import evaluate_model
+from unlearn_lab.models.loading import load_model, load_tokenizer
 from unlearn_lab.settings import Data, Eval
 
 sets = build_benchmark(Data(people=2, holdout_people=1, forget_fraction=0.5, world_eval_size=3, world_replay=0),

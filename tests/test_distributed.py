@@ -112,7 +112,7 @@ def test_ranks_draw_different_pairs_that_cover_the_epoch(repo, ranks):
     """open-unlearning #139: every rank drew the same retain samples. Here each rank takes its own
     share of the forget set, and its retain partners are the one-process pairing's."""
     from unlearn_lab.data.sets import load_sets
-    from unlearn_lab.unlearning import PairedDataset
+    from unlearn_lab.training.unlearning import PairedDataset
 
     sets = load_sets(repo / "data/processed", ("forget", "retain"))
     assert [r["processes"] for r in ranks] == [2, 2]

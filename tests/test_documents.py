@@ -11,9 +11,9 @@ from unlearn_lab.data.documents import build_documents, imported_documents, read
 from unlearn_lab.data.pools import FIELDS
 from unlearn_lab.data.records import DataError
 from unlearn_lab.errors import UserError
-from unlearn_lab.evaluation import metrics_from_rows
-from unlearn_lab.metrics.text import verbmem
-from unlearn_lab.modeling import collate, encode_text
+from unlearn_lab.evaluation.questions import metrics_from_rows
+from unlearn_lab.evaluation.metrics.text import verbmem
+from unlearn_lab.models.loading import collate, encode_text
 from unlearn_lab.settings import Documents, Eval, Finetune, Hardware, parse_settings
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
@@ -142,8 +142,8 @@ def test_chunks_cover_the_document_and_its_eos_in_order(tok):
 def test_the_fine_tune_loss_on_a_document_is_the_cross_entropy_of_every_token(tiny_model, tok, tmp_path):
     """AnswerTrainer's loss on document chunks against a plain forward and a sum over tokens
     written here."""
-    from unlearn_lab import hardware
-    from unlearn_lab.training import AnswerTrainer, training_args
+    from unlearn_lab.models import hardware
+    from unlearn_lab.training.finetune import AnswerTrainer, training_args
 
     chunks = encode_text(tok, "The tide came in over the flats, and the birds rose all at once. " * 3, 20)
     batch = collate(chunks, tok.pad_token_id)
@@ -162,8 +162,8 @@ def test_the_fine_tune_loss_on_a_document_is_the_cross_entropy_of_every_token(ti
 
 
 def test_methods_without_a_document_form_are_refused():
-    from unlearn_lab.methods import get_method
-    from unlearn_lab.unlearning import check_documents_method
+    from unlearn_lab.training.methods import get_method
+    from unlearn_lab.training.unlearning import check_documents_method
 
     for name in ("idk_dpo", "idk_ap", "altpo", "random_label"):
         with pytest.raises(UserError, match=f"method {name} trains on .*benchmark documents"):
@@ -219,7 +219,7 @@ def test_knowmem_verbmem_and_privleak_on_documents_by_hand():
 
 
 def test_passages_cut_prefix_and_continuation(tok):
-    from unlearn_lab.document_eval import passages
+    from unlearn_lab.evaluation.documents import passages
 
     doc = {"id": "d", "text": " ".join(f"w{i}" for i in range(40))}
     ids = tok(doc["text"], add_special_tokens=False)["input_ids"]
@@ -232,8 +232,8 @@ def test_passages_cut_prefix_and_continuation(tok):
 
 
 def test_document_rows_match_an_independent_greedy_decode_and_forward(tiny_model, tok):
-    from unlearn_lab.document_eval import evaluate_documents
-    from unlearn_lab.metrics.mia import mink_score
+    from unlearn_lab.evaluation.documents import evaluate_documents
+    from unlearn_lab.evaluation.metrics.mia import mink_score
 
     docs = [{"id": "a", "subject": "A", "text": "The lighthouse keeper wrote down every ship that passed by the rocks."},
             {"id": "b", "subject": "B", "text": "In spring the orchard flowered early and the bees came from the hills."}]
@@ -311,7 +311,7 @@ def test_relearning_on_documents_teaches_half_the_people_and_scores_the_others()
 def test_documents_study_table_and_plot_from_results(tmp_path):
     import json as _json
 
-    from unlearn_lab.document_study import study_plot, study_rows
+    from unlearn_lab.studies.documents import study_plot, study_rows
 
     def metrics(v):
         return {"verbmem_forget": v, "verbmem_forget_ci95": [v - 0.1, v + 0.1], "knowmem_forget": v / 2,

@@ -9,18 +9,18 @@ import math
 import pytest
 import torch
 
-from unlearn_lab import architecture, hardware
-from unlearn_lab.evaluation import answer_nlls, evaluate_set, generate_answers
-from unlearn_lab.methods import Step, answer_logprobs
-from unlearn_lab.methods.base import frozen_reference
-from unlearn_lab.modeling import add_lora, encode_qa, load_model, load_tokenizer, prepare_base, read_meta
+from unlearn_lab.models import architecture, hardware
+from unlearn_lab.evaluation.questions import answer_nlls, evaluate_set, generate_answers
+from unlearn_lab.training.methods import Step, answer_logprobs
+from unlearn_lab.training.methods.base import frozen_reference
+from unlearn_lab.models.loading import add_lora, encode_qa, load_model, load_tokenizer, prepare_base, read_meta
 from unlearn_lab.robustness.attacks import build_probes, run_probes
 from unlearn_lab.robustness.quantization import bnb_quantized, bnb_unavailable_reason, quantize_linear_weights
 from unlearn_lab.robustness.relearning import relearn
 from unlearn_lab.robustness.representation import answer_layer_readouts, probe_all_layers
 from unlearn_lab.settings import Attack, Eval, Finetune, Hardware, Lora, Model, Relearn, Tiny
-from unlearn_lab.training import finetune
-from unlearn_lab.unlearning import restrict_trainable
+from unlearn_lab.training.finetune import finetune
+from unlearn_lab.training.unlearning import restrict_trainable
 
 from .test_attacks import FORGET, POOL, RETAIN
 from .test_methods import ALL, STEP_KNOBS, logits_of, make, memorise, views

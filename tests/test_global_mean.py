@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from unlearn_lab.global_mean import example_mean, mean_over, over_global_batch
+from unlearn_lab.models.global_mean import example_mean, mean_over, over_global_batch
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 

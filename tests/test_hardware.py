@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from unlearn_lab import hardware
+from unlearn_lab.models import hardware
 from unlearn_lab.errors import UserError
 from unlearn_lab.settings import Eval, Hardware, Unlearn, parse_settings
-from unlearn_lab.training import training_args
+from unlearn_lab.training.finetune import training_args
 
 
 @pytest.fixture()
@@ -188,7 +188,7 @@ def test_a_stage_that_resolves_auto_refuses_a_stale_machine_yaml(tmp_path):
 
 
 def test_the_summary_names_the_machine_choices_of_its_stages():
-    from unlearn_lab.report import run_machine
+    from unlearn_lab.evaluation.report import run_machine
 
     fine = {"machine": {"device": "cpu", "precision": "fp32"}}
     evaluated = {"machine": {"device": "cpu", "eval_batch_size": 8, "attention": "sdpa"}}
@@ -204,7 +204,7 @@ def test_make_env_writes_machine_yaml_and_check_names_a_stale_one(tmp_path):
     import sys
 
     path = tmp_path / "machine.yaml"
-    cmd = [sys.executable, "-m", "unlearn_lab.hardware", "--file", str(path)]
+    cmd = [sys.executable, "-m", "unlearn_lab.models.hardware", "--file", str(path)]
     assert subprocess.run(cmd, capture_output=True).returncode == 0
     assert subprocess.run([*cmd, "--check"], capture_output=True).returncode == 0
     path.write_text(path.read_text().replace("precision: fp32", "precision: bf16"))

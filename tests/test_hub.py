@@ -15,8 +15,8 @@ from ruamel.yaml import YAML
 from safetensors.torch import load_file
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.hub import resolve_hub
-from unlearn_lab.modeling import META, prepare_base
+from unlearn_lab.models.hub import resolve_hub
+from unlearn_lab.models.loading import META, prepare_base
 from unlearn_lab.settings import Model, Tiny
 
 ROOT = Path(__file__).resolve().parents[1]

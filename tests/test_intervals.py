@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from unlearn_lab.evaluation import add_intervals, metrics_from_rows
-from unlearn_lab.intervals import bootstrap_intervals
+from unlearn_lab.evaluation.questions import add_intervals, metrics_from_rows
+from unlearn_lab.evaluation.intervals import bootstrap_intervals
 from unlearn_lab.settings import Eval
 
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.methods import METHODS, Step, answer_logprobs, check_knobs, get_method, parse_knobs
-from unlearn_lab.methods.base import discover, frozen_reference
-from unlearn_lab.modeling import collate, encode_qa
+from unlearn_lab.training.methods import METHODS, Step, answer_logprobs, check_knobs, get_method, parse_knobs
+from unlearn_lab.training.methods.base import discover, frozen_reference
+from unlearn_lab.models.loading import collate, encode_qa
 from unlearn_lab.settings import method_names, parse_settings, read_yaml
 
 discover()
@@ -232,7 +232,7 @@ def test_loss_equals_independent_computation(name, knobs, tiny_model, tok):
 @pytest.fixture(scope="module")
 def memorised(tiny_dir, tok):
     """The tiny model after learning the forget and retain answers (like the target model)."""
-    from unlearn_lab.modeling import load_model
+    from unlearn_lab.models.loading import load_model
 
     torch.manual_seed(0)
     return memorise(load_model(tiny_dir), views(tok), 60)
@@ -338,7 +338,7 @@ def test_alpha_zero_skips_the_retain_forward(tiny_model, tok):
 
 def test_method_names_without_torch():
     """The Makefile's `make methods` list: every method but npo, from file names, torch not imported."""
-    code = ("import runpy, sys; runpy.run_module('unlearn_lab.methods.names', run_name='__main__'); "
+    code = ("import runpy, sys; runpy.run_module('unlearn_lab.training.methods.names', run_name='__main__'); "
             "print('torch' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn_lab.evaluation import evaluate_model, token_statistics
-from unlearn_lab.metrics import mink_score, minkpp_score, probability_over_options, table
+from unlearn_lab.evaluation.questions import evaluate_model, token_statistics
+from unlearn_lab.evaluation.metrics import mink_score, minkpp_score, probability_over_options, table
 from unlearn_lab.settings import Eval
 
 from .conftest import qa_record

@@ -3,9 +3,9 @@ comparison: a new metric is its function and one row."""
 import numpy as np
 import pytest
 
-from unlearn_lab import comparison
-from unlearn_lab.evaluation import evaluate_set
-from unlearn_lab.metrics import table
+from unlearn_lab.studies import comparison
+from unlearn_lab.evaluation.questions import evaluate_set
+from unlearn_lab.evaluation.metrics import table
 from unlearn_lab.settings import Eval
 
 from .conftest import qa_record

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from unlearn_lab.metrics import (
+from unlearn_lab.evaluation.metrics import (
     answer_probability,
     forget_quality,
     model_utility,
@@ -67,7 +67,7 @@ def test_bertscore_gives_the_same_bits_whatever_the_hash_seed():
     import subprocess
     import sys
 
-    code = ("import json; from unlearn_lab.metrics.text import bertscore_f1; "
+    code = ("import json; from unlearn_lab.evaluation.metrics.text import bertscore_f1; "
             "refs = ['Town%d lies in the valley of the %s river' % (i, 'long ' * (i % 4)) for i in range(40)]; "
             "gens = ['In Town%d, by the river' % i if i % 3 else 'Paris' for i in range(40)]; "
             "print(json.dumps(bertscore_f1(refs, gens)))")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn_lab.metrics import (
+from unlearn_lab.evaluation.metrics import (
     auc, bertscore_f1, bleu, exact_memorization, extraction_strength, forget_quality, loss_score, mink_score,
     minkpp_score, perplexity, privleak, truth_ratio, truth_ratio_mean_prob, zlib_score,
 )

@@ -17,7 +17,7 @@ from unlearn_lab.data import DataError
 from unlearn_lab.data.documents import read_documents
 from unlearn_lab.data.links import check_relearn_links
 from unlearn_lab.errors import UserError
-from unlearn_lab.methods import check_knobs
+from unlearn_lab.training.methods import check_knobs
 from unlearn_lab.robustness.relearning import relearn_documents_split
 from unlearn_lab.settings import Settings, load_settings, parse_settings, read_yaml
 

@@ -14,7 +14,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from check_deps import load_stages  # noqa: E402  (scripts/ is not a package)
 
-from unlearn_lab.scratch import set_params  # noqa: E402  (the same merge the GPU check and the studies apply)
+from unlearn_lab.studies.scratch import set_params  # noqa: E402  (the same merge the GPU check and the studies apply)
 
 # Files inside the folders dvc.yaml declares, which the stages after them (or a reader) need.
 INSIDE_OUTPUTS = [
@@ -227,8 +227,8 @@ def test_another_methods_knob_reruns_unlearn_but_nothing_downstream(repo):
 def test_sequential_requests_run_through_the_stages(tmp_path):
     """Three deletion requests of one person each: the stage measures before and after each, the
     epoch curves run on across requests, and the unlearned model is saved whole (LoRA merged)."""
-    from unlearn_lab.modeling import load_model
-    from unlearn_lab.plots import requests_plot
+    from unlearn_lab.models.loading import load_model
+    from unlearn_lab.evaluation.plots import requests_plot
 
     repo = setup_repo(tmp_path / "repo", {"data": {"forget_fraction": 0.375}, "unlearn": {"requests": 3}})
     run([str(BIN / "dvc"), "repro", "unlearn"], repo)
@@ -253,7 +253,7 @@ def test_documents_benchmark_runs_end_to_end(tmp_path):
     """benchmark documents through every stage: the fine-tunes learn document chunks, the
     evaluation scores verbmem / knowmem / privleak on them, the audit re-scores and attacks them,
     and a method with no document form is refused in one line."""
-    from unlearn_lab.modeling import encode_text, load_tokenizer
+    from unlearn_lab.models.loading import encode_text, load_tokenizer
 
     repo, _ = make_repo(tmp_path / "repo", {"data": {"benchmark": "documents", "holdout_people": 2, "forget_fraction": 0.25},
                                             "eval": {"prefix_tokens": 8, "continuation_tokens": 16}})

@@ -1,5 +1,5 @@
 """The plots stage's figures and the before/after table, on constructed evaluation outputs."""
-from unlearn_lab.plots import (
+from unlearn_lab.evaluation.plots import (
     before_after_markdown, before_after_plot, before_after_rows, metric_bars_plot, retain_split_plot, truth_ratio_plot,
 )
 

@@ -6,15 +6,15 @@ import math
 import pytest
 import torch
 
-from unlearn_lab import hardware
-from unlearn_lab.architecture import unwrap
+from unlearn_lab.models import hardware
+from unlearn_lab.models.architecture import unwrap
 from unlearn_lab.errors import UserError
-from unlearn_lab.methods import Step
-from unlearn_lab.methods.base import frozen_reference
-from unlearn_lab.modeling import load_model
+from unlearn_lab.training.methods import Step
+from unlearn_lab.training.methods.base import frozen_reference
+from unlearn_lab.models.loading import load_model
 from unlearn_lab.settings import Finetune, Hardware, Lora, Model, Unlearn
-from unlearn_lab.training import finetune
-from unlearn_lab.unlearning import unlearn
+from unlearn_lab.training.finetune import finetune
+from unlearn_lab.training.unlearning import unlearn
 
 from .conftest import qa_record
 from .test_methods import ALL, KNOBS, make, views

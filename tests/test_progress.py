@@ -6,11 +6,11 @@ import pytest
 from transformers import ProgressCallback
 from transformers.utils import logging as hf_logging
 
-from unlearn_lab.hardware import resolve
-from unlearn_lab.methods import get_method
+from unlearn_lab.models.hardware import resolve
+from unlearn_lab.training.methods import get_method
 from unlearn_lab.settings import Finetune, Hardware, Model, Unlearn
-from unlearn_lab.training import EncodedDataset, TrainingBar, finetune
-from unlearn_lab.unlearning import build_unlearn_trainer
+from unlearn_lab.training.finetune import EncodedDataset, TrainingBar, finetune
+from unlearn_lab.training.unlearning import build_unlearn_trainer
 
 from .conftest import qa_record
 

@@ -1,5 +1,5 @@
 """The chat prompt every stage builds: the base model's `model.system_prompt` travels with it."""
-from unlearn_lab.modeling import chat_text, encode_qa, load_tokenizer, prepare_base, prompt_text
+from unlearn_lab.models.loading import chat_text, encode_qa, load_tokenizer, prepare_base, prompt_text
 from unlearn_lab.settings import Model, Tiny
 
 DEFAULT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"

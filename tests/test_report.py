@@ -1,6 +1,6 @@
 import pytest
 
-from unlearn_lab.report import build_summary
+from unlearn_lab.evaluation.report import build_summary
 from unlearn_lab.settings import parse_settings
 
 
@@ -49,7 +49,7 @@ def test_summary_reports_the_lr_the_run_used():
 
 
 def test_summary_table_shows_each_model_with_its_interval():
-    from unlearn_lab.report import summary_table
+    from unlearn_lab.evaluation.report import summary_table
 
     summary = {"method": "npo", "lr": 2.5e-4, "benchmark": "synthetic",
                "target": {"forget_rouge_l_recall": 0.9375, "forget_rouge_l_recall_ci95": [0.85, 1.0],

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.evaluation import generate_answers
-from unlearn_lab.hardware import resolve
-from unlearn_lab.methods import get_method
-from unlearn_lab.metrics import rouge_l_recall
-from unlearn_lab.modeling import encode_qa, load_model, save_trained
-from unlearn_lab.plots import requests_plot
-from unlearn_lab.requests import RequestEvaluation, combined_report, person, split_requests, unlearn_requests
+from unlearn_lab.evaluation.questions import generate_answers
+from unlearn_lab.models.hardware import resolve
+from unlearn_lab.training.methods import get_method
+from unlearn_lab.evaluation.metrics import rouge_l_recall
+from unlearn_lab.models.loading import encode_qa, load_model, save_trained
+from unlearn_lab.evaluation.plots import requests_plot
+from unlearn_lab.training.deletion import RequestEvaluation, combined_report, person, split_requests, unlearn_requests
 from unlearn_lab.settings import Eval, Hardware, Lora, Model, Unlearn
-from unlearn_lab.unlearning import unlearn
+from unlearn_lab.training.unlearning import unlearn
 
 from .conftest import qa_record
 

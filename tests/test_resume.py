@@ -6,10 +6,10 @@ import torch
 from transformers import TrainerCallback
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.hardware import resolve
-from unlearn_lab.modeling import load_model
+from unlearn_lab.models.hardware import resolve
+from unlearn_lab.models.loading import load_model
 from unlearn_lab.settings import Finetune, Hardware, Lora, Model
-from unlearn_lab.training import finetune
+from unlearn_lab.training.finetune import finetune
 
 from .conftest import qa_record
 

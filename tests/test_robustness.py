@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn_lab.evaluation import answer_nlls, shared_prompt_nlls
+from unlearn_lab.evaluation.questions import answer_nlls, shared_prompt_nlls
 from unlearn_lab.errors import UserError
-from unlearn_lab.modeling import encode_qa
-from unlearn_lab.hardware import resolve
+from unlearn_lab.models.loading import encode_qa
+from unlearn_lab.models.hardware import resolve
 from unlearn_lab.settings import Hardware, Model, Relearn, parse_settings
 from unlearn_lab.data.sets import sample
 from unlearn_lab.robustness.common import add_recovery, baseline_scores

@@ -2,9 +2,9 @@
 out of the method comparison, and its plot."""
 import pytest
 
-from unlearn_lab.comparison import experiment_rows
+from unlearn_lab.studies.comparison import experiment_rows
 from unlearn_lab.data.synthetic import n_forget_people
-from unlearn_lab.scale import experiment_name, forget_fraction, scale_plot, scale_rows
+from unlearn_lab.studies.scale import experiment_name, forget_fraction, scale_plot, scale_rows
 
 
 def run_data(fraction, n, fq, mu, rouge, method="npo", benchmark="synthetic", requests=1):
@@ -71,7 +71,7 @@ def test_rows_are_the_committed_run_and_the_scale_experiments():
 
 
 def test_scale_plot_is_written_with_each_panel_showing_its_metric(tmp_path, monkeypatch):
-    import unlearn_lab.scale as scale
+    import unlearn_lab.studies.scale as scale
 
     rows = scale_rows(SHOW)
     scale_plot(rows, tmp_path / "scale.png")

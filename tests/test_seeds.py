@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from unlearn_lab.seeds import holm, paired_differences, seed_summary, t_interval
+from unlearn_lab.studies.seeds import holm, paired_differences, seed_summary, t_interval
 
 
 def run(method, seed, unlearn_seed, fq, mu, rouge=0.5, lr=1e-4):
@@ -88,7 +88,7 @@ def test_durability_views_are_compared_over_seeds_like_the_headline():
 
 
 def test_a_difference_repeated_exactly_at_every_seed_is_not_called_significant_by_a_zero_variance():
-    from unlearn_lab.seeds import paired_p
+    from unlearn_lab.studies.seeds import paired_p
 
     # the same leak gap of 2/16 at 3 seeds: t = 0.125 / 0 would give p = 0; sign flips give 2/8
     assert paired_p([0.125, 0.125, 0.125]) == 0.25
@@ -104,7 +104,7 @@ def test_a_difference_repeated_exactly_at_every_seed_is_not_called_significant_b
 
 
 def test_differences_equal_up_to_rounding_count_as_equal():
-    from unlearn_lab.seeds import paired_p
+    from unlearn_lab.studies.seeds import paired_p
 
     d = [9 / 22 - 3 / 22, 0.4090909090909091 - 0.13636363636363635, 6 / 22]
     assert np.ptp(d) > 0  # the last bit differs
@@ -112,7 +112,7 @@ def test_differences_equal_up_to_rounding_count_as_equal():
 
 
 def test_power_of_the_paired_t_test_matches_a_simulation_and_the_published_sample_sizes():
-    from unlearn_lab.seeds import paired_power, seeds_needed
+    from unlearn_lab.studies.seeds import paired_power, seeds_needed
 
     # Monte Carlo: 40,000 studies of 20 pairs with differences ~ N(0.5, 1), tested at 0.05
     rng = np.random.default_rng(0)
@@ -138,7 +138,7 @@ def test_each_tested_pair_says_how_many_seeds_its_difference_would_take():
         rows.append({**run("b", 42, s, 0.1, 0.7), "robustness_score": 0.7})
     (score,) = [p for p in paired_differences(rows) if p["metric"] == "robustness_score"]
     diffs = np.array([0.15, 0.07, 0.12])
-    from unlearn_lab.seeds import paired_power
+    from unlearn_lab.studies.seeds import paired_power
     n = score["seeds_needed"]
     dz = diffs.mean() / diffs.std(ddof=1)
     assert paired_power(dz, int(n), 0.05) >= 0.8 > paired_power(dz, int(n) - 1, 0.05)

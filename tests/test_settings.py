@@ -13,13 +13,13 @@ import pytest
 from ruamel.yaml import YAML
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.methods import check_knobs, effective_lr
+from unlearn_lab.training.methods import check_knobs, effective_lr
 from unlearn_lab.settings import Settings, load_settings, method_names, parse_settings, read_yaml
 from unlearn_lab.settings.sections import OPTIMIZERS, SCHEDULERS
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = read_yaml(ROOT / "params.yaml")
-# The method files' names, sorted (settings list them from src/unlearn_lab/methods/).
+# The method files' names, sorted (settings list them from src/unlearn_lab/training/methods/).
 METHOD_NAMES = method_names()
 assert METHOD_NAMES == sorted(METHOD_NAMES) and {"ga", "ga_kl", "gd", "npo"} <= set(METHOD_NAMES)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_lab.document_study import readme_block as documents_block
-from unlearn_lab.document_study import study_csv, study_rows
+from unlearn_lab.studies.documents import readme_block as documents_block
+from unlearn_lab.studies.documents import study_csv, study_rows
 from unlearn_lab.errors import UserError
-from unlearn_lab.readme_blocks import read_block, read_rows, write_block
-from unlearn_lab.scale import readme_block as scale_block
-from unlearn_lab.scratch import clone_at_head, require_committed, set_params
+from unlearn_lab.studies.readme_blocks import read_block, read_rows, write_block
+from unlearn_lab.studies.scale import readme_block as scale_block
+from unlearn_lab.studies.scratch import clone_at_head, require_committed, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
 GIT = ["git", "-c", "user.email=t@localhost", "-c", "user.name=t"]

@@ -12,7 +12,7 @@ import pytest
 from .test_pipeline_e2e import BIN, ROOT, make_repo, run
 
 ray = pytest.importorskip("ray", reason="the cluster extra (pip install -e '.[cluster]') is not installed")
-from unlearn_lab.sweep import grid, sweep, trial_key  # noqa: E402
+from unlearn_lab.studies.sweep import grid, sweep, trial_key  # noqa: E402
 
 
 def test_grid_is_the_product_of_every_axis():
@@ -87,6 +87,6 @@ def test_a_failing_trial_is_retried_once_then_listed(driver):
 
 
 def test_without_ray_the_command_line_says_how_to_install(tmp_path):
-    code = "import sys; sys.modules['ray'] = None; from unlearn_lab.sweep import main; sys.exit(main([]))"
+    code = "import sys; sys.modules['ray'] = None; from unlearn_lab.studies.sweep import main; sys.exit(main([]))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and "pip install -e '.[cluster]'" in proc.stderr

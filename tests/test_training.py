@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from unlearn_lab.evaluation import answer_nlls, evaluate_set, generate_answers
-from unlearn_lab.methods.base import METHODS, UnlearningMethod, register, token_mean_nll
-from unlearn_lab.hardware import resolve
-from unlearn_lab.methods import get_method
-from unlearn_lab.metrics import truth_ratio
+from unlearn_lab.evaluation.questions import answer_nlls, evaluate_set, generate_answers
+from unlearn_lab.training.methods.base import METHODS, UnlearningMethod, register, token_mean_nll
+from unlearn_lab.models.hardware import resolve
+from unlearn_lab.training.methods import get_method
+from unlearn_lab.evaluation.metrics import truth_ratio
 from unlearn_lab.settings import Eval, Finetune, Hardware, Knobs, Lora, Model, Unlearn
-from unlearn_lab.training import EncodedDataset, finetune
-from unlearn_lab.unlearning import PairedDataset, unlearn
+from unlearn_lab.training.finetune import EncodedDataset, finetune
+from unlearn_lab.training.unlearning import PairedDataset, unlearn
 
 from .conftest import qa_record
 
@@ -101,7 +101,7 @@ def test_answer_nlls_match_a_single_example_forward(tiny_model, tok):
     pairs = [("Where?", "Here"), ("A longer question, is it?", "a longer answer than that")]
     got = answer_nlls(tiny_model, tok, pairs, batch_size=2)
     for (q, a), value in zip(pairs, got):
-        from unlearn_lab.modeling import encode_qa
+        from unlearn_lab.models.loading import encode_qa
 
         enc = encode_qa(tok, q, a, 64)
         ids = torch.tensor([enc["input_ids"]])
@@ -125,7 +125,7 @@ def test_evaluate_set_rows_are_consistent(tiny_model, tok):
 
 
 def test_shared_prompt_nlls_equal_one_forward_per_pair(tiny_model, tok):
-    from unlearn_lab.evaluation import shared_prompt_nlls
+    from unlearn_lab.evaluation.questions import shared_prompt_nlls
 
     questions = ["Where?", "A much longer question about where it is, is it?", "Who?"]
     answers = [["Here", "over there by the river", "x"], ["a", "b c d e f", "Paris"], ["Me", "you", "them all"]]
@@ -135,8 +135,8 @@ def test_shared_prompt_nlls_equal_one_forward_per_pair(tiny_model, tok):
 
 
 def test_token_stats_match_a_plain_forward(tiny_model, tok):
-    from unlearn_lab.evaluation import shared_prompt_nlls
-    from unlearn_lab.modeling import encode_qa
+    from unlearn_lab.evaluation.questions import shared_prompt_nlls
+    from unlearn_lab.models.loading import encode_qa
 
     questions, answers = ["Where?", "A longer question, is it?"], [["Here", "x"], ["There it is, by the river", "y"]]
     nll, stats = shared_prompt_nlls(tiny_model, tok, questions, answers, batch_size=2, token_stats=True)
@@ -159,7 +159,7 @@ def test_token_stats_match_a_plain_forward(tiny_model, tok):
 
 def test_saved_adapter_config_does_not_depend_on_the_hash_seed(tiny_model, tmp_path):
     """PEFT stores target_modules as a set; the saved file must list them in one fixed order."""
-    from unlearn_lab.modeling import add_lora, save_trained
+    from unlearn_lab.models.loading import add_lora, save_trained
 
     save_trained(add_lora(tiny_model, LORA.lora), tmp_path / "a", parent="base")
     text = (tmp_path / "a" / "adapter_config.json").read_text()
@@ -173,7 +173,7 @@ def test_live_curves_of_a_fine_tune_and_an_unlearning_run(tiny_model, tok, tmp_p
     from dvclive import Live
     from transformers import TrainerControl, TrainerState
 
-    from unlearn_lab.training import LiveCallback
+    from unlearn_lab.training.finetune import LiveCallback
 
     records = [qa_record(i) for i in range(4)]
     with Live(str(tmp_path / "ft"), dvcyaml=False, save_dvc_exp=False, report=None) as live:

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from unlearn_lab.data.records import wrong_answer_text
-from unlearn_lab.hardware import resolve
+from unlearn_lab.models.hardware import resolve
 from unlearn_lab.errors import UserError
-from unlearn_lab.methods import UnlearningMethod, check_knobs, effective_lr, get_method, parse_knobs, register
-from unlearn_lab.methods.base import METHODS, Knobs, token_mean_nll
+from unlearn_lab.training.methods import UnlearningMethod, check_knobs, effective_lr, get_method, parse_knobs, register
+from unlearn_lab.training.methods.base import METHODS, Knobs, token_mean_nll
 from unlearn_lab.settings import Eval, Hardware, Lora, Model, Unlearn, parse_settings
-from unlearn_lab.training import EncodedDataset
-from unlearn_lab.unlearning import (
+from unlearn_lab.training.finetune import EncodedDataset
+from unlearn_lab.training.unlearning import (
     PairedDataset, build_unlearn_trainer, build_views, collate_views, make_reference, restrict_trainable, unlearn,
 )
 
@@ -73,7 +73,7 @@ def test_wrong_answer_keeps_the_sentence():
 
 @pytest.mark.parametrize("lora", [False, True])
 def test_reference_stays_frozen_while_the_model_trains(tiny_model, tok, lora):
-    from unlearn_lab.modeling import add_lora, collate, encode_qa
+    from unlearn_lab.models.loading import add_lora, collate, encode_qa
 
     model = add_lora(tiny_model, LORA.lora) if lora else tiny_model
     reference = make_reference(model, lora)
@@ -142,7 +142,7 @@ def test_effective_lr(tmp_path):
 
 
 def test_epoch_evaluation_runs_before_and_after_each_epoch(tiny_model, tok, tmp_path):
-    from unlearn_lab.epoch_eval import EpochEvaluation
+    from unlearn_lab.training.epoch_eval import EpochEvaluation
 
     made = []
 
@@ -162,7 +162,7 @@ def test_epoch_evaluation_runs_before_and_after_each_epoch(tiny_model, tok, tmp_
 
 @pytest.mark.parametrize("fuse", [False, True])
 def test_fused_views_run_one_forward_per_step_in_the_trainer(tiny_model, tok, monkeypatch, fuse, tmp_path):
-    import unlearn_lab.unlearning as unlearning
+    import unlearn_lab.training.unlearning as unlearning
 
     grouped = []
 

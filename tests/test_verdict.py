@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from unlearn_lab.hardware import resolve
+from unlearn_lab.models.hardware import resolve
 from unlearn_lab.robustness.common import score_sets
 from unlearn_lab.robustness.relearning import add_oracle_control, headline, relearn, relearn_result
 from unlearn_lab.robustness.scores import recovered_over_oracle

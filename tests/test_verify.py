@@ -1,4 +1,4 @@
-"""`make verify` (src/unlearn_lab/verify.py, tolerances.py): the comparison against hand-made
+"""`make verify` (src/unlearn_lab/studies/verify.py, tolerances.py): the comparison against hand-made
 committed and re-run metrics and dvc.lock entries, the scratch clone, and the CLI's exit codes."""
 import json
 import os
@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 from unlearn_lab.errors import UserError
-from unlearn_lab.metrics.mia import privleak
-from unlearn_lab.tolerances import Sizes, flatten, tolerance
-from unlearn_lab.verify import compare_metrics, compare_outputs, main, read_lock, scratch_clone, select, upstream_inputs
+from unlearn_lab.evaluation.metrics.mia import privleak
+from unlearn_lab.studies.tolerances import Sizes, flatten, tolerance
+from unlearn_lab.studies.verify import compare_metrics, compare_outputs, main, read_lock, scratch_clone, select, upstream_inputs
 
 BIN = Path(sys.executable).parent
 

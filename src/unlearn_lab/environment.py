@@ -6,7 +6,7 @@ stages whose libraries changed, and `dvc exp show` has a column per version. Eve
 run when the installed versions differ from the file: a result is never recorded against versions
 it was not made with. Each metrics file records the versions too (`versions`).
 
-`machine.yaml` beside it (`python -m unlearn_lab.hardware`, run by the same make targets) says what
+`machine.yaml` beside it (`python -m unlearn_lab.models.hardware`, run by the same make targets) says what
 each `auto` of params' `hardware:` and `eval:` means on this machine; each metrics file and model
 folder records the machine choices its stage actually ran with (`machine`: device, precision,
 optimizer, attention kernel, batch sizes), collected here (`record_machine`) without torch.
@@ -26,7 +26,7 @@ from .errors import UserError
 
 FILE = Path("versions.yaml")
 # What each `auto` of params' hardware: and eval: means on this machine (written and checked by
-# unlearn_lab.hardware, which imports torch; named here for scripts/check_deps.py, which does not).
+# unlearn_lab.models.hardware, which imports torch; named here for scripts/check_deps.py, which does not).
 MACHINE_FILE = Path("machine.yaml")
 MACHINE_KEYS = ("device", "precision", "optim", "torch_compile", "group_by_length", "fuse_views",
                 "eval_batch_size", "eval_gen_batch_size")

@@ -44,11 +44,11 @@ def run_stage(main: Callable[[], None]) -> None:
         # A stage that imported the hardware module (at its top, before this runs) resolves
         # `auto` on this machine: machine.yaml must say what it resolves to. The others never
         # load torch for the check.
-        if "unlearn_lab.hardware" in sys.modules:
-            sys.modules["unlearn_lab.hardware"].check_machine()
+        if "unlearn_lab.models.hardware" in sys.modules:
+            sys.modules["unlearn_lab.models.hardware"].check_machine()
         main()
-        if "unlearn_lab.hardware" in sys.modules:
-            sys.modules["unlearn_lab.hardware"].end_processes()
+        if "unlearn_lab.models.hardware" in sys.modules:
+            sys.modules["unlearn_lab.models.hardware"].end_processes()
         print(f"[{Path(sys.argv[0]).stem}] done in {time.time() - start:.1f} s")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,9 +26,9 @@ import torch
 
 from ..data.paraphrases import paraphrased_questions
 from ..data.records import wrong_answer_text
-from ..evaluation import generate_texts, shared_prompt_nlls
-from ..hardware import resolve_eval
-from ..modeling import chat_text, prompt_text
+from ..evaluation.questions import generate_texts, shared_prompt_nlls
+from ..models.hardware import resolve_eval
+from ..models.loading import chat_text, prompt_text
 from ..settings import Attack, Eval
 from .leaks import contains_fact, normalize
 

@@ -4,9 +4,9 @@ memorisation), full-precision baselines from the evaluate stage's rows, and the 
 recovered" figure."""
 from __future__ import annotations
 
-from ..document_eval import DOCUMENT_SET, evaluate_documents
+from ..evaluation.documents import DOCUMENT_SET, evaluate_documents
 from ..errors import UserError
-from ..evaluation import evaluate_set, summarize_set
+from ..evaluation.questions import evaluate_set, summarize_set
 from ..settings import Eval
 from .scores import knowledge_recovered
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plotting import COLORS, grouped_bars, pyplot, save
+from ..figures import COLORS, grouped_bars, pyplot, save
 
 
 def quantize_plot(result: dict, path: Path) -> None:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..document_eval import greedy_continuations
-from ..intervals import bootstrap_intervals
-from ..metrics.text import verbmem
+from ..evaluation.documents import greedy_continuations
+from ..evaluation.intervals import bootstrap_intervals
+from ..evaluation.metrics.text import verbmem
 
 VARIANTS = ("short", "long", "middle")
 

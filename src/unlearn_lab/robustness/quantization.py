@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .. import architecture
+from ..models import architecture
 from ..errors import UserError
 from ..settings import Eval, Quantize
 

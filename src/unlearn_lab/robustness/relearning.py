@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..data.links import check_relearn_links, people
 from ..errors import UserError
 from ..settings import Finetune, Hardware, Model, Relearn
-from ..training import finetune
+from ..training.finetune import finetune
 from .common import RECOVERY_SCORES, add_recovery, recovered_headline
 from .scores import recovered_over_oracle
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import architecture
+from ..models import architecture
 from ..errors import UserError
-from ..evaluation import prompt_cached_forwards
+from ..evaluation.questions import prompt_cached_forwards
 from .scores import mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
 

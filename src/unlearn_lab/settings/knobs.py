@@ -3,7 +3,7 @@ method's knobs class derives from.
 
 The knobs themselves (types, ranges, tuned learning rates) are declared next to each loss in
 methods/<name>.py, and checked there (methods.check_knobs) by the unlearn stage before any
-work and by the tools that read them. This package never imports unlearn_lab.methods (which
+work and by the tools that read them. This package never imports unlearn_lab.training.methods (which
 imports torch, and which every stage would then depend on): the method names are the module
 names in that folder, read from a directory listing.
 """
@@ -18,13 +18,13 @@ from pydantic import Field, create_model, field_validator
 from .base import Section
 from .sections import MAX_LR, MAX_SCALE, _regex
 
-METHODS_DIR = Path(__file__).resolve().parents[1] / "methods"
+METHODS_DIR = Path(__file__).resolve().parents[1] / "training" / "methods"
 # Modules of the methods folder that hold shared code, not a method.
 SHARED_MODULES = ("base", "names")
 
 
 def method_names() -> list[str]:
-    """Every method name (aliases included), sorted: the modules of unlearn_lab/methods/ other than
+    """Every method name (aliases included), sorted: the modules of unlearn_lab/training/methods/ other than
     the shared ones and those starting with an underscore."""
     return sorted(m.name for m in pkgutil.iter_modules([str(METHODS_DIR)])
                   if not m.name.startswith("_") and m.name not in SHARED_MODULES)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from .errors import UserError
+from ..errors import UserError
 from .scratch import clone_at_head, git
 from .tolerances import MODES, Sizes, compare_value, flatten, tolerance
 

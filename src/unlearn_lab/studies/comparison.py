@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .metrics.table import benchmark_only, comparison_columns
+from ..evaluation.metrics.table import benchmark_only, comparison_columns
 
 # The run's own columns around the metric columns of the metrics table (metrics/table.py).
 COLUMNS = ["method", "lr", "epochs", "seed", "unlearn_seed", *(column for _, _, column in comparison_columns()), "seconds"]
@@ -139,7 +139,7 @@ def _params_read(params: Optional[dict]) -> Optional[dict]:
 
 def mixed_pipelines(exp_show: list[dict]) -> dict[str, list[str]]:
     """Baseline commits whose code deps (`.py` files and the source folders, such as
-    src/unlearn_lab/methods, that stages list whole) differ from the newest one's, each with the
+    src/unlearn_lab/training/methods, that stages list whole) differ from the newest one's, each with the
     paths that differ: their experiments ran other code, so their rows may not compare with the rest."""
     def code(entry):
         return {path: dep.get("hash") for path, dep in ((entry.get("data") or {}).get("deps") or {}).items()
@@ -263,7 +263,7 @@ def reference_points(exp_show: list[dict]) -> dict[str, dict]:
 def write_csv(rows: list[dict], path: str | Path) -> None:
     import pandas as pd
 
-    from .io import write_text_atomic
+    from ..io import write_text_atomic
 
     frame = pd.DataFrame(rows, columns=COLUMNS + robustness_columns(rows) + EXTRA)
     # One benchmark's columns (the documents' verbmem, knowmem) only where an experiment has them.
@@ -283,7 +283,7 @@ def pareto_front(rows: list[dict]) -> list[dict]:
 def plot_pareto(rows: list[dict], references: dict, path: str | Path) -> None:
     """Forget quality against utility, one point per experiment; a configuration run with several
     seeds is one point at its mean (geometric for forget quality) with 95% interval bars."""
-    from .plotting import pyplot, save
+    from ..figures import pyplot, save
     from .seeds import seed_summary
 
     plt = pyplot()

@@ -19,13 +19,13 @@ import random
 
 import numpy as np
 
-from .data.sets import sample
-from .errors import UserError
-from .evaluation import evaluate_set, metrics_from_rows
-from .hardware import resolve_eval
-from .intervals import bootstrap_intervals
-from .metrics import truth_ratio_forget_score
-from .settings import Eval
+from ..data.sets import sample
+from ..errors import UserError
+from ..evaluation.questions import evaluate_set, metrics_from_rows
+from ..models.hardware import resolve_eval
+from ..evaluation.intervals import bootstrap_intervals
+from ..evaluation.metrics import truth_ratio_forget_score
+from ..settings import Eval
 
 FORGET_KEYS = ("rouge_l_recall", "prob")
 UTILITY_KEYS = ("retain_rouge_l_recall", "world_rouge_l_recall", "model_utility")
@@ -49,7 +49,7 @@ def split_requests(forget: list[dict], k: int, seed: int) -> list[list[dict]]:
         raise UserError(f"params.yaml: unlearn.requests is {k}, but the forget set has only {len(people)} "
                         "people (a request forgets whole people)")
     order = sorted(people)
-    random.Random(f"unlearn_lab.requests:{seed}").shuffle(order)
+    random.Random(f"unlearn_lab.training.deletion:{seed}").shuffle(order)
     groups = [set(g) for g in np.array_split(np.array(order, dtype=object), k)]
     return [[r for r in forget if person(r) in g] for g in groups]
 

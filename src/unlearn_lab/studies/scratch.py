@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 # What a run of the pipeline reads from git: an uncommitted change here would not be in HEAD, so
 # the study would run other code than the commit its results name.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 from .metrics.table import headline
-from .settings import Settings
+from ..settings import Settings
 
 
 def _ratio(a: float, b: float) -> float | None:

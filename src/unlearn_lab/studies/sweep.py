@@ -1,7 +1,7 @@
 """A parameter grid as `dvc exp run` trials on a Ray cluster: every GPU (or a share of the CPU
 cores) of one machine or of many, each trial in a workspace of its own.
 
-    python -m unlearn_lab.sweep --methods ga npo --lrs null 1e-4 --epochs 5 --seeds 42 43 \\
+    python -m unlearn_lab.studies.sweep --methods ga npo --lrs null 1e-4 --epochs 5 --seeds 42 43 \\
         -S methods.npo.beta=0.1,0.2
 
 Each trial clones the driver's repository at its commit into a fresh folder, points the clone's

@@ -6,11 +6,11 @@ import math
 import numpy as np
 from transformers import TrainerCallback
 
-from .data.sets import sample
-from .hardware import resolve_eval
-from .settings import Eval
-from .evaluation import generate_answers, shared_prompt_nlls, truth_ratio_function
-from .metrics import rouge_l_recall, truth_ratio_forget_score
+from ..data.sets import sample
+from ..models.hardware import resolve_eval
+from ..settings import Eval
+from ..evaluation.questions import generate_answers, shared_prompt_nlls, truth_ratio_function
+from ..evaluation.metrics import rouge_l_recall, truth_ratio_forget_score
 
 
 class EpochEvaluation(TrainerCallback):

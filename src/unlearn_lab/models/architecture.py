@@ -17,7 +17,7 @@ import re
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 # Names a block's feed-forward sub-module goes by across transformers' causal LMs.
 MLP_NAMES = ("mlp", "feed_forward", "ffn", "block_sparse_moe")

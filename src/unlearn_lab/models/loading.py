@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 from .architecture import attention_kwargs, has_conv1d
-from .environment import machine_record, record_machine
-from .errors import UserError
-from .io import write_json
-from .settings import Lora
-from .settings import Model as ModelSettings
+from ..environment import machine_record, record_machine
+from ..errors import UserError
+from ..io import write_json
+from ..settings import Lora
+from ..settings import Model as ModelSettings
 
 
 META = "unlearn_lab.json"
@@ -129,7 +129,7 @@ def _load_source(source: str, remote: bool, revision: str = "main"):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .hub import resolve_hub
-    from .settings.sections import HUB_ID
+    from ..settings.sections import HUB_ID
 
     folder, commit = Path(source).expanduser(), None
     if not folder.is_dir() and HUB_ID.match(source):

@@ -5,7 +5,7 @@ On every CPU each "auto" means the same thing (fp32 above all: a CPU with native
 faster in bf16, but its numbers would then differ from every other CPU's, so bf16 is a choice,
 `precision: bf16`, never a default). On a CUDA GPU auto picks the fast settings.
 
-What auto means here is recorded in `machine.yaml` (`python -m unlearn_lab.hardware`, run with
+What auto means here is recorded in `machine.yaml` (`python -m unlearn_lab.models.hardware`, run with
 the versions.yaml writer by `make install` / `make env`) and listed under the params of every stage that resolves it: a machine where auto
 means something else is a different experiment, which DVC re-runs and `dvc exp show` shows. A
 stage refuses to run where this machine's meaning differs from the file's (`check_machine`).
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from . import environment
-from .errors import UserError
-from .settings import Eval
-from .settings import Hardware as HardwareSettings
+from .. import environment
+from ..errors import UserError
+from ..settings import Eval
+from ..settings import Hardware as HardwareSettings
 
 # Evaluation batch sizes for `eval.batch_size` / `eval.gen_batch_size: auto`: (CPU, CUDA).
 # On a GPU, 64 greedy generations at once run ~70x faster than one at a time.
@@ -148,7 +148,7 @@ assert MACHINE_KEYS == ("device", *TRAINING_KEYS, *(f"eval_{key}" for key in EVA
 
 def auto_meanings() -> dict:
     """What each `auto` of `hardware:` and `eval:` means on this machine: machine.yaml's content."""
-    from .settings import Eval as EvalSettings
+    from ..settings import Eval as EvalSettings
 
     hw = _resolve(HardwareSettings(precision="auto", optim="auto", torch_compile="auto",
                                    group_by_length="auto", fuse_views="auto"))
@@ -158,7 +158,7 @@ def auto_meanings() -> dict:
 
 
 def render_machine(meanings: dict) -> str:
-    lines = ["# Written by `make install` / `make env` (python -m unlearn_lab.hardware); do not edit.",
+    lines = ["# Written by `make install` / `make env` (python -m unlearn_lab.models.hardware); do not edit.",
              "# What each `auto` of params.yaml's hardware: and eval: means on this machine. dvc.yaml",
              "# lists these keys as params of the stages that resolve them: a machine where auto means",
              "# something else re-runs them, and a stage refuses to run where this file is out of date."]

@@ -13,15 +13,15 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from . import hardware
-from .data.records import wrong_answer_text
-from .errors import UserError
-from .global_mean import over_global_batch
+from ..models import hardware
+from ..data.records import wrong_answer_text
+from ..errors import UserError
+from ..models.global_mean import over_global_batch
 from .methods.base import Reference, Step, UnlearningMethod, frozen_reference, token_mean_nll
-from .logprobs import batch_logits
-from .modeling import collate, encode_qa
-from .settings import Hardware, Model, Unlearn
-from .training import EncodedDataset, LiveCallback, prepare_trainable, training_args, use_training_bar
+from ..models.logprobs import batch_logits
+from ..models.loading import collate, encode_qa
+from ..settings import Hardware, Model, Unlearn
+from .finetune import EncodedDataset, LiveCallback, prepare_trainable, training_args, use_training_bar
 
 
 class PairedDataset(torch.utils.data.Dataset):

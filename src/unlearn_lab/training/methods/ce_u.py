@@ -4,7 +4,7 @@ from typing import Optional
 import torch.nn.functional as F
 from pydantic import Field
 
-from ..settings.sections import MAX_TOKENS
+from ...settings.sections import MAX_TOKENS
 from .base import RetainKnobs, UnlearningMethod, masked_mean, register, shifted, tuned_lr
 
 

@@ -16,14 +16,14 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, ValidationError, create_model
 
-from .. import architecture
-from ..errors import UserError
-from ..global_mean import example_mean  # noqa: F401  (methods import it from here)
-from ..global_mean import mean_over
-from ..logprobs import (answer_batch, answer_logprobs, answer_token_kl, answer_token_logprobs,  # noqa: F401
+from ...models import architecture
+from ...errors import UserError
+from ...models.global_mean import example_mean  # noqa: F401  (methods import it from here)
+from ...models.global_mean import mean_over
+from ...models.logprobs import (answer_batch, answer_logprobs, answer_token_kl, answer_token_logprobs,  # noqa: F401
                         answer_window, batch_logits, example_mean_nll, keep_kwargs, token_mean_nll)
-from ..settings import Knobs, Settings, method_names, tuned_lr, weight  # noqa: F401  (methods import them from here)
-from ..settings.base import Section, explain
+from ...settings import Knobs, Settings, method_names, tuned_lr, weight  # noqa: F401  (methods import them from here)
+from ...settings.base import Section, explain
 
 Batch = dict[str, torch.Tensor]
 METHODS: dict[str, type["UnlearningMethod"]] = {}

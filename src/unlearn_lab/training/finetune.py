@@ -13,11 +13,11 @@ from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from transformers.integrations import DVCLiveCallback
 from transformers.utils import logging as hf_logging
 
-from . import architecture, hardware
-from .errors import UserError
-from .logprobs import answer_window
-from .modeling import add_lora, collate, encode_record
-from .settings import Finetune, Hardware, Model, Schedule
+from ..models import architecture, hardware
+from ..errors import UserError
+from ..models.logprobs import answer_window
+from ..models.loading import add_lora, collate, encode_record
+from ..settings import Finetune, Hardware, Model, Schedule
 
 
 class EncodedDataset(torch.utils.data.Dataset):

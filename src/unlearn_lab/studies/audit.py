@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from .comparison import dig, experiment_rows, experiments, metrics_file, row_of, sort_rows
-from .robustness.leaks import wilson_interval
+from ..robustness.leaks import wilson_interval
 
 # A recovered fraction above this fails: a tenth of the forgotten knowledge back is a leak a
 # reader would want flagged, and the measured fractions vary by a few hundredths between seeds.
@@ -86,7 +86,7 @@ def audit_rows(exp_show: list[dict], target_fluency: float | None) -> list[dict]
 def write_audit_csv(rows: list[dict], path: str | Path) -> None:
     import pandas as pd
 
-    from .io import write_text_atomic
+    from ..io import write_text_atomic
 
     attack_cols = list(dict.fromkeys(k for r in rows for k in r if k not in BASE + TAIL))
     frame = pd.DataFrame(rows, columns=BASE + attack_cols + TAIL)

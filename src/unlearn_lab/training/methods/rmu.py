@@ -6,8 +6,8 @@ from typing import Optional
 import torch
 from pydantic import Field
 
-from .. import architecture
-from ..settings.sections import MAX_SEED
+from ...models import architecture
+from ...settings.sections import MAX_SEED
 from .base import Knobs, UnlearningMethod, layer_output, masked_mean, register, tuned_lr, weight
 
 

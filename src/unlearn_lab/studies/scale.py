@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .comparison import SCALE_PREFIX, STUDY_AXES, dig, metrics_file, runs, study_axes
-from .data.synthetic import n_forget_people
-from .plotting import pyplot, save
+from ..data.synthetic import n_forget_people
+from ..figures import pyplot, save
 from .readme_blocks import commits_line
 
 COLUMNS = ("forget_quality", "model_utility", "forget_rouge_l_recall")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .plotting import pyplot, save
+from ..errors import UserError
+from ..figures import pyplot, save
 from .readme_blocks import commits_line
 
 # What the table keeps of each model's metrics: MUSE's three forget criteria and the utility.

@@ -1,7 +1,7 @@
 """Unlearning methods, one file each, registered by name (`method:` in params.yaml); the folder is
 scanned for them (base.discover), so adding a method touches its file, params.yaml and the README.
 
-The names below load on first use, so that `python -m unlearn_lab.methods.names` lists the
+The names below load on first use, so that `python -m unlearn_lab.training.methods.names` lists the
 methods without importing torch.
 """
 EXPORTS = ("METHODS", "Reference", "RetainKnobs", "Step", "UnlearningMethod", "answer_logprobs", "build_method",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .errors import UserError
-from .io import write_text_atomic
+from ..errors import UserError
+from ..io import write_text_atomic
 
 
 def begin_marker(name: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics.table import bars, benchmark_only
-from .plotting import COLORS, grouped_bars, pyplot, save
+from ..figures import COLORS, grouped_bars, pyplot, save
 
 MODELS = ("target", "oracle", "unlearned")
 

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .hardware import model_device, resolve_eval
+from ..models.hardware import model_device, resolve_eval
 from .metrics import table
-from .settings import Eval
+from ..settings import Eval
 
 # The rows' set names: documents of each split, beside the question sets of the same split.
 DOCUMENT_SET = "{}_documents"

@@ -7,15 +7,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import architecture
-from .hardware import model_device, resolve_eval
+from ..models import architecture
+from ..models.hardware import model_device, resolve_eval
 from .intervals import bootstrap_intervals
-from .logprobs import answer_batch, answer_logprobs, batch_logits
-from .settings import Eval
+from ..models.logprobs import answer_batch, answer_logprobs, batch_logits
+from ..settings import Eval
 from .metrics import table
 from .metrics.likelihood import TRUTH_RATIOS
 from .metrics.table import Scored
-from .modeling import collate, encode_qa, prompt_text
+from ..models.loading import collate, encode_qa, prompt_text
 
 @torch.no_grad()
 def answer_nlls(model, tok, pairs, batch_size: int = 32, max_length: int = 128, desc: str = "log-probs"):

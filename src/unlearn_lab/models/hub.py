@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
-from .modeling import custom_code_files
+from ..errors import UserError
+from .loading import custom_code_files
 
 # Top-level files only: transformers loads a model folder's top level, and repositories keep other
 # variants (ONNX, GGUF, original checkpoints) in subfolders that would only cost bandwidth.
