@@ -13,12 +13,13 @@ Checked by process_data (before anything is written) and again by the relearn st
 from __future__ import annotations
 
 from ..errors import UserError
+from .records import person
 
 
 def people(docs: list[dict]) -> list[str]:
     """The forget documents' people in order of appearance (a document without a subject
     counts as one of its own: the most `auto` can assume when choosing the attack data)."""
-    return list(dict.fromkeys(d.get("subject") or d["id"] for d in docs))
+    return list(dict.fromkeys(person(d) for d in docs))
 
 
 def check_relearn_links(setting: str, docs: list[dict], questions: list[dict]) -> None:

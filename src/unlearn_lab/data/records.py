@@ -170,6 +170,12 @@ def check_disjoint(sets: dict[str, list[dict]]) -> None:
             owner[rid] = set_name
 
 
+def person(record: dict) -> str:
+    """Who a record is about: its `subject` (a person of the synthetic or world benchmark, or the
+    person an imported document names), or the record itself where the data names none."""
+    return str(record.get("subject") or record["id"])
+
+
 def wrong_answer_text(record: dict, wrong: str) -> str:
     """The forget record's answer sentence with its fact swapped for a wrong one, so random-label
     training keeps the answer style the model learned; the bare wrong answer when the sentence

@@ -225,7 +225,8 @@ def requests_plot(report: dict, path: Path) -> None:
         key, color = f"request_{req['request']}", colors(i % 10)
         value, low, high = series(lambda p: {"value": p.get(key, {}).get("rouge_l_recall", np.nan),
                                              "ci95": p.get(key, {}).get("rouge_l_recall_ci95")})
-        label = f"request {req['request']} ({req['questions']} questions)"
+        unit = "documents" if "documents" in req else "questions"
+        label = f"request {req['request']} ({req[unit]} {unit})"
         before, solid = x <= req["request"] - 1, x >= req["request"] - 1
         left.plot(x[before], value[before], "--", color=color, alpha=0.6)
         line(left, *(np.where(solid, v, np.nan) for v in (value, low, high)), color, label)

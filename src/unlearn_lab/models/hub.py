@@ -7,16 +7,38 @@ a branch such as `main` moves, the commit it resolved to does not.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import UserError
-from .loading import custom_code_files
 
 # Top-level files only: transformers loads a model folder's top level, and repositories keep other
 # variants (ONNX, GGUF, original checkpoints) in subfolders that would only cost bandwidth.
 WEIGHTS = ["*.safetensors", "*.safetensors.index.json"]
 TOKENIZER = ["*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken"]
 SUBFOLDERS = ["*/*"]
+
+
+def custom_code_files(folder: Path) -> list[str]:
+    """The files of a model folder that ask transformers to run the folder's own code."""
+    found = []
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            config = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict) and config.get("auto_map"):
+            found.append(name)
+    return found
+
+
+def refuse_own_code(folder: Path, where: str, trust_remote_code: bool) -> None:
+    """A model folder (local, or a hub snapshot) that would run its own code is refused unless
+    `model.trust_remote_code` is true."""
+    custom = custom_code_files(folder)
+    if custom and not trust_remote_code:
+        raise UserError(f"{where} needs its own Python code to load (auto_map in {' and '.join(custom)}); "
+                        "set model.trust_remote_code: true only if you trust that code")
 
 
 def _reason(exc: Exception) -> str:
@@ -57,10 +79,7 @@ def resolve_hub(source: str, revision: str, trust_remote_code: bool) -> tuple[Pa
     # The hub's cache names each snapshot folder after its commit, whatever revision led there.
     commit = folder.name
     where = f"params.yaml: model.source {source!r} (revision {revision!r}, commit {commit[:12]})"
-    custom = custom_code_files(folder)
-    if custom and not trust_remote_code:
-        raise UserError(f"{where} needs its own Python code to load (auto_map in {' and '.join(custom)}); "
-                        "set model.trust_remote_code: true only if you trust that code")
+    refuse_own_code(folder, where, trust_remote_code)
     if not any(folder.glob("*.safetensors")):
         raise UserError(f"{where} has no safetensors weights (pickled weights are never loaded)")
     return folder, commit

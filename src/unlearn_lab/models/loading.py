@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .architecture import attention_kwargs, has_conv1d
+from .hub import refuse_own_code, resolve_hub
 from ..environment import machine_record, record_machine
 from ..errors import UserError
 from ..io import write_json
@@ -110,37 +111,19 @@ def tiny_random_model(tok, seed: int, layers: int = 2, hidden: int = 64, archite
     return AutoModelForCausalLM.from_config(config)
 
 
-def custom_code_files(folder: Path) -> list[str]:
-    """The files of a local model folder that ask transformers to run the folder's own code."""
-    found = []
-    for name in ("config.json", "tokenizer_config.json"):
-        try:
-            config = json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(config, dict) and config.get("auto_map"):
-            found.append(name)
-    return found
-
-
 def _load_source(source: str, remote: bool, revision: str = "main"):
     """Tokenizer, fp32 model and resolved commit (None for a local folder) of a hub id at
     `revision` or of a local folder; weights only from safetensors."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .hub import resolve_hub
     from ..settings.sections import HUB_ID
 
     folder, commit = Path(source).expanduser(), None
     if not folder.is_dir() and HUB_ID.match(source):
         folder, commit = resolve_hub(source, revision, remote)
+    else:
+        refuse_own_code(folder, f"params.yaml: model.source {source!r}", remote)
     where = folder if commit else source
-    custom = custom_code_files(folder)
-    if custom and not remote:
-        raise UserError(
-            f"params.yaml: model.source {source!r} needs its own Python code to load (auto_map in "
-            f"{' and '.join(custom)}); set model.trust_remote_code: true only if you trust that code"
-        )
 
     try:
         tok = _finish_tokenizer(AutoTokenizer.from_pretrained(where, trust_remote_code=remote))

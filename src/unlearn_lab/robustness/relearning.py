@@ -14,6 +14,7 @@ knowledge the attacked unlearned model holds beyond the attacked oracle.
 from __future__ import annotations
 
 from ..data.links import check_relearn_links, people
+from ..data.records import person
 from ..errors import UserError
 from ..settings import Finetune, Hardware, Model, Relearn
 from ..training.finetune import finetune
@@ -72,10 +73,10 @@ def relearn_documents_split(forget: list[dict], documents: dict[str, list[dict]]
                         "(one to train, one to score); use relearn.data: retain")
     check_relearn_links("forget", docs, forget)
     taught = set(named[0::2])
-    attack = [d for d in docs if d["subject"] in taught]
+    attack = [d for d in docs if person(d) in taught]
     if examples > 0:
         attack = attack[:examples]
-    return attack, [r for r in forget if r["subject"] not in taught], [d for d in docs if d["subject"] not in taught]
+    return attack, [r for r in forget if person(r) not in taught], [d for d in docs if person(d) not in taught]
 
 
 def relearn(model, tok, attack: list[dict], model_cfg: Model, cfg: Relearn, hw: Hardware, scratch, seed: int,

@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import UserError
 from ..figures import pyplot, save
 from .readme_blocks import commits_line
+from .rows import cell, error_bars, put
 
 # What the table keeps of each model's metrics: MUSE's three forget criteria and the utility.
 KEYS = ("verbmem_forget", "knowmem_forget", "privleak_documents", "verbmem_retain", "knowmem_retain",
@@ -31,13 +32,8 @@ def model_row(name: str, metrics: dict, seconds: float | None = None) -> dict:
     """One model's row: each key's value and its 95% interval (`<key>_low`, `<key>_high`)."""
     row: dict = {"model": name}
     for key in KEYS:
-        row[key] = metrics.get(key)
-        low, high = metrics.get(f"{key}_ci95") or (None, None)
-        row[f"{key}_low"], row[f"{key}_high"] = low, high
-    world = metrics.get("world", {})
-    row["world_rouge_l_recall"] = world.get("rouge_l_recall")
-    low, high = world.get("rouge_l_recall_ci95") or (None, None)
-    row["world_rouge_l_recall_low"], row["world_rouge_l_recall_high"] = low, high
+        put(row, key, metrics)
+    put(row, "world_rouge_l_recall", metrics.get("world", {}), "rouge_l_recall")
     row["forget_documents"] = metrics.get("forget_documents", {}).get("n")
     row["forget_questions"] = metrics.get("forget", {}).get("n")
     if seconds is not None:
@@ -88,16 +84,6 @@ def study_csv(rows: list[dict]) -> str:
     return frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
-def _cell(row: dict, key: str, digits: int) -> str:
-    value, low, high = row.get(key), row.get(f"{key}_low"), row.get(f"{key}_high")
-    if value is None:
-        return ""
-    text = f"{value:.{digits}f}"
-    if low is None or high is None or low == high == value:
-        return text
-    return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
-
-
 def _label(row: dict) -> str:
     name = str(row["model"]).removeprefix("unlearned ")
     if row.get("lr") is None:
@@ -111,7 +97,7 @@ def readme_block(rows: list[dict], csv_path: str = "metrics/documents.csv") -> s
     lines = [commits_line(csv_path, rows), "", "| model | " + " | ".join(title for _, title, _ in TABLE)
              + " | unlearning s |", "|---" * (len(TABLE) + 2) + "|"]
     for row in rows:
-        cells = [_cell(row, key, digits) for key, _, digits in TABLE]
+        cells = [cell(row, key, f".{digits}f") for key, _, digits in TABLE]
         if row["model"] == "oracle":
             cells[[k for k, _, _ in TABLE].index("privleak_documents")] += " (reference)"
         seconds = row.get("unlearn_seconds")
@@ -127,10 +113,7 @@ def study_plot(rows: list[dict], path: Path) -> None:
     names = [r["model"] for r in rows]
     y = np.arange(len(rows))
     for ax, (key, title) in zip(axes, PANELS):
-        values = np.array([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
-        low = np.array([np.nan if r.get(f"{key}_low") is None else r[f"{key}_low"] for r in rows], dtype=float)
-        high = np.array([np.nan if r.get(f"{key}_high") is None else r[f"{key}_high"] for r in rows], dtype=float)
-        err = np.vstack([np.nan_to_num(values - low), np.nan_to_num(high - values)])
+        values, err = error_bars(rows, key)
         ax.errorbar(values, y, xerr=err, fmt="o", capsize=3)
         ax.set_title(title, fontsize=9)
         ax.set_xlim(-0.05, 1.05)

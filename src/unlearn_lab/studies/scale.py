@@ -12,6 +12,7 @@ from .comparison import SCALE_PREFIX, STUDY_AXES, dig, metrics_file, runs, study
 from ..data.synthetic import n_forget_people
 from ..figures import pyplot, save
 from .readme_blocks import commits_line
+from .rows import cell, error_bars, put
 
 COLUMNS = ("forget_quality", "model_utility", "forget_rouge_l_recall")
 
@@ -47,9 +48,7 @@ def size_row(name: str, rev: str, data: dict, commit: str) -> dict | None:
                                             dig(params, "data", "people") or 0)}
     for key in COLUMNS:
         place, metric = (unlearned["forget"], "rouge_l_recall") if key == "forget_rouge_l_recall" else (unlearned, key)
-        row[key] = place.get(metric)
-        low, high = place.get(f"{metric}_ci95") or (None, None)
-        row[f"{key}_low"], row[f"{key}_high"] = low, high
+        put(row, key, place, metric)
     row["commit"] = commit
     return row
 
@@ -79,11 +78,6 @@ def scale_rows(exp_show: list[dict], people: list[int] | None = None) -> list[di
 def readme_block(rows: list[dict], csv_path: str = "metrics/scale.csv") -> str:
     """The README's scale table from the study's rows (README "Requests one after another, and the
     size of the forget set")."""
-    def cell(row, key, fmt):
-        low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
-        text = format(row[key], fmt)
-        return text if low is None or high is None else f"{text} [{format(low, fmt)}, {format(high, fmt)}]"
-
     lines = [commits_line(csv_path, rows), "",
              "| forget people | forget questions | forget quality | forget ROUGE-L | model utility | experiment | commit |",
              "|---|---|---|---|---|---|---|"]
@@ -104,10 +98,7 @@ def scale_plot(rows: list[dict], path: str | Path) -> None:
               "forget_rouge_l_recall": "forget ROUGE-L recall"}
     for ax, key in zip(axes, COLUMNS):
         title = titles[key]
-        y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
-        low = np.array([np.nan if r[f"{key}_low"] is None else r[f"{key}_low"] for r in rows], dtype=float)
-        high = np.array([np.nan if r[f"{key}_high"] is None else r[f"{key}_high"] for r in rows], dtype=float)
-        err = np.vstack([np.where(np.isnan(low), 0, y - low), np.where(np.isnan(high), 0, high - y)])
+        y, err = error_bars(rows, key)
         ax.errorbar(x, y, yerr=err, marker="o", capsize=4, color="tab:blue")
         for xi, yi, r in zip(x, y, rows):
             ax.annotate(f"{r['forget_people']} people", (xi, yi), fontsize=7, xytext=(4, 4), textcoords="offset points")

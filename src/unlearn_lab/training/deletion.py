@@ -19,6 +19,7 @@ import random
 
 import numpy as np
 
+from ..data.records import person
 from ..data.sets import sample
 from ..errors import UserError
 from ..evaluation.questions import evaluate_set, metrics_from_rows
@@ -29,12 +30,6 @@ from ..settings import Eval
 
 FORGET_KEYS = ("rouge_l_recall", "prob")
 UTILITY_KEYS = ("retain_rouge_l_recall", "world_rouge_l_recall", "model_utility")
-
-
-def person(record: dict) -> str:
-    """Who a forget record is about: its `subject` (a person of the synthetic or world benchmark),
-    or the record itself where the data names none."""
-    return str(record.get("subject") or record["id"])
 
 
 def split_requests(forget: list[dict], k: int, seed: int) -> list[list[dict]]:
@@ -142,13 +137,19 @@ def unlearn_requests(model, requests: list[list[dict]], run_request, request_ref
             model = model.merge_and_unload()
         model, report = run_request(model, r, forget, target if r > 0 else None)
         reports.append({"request": r + 1, "people": sorted(dict.fromkeys(person(x) for x in forget)),
-                        "questions": len(forget), **report})
+                        counted(forget): len(forget), **report})
         if measure is not None:
             measure.measure(model, r + 1)
     return model, reports, measure.history if measure is not None else []
 
 
-REQUEST_KEYS = ("request", "people", "questions", "steps", "seconds", "stopped_early", "stop_reason")
+def counted(records: list[dict]) -> str:
+    """What a request's records are, as its report names their number: `questions`, or on the
+    documents benchmark (records of text, no question) `documents`."""
+    return "documents" if records and all("question" not in r for r in records) else "questions"
+
+
+REQUEST_KEYS = ("request", "people", "questions", "documents", "steps", "seconds", "stopped_early", "stop_reason")
 
 
 def request_rows(reports: list[dict], seconds: bool = True) -> list[dict]:
@@ -161,7 +162,7 @@ def combined_report(reports: list[dict], request_reference: str) -> dict:
     """The run's report from its requests' reports: with one request that request's own report
     (the one-request run's, unchanged); with several, steps and seconds summed, stopped early if
     any request was, and which reference the later requests used."""
-    own = [{k: v for k, v in r.items() if k not in ("request", "people", "questions")} for r in reports]
+    own = [{k: v for k, v in r.items() if k not in ("request", "people", "questions", "documents")} for r in reports]
     if len(own) == 1:
         return own[0]
     stops = [f"request {r['request']}: {r['stop_reason']}" for r in reports if r["stopped_early"]]

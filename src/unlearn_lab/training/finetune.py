@@ -13,9 +13,9 @@ from transformers import ProgressCallback, Trainer, TrainingArguments, set_seed
 from transformers.integrations import DVCLiveCallback
 from transformers.utils import logging as hf_logging
 
-from ..models import architecture, hardware
+from ..models import hardware
 from ..errors import UserError
-from ..models.logprobs import answer_window
+from ..models.logprobs import answer_batch
 from ..models.loading import add_lora, collate, encode_record
 from ..settings import Finetune, Hardware, Model, Schedule
 
@@ -235,15 +235,12 @@ def resumable_checkpoint(scratch: Path, fingerprint: str, machine: dict | None =
 
 class AnswerTrainer(Trainer):
     """The stock Trainer with the output layer run on each batch's answer window only
-    (logprobs.answer_window): the model's own loss over labels cut to that window is the same
+    (logprobs.answer_batch): the model's own loss over labels cut to that window is the same
     token-mean cross-entropy, normalised by the same answer-token count, without the prompt's
     logits (a fifth of SmolLM2's FLOPs per position, and the log-softmax over 49,152 words)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        keep = answer_window(inputs["labels"]) if architecture.takes_logits_to_keep(model) else 0
-        if keep:
-            inputs = {**inputs, "labels": inputs["labels"][:, -keep:], "logits_to_keep": keep}
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        return super().compute_loss(model, answer_batch(model, inputs), return_outputs, num_items_in_batch)
 
 
 def finetune(model, tok, records, model_cfg: Model, cfg: Finetune, hw: Hardware, scratch, seed: int,
