@@ -14,7 +14,8 @@ from unlearn_lab.training.methods import get_method
 from unlearn_lab.evaluation.metrics import rouge_l_recall
 from unlearn_lab.models.loading import encode_qa, load_model, save_trained
 from unlearn_lab.evaluation.plots import requests_plot
-from unlearn_lab.training.deletion import RequestEvaluation, combined_report, person, split_requests, unlearn_requests
+from unlearn_lab.data.records import person
+from unlearn_lab.training.deletion import RequestEvaluation, combined_report, counted, split_requests, unlearn_requests
 from unlearn_lab.settings import Eval, Hardware, Lora, Model, Unlearn
 from unlearn_lab.training.unlearning import unlearn
 
@@ -66,6 +67,15 @@ def test_combined_report_sums_the_requests():
                             "stop_reason": "retain NLL 9 exceeded the bound"}], "target")
     assert two["steps"] == 4 and two["seconds"] == 2.0 and two["stopped_early"]
     assert two["stop_reason"] == "request 2: retain NLL 9 exceeded the bound" and two["request_reference"] == "target"
+
+
+def test_a_request_counts_what_it_forgets():
+    """Questions on the question benchmarks; on the documents benchmark, whose one request is its
+    forget documents (text, no question), documents."""
+    assert counted([qa_record(0), qa_record(1)]) == "questions"
+    assert counted([{"id": "d1", "subject": "a", "text": "..."}]) == "documents"
+    one = {"method": "npo", "steps": 3, "seconds": 1.0, "stopped_early": False, "stop_reason": ""}
+    assert combined_report([{"request": 1, "people": ["a"], "documents": 5, **one}], "previous") == one
 
 
 def _run(model, tok, forget, retain, method, seed):
