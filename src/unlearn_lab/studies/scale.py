@@ -77,8 +77,8 @@ def scale_rows(exp_show: list[dict], people: list[int] | None = None) -> list[di
 
 
 def readme_block(rows: list[dict], csv_path: str = "metrics/scale.csv") -> str:
-    """The README's scale table from the study's rows (README "Requests one after another, and the
-    size of the forget set")."""
+    """The scale table of docs/studies.md ("Requests one after another, and the size of the forget
+    set") from the study's rows."""
     def cell(row, key, fmt):
         low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
         text = format(row[key], fmt)
