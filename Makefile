@@ -168,7 +168,7 @@ SCALE_REVS ?=
 scale: install
 	$(BIN)/python scripts/scale.py --people $(SCALE_PEOPLE) $(foreach r,$(SCALE_REVS),--rev $(r))
 
-# The documents benchmark (README "Documents"): target, oracle and DOCUMENTS_METHODS unlearned, in a
+# The documents benchmark (docs/studies.md "Documents"): target, oracle and DOCUMENTS_METHODS unlearned, in a
 # clone under .scratch/documents brought to HEAD (this workspace untouched; refused while it has
 # uncommitted pipeline changes), then metrics/documents.csv (with the commit) and plots/documents.png. About 75 minutes for the first method, 15 for each other, on 2 CPU cores.
 DOCUMENTS_METHODS ?= npo gd simnpo

@@ -1,10 +1,10 @@
 """The documents benchmark for several methods: target, oracle and one unlearned model per method,
 then metrics/documents.csv, plots/documents.png (verbmem and knowmem on forget and retain, with
-95% intervals) and the README's table (the block between its `metrics/documents.csv` markers).
+95% intervals) and the table in docs/studies.md (the block between its `metrics/documents.csv` markers).
 
     python scripts/documents_study.py --methods npo gd simnpo   # run, then the table and plot
     python scripts/documents_study.py --collect-only --methods npo gd   # only the table and plot
-    python scripts/documents_study.py --readme                  # only the README table, from the CSV
+    python scripts/documents_study.py --readme                  # only the docs/studies.md table, from the CSV
 
 The runs happen in a clone brought to this repository's HEAD (`--workdir`, sharing this DVC
 cache; refused while a file the pipeline reads has uncommitted changes here, since HEAD is what
@@ -65,10 +65,10 @@ def main():
     ap.add_argument("--results", type=Path, help="folder of <method>/ metrics (default <workdir>/results)")
     ap.add_argument("--collect-only", action="store_true",
                     help="run nothing; table and plot from --results, for --methods only")
-    ap.add_argument("--readme", action="store_true", help="run and collect nothing; the README table from --csv")
+    ap.add_argument("--readme", action="store_true", help="run and collect nothing; the docs/studies.md table from --csv")
     ap.add_argument("--csv", default="metrics/documents.csv")
     ap.add_argument("--plot", default="plots/documents.png")
-    ap.add_argument("--readme-path", default="README.md")
+    ap.add_argument("--readme-path", default="docs/studies.md", help="the page holding the table's markers")
     args = ap.parse_args()
     try:
         if not args.readme:

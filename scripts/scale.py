@@ -7,14 +7,14 @@ oracle's and the unlearned model's evaluation run anew), then metrics/scale.csv 
     python scripts/scale.py --collect-only          # only the table and plot, from the experiments there
     python scripts/scale.py --input exps.json       # from saved `dvc exp show --json` output
     python scripts/scale.py --rev HEAD --rev 1a2b3c4 # sizes run on several commits of the same pipeline
-    python scripts/scale.py --readme                 # only the README table, from metrics/scale.csv
+    python scripts/scale.py --readme                 # only the docs/studies.md table, from metrics/scale.csv
 
 The size the committed run forgets is that run itself. Each experiment runs the pipeline up to
 evaluate@unlearned (about 30 minutes per size on 2 CPU cores; the audit stages are not run). It
 runs HEAD: refused while a file the pipeline reads has uncommitted changes (`dvc exp run` would
 carry them into the experiment, code no commit has). The table has the sizes of --people (and the
-committed run), each row naming the commit it ran on; the README's table (the block between its
-`metrics/scale.csv` markers) is rewritten from it.
+committed run), each row naming the commit it ran on; the table in docs/studies.md (the block
+between its `metrics/scale.csv` markers) is rewritten from it.
 """
 import argparse
 import json
@@ -51,10 +51,10 @@ def main():
     ap.add_argument("--rev", action="append", default=[],
                     help="commits whose scale experiments count (`dvc exp show --rev`; default HEAD); the "
                          "first is the committed run. Repeat it when sizes were run before a later commit")
-    ap.add_argument("--readme", action="store_true", help="run and collect nothing; the README table from --csv")
+    ap.add_argument("--readme", action="store_true", help="run and collect nothing; the docs/studies.md table from --csv")
     ap.add_argument("--csv", default="metrics/scale.csv")
     ap.add_argument("--plot", default="plots/scale.png")
-    ap.add_argument("--readme-path", default="README.md")
+    ap.add_argument("--readme-path", default="docs/studies.md", help="the page holding the table's markers")
     args = ap.parse_args()
     try:
         if not args.readme:

@@ -1,5 +1,6 @@
-"""The tiny pipeline reproduces every metric to the precision the README states ("Reproducibility"),
-whatever the number of CPU threads: one run with 1 thread, one with 2, in two fresh repositories."""
+"""The tiny pipeline reproduces every metric to the precision docs/reproducibility.md states ("On one
+machine, and across machines"), whatever the number of CPU threads: one run with 1 thread, one with
+2, in two fresh repositories."""
 import json
 import math
 import re

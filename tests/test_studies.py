@@ -1,5 +1,5 @@
 """Study scripts run the committed HEAD in a scratch clone brought up to date, collect only the runs
-asked for, write the commit into their CSV, and the README's study tables are that CSV."""
+asked for, write the commit into their CSV, and the study tables of docs/studies.md are that CSV."""
 import json
 import re
 import subprocess
@@ -16,6 +16,8 @@ from unlearn_lab.studies.scale import readme_block as scale_block
 from unlearn_lab.studies.scratch import clone_at_head, require_committed, set_params
 
 ROOT = Path(__file__).resolve().parents[1]
+# the page whose tables scripts/documents_study.py and scripts/scale.py write (--readme-path)
+STUDIES_PAGE = ROOT / "docs" / "studies.md"
 GIT = ["git", "-c", "user.email=t@localhost", "-c", "user.name=t"]
 
 
@@ -126,14 +128,16 @@ def test_readme_blocks_are_the_committed_csvs():
     documents = read_rows(ROOT / "metrics" / "documents.csv")
     scale = read_rows(ROOT / "metrics" / "scale.csv")
     assert all(re.fullmatch(r"[0-9a-f]{40}", str(r["commit"])) for r in documents + scale)
-    assert read_block(ROOT / "README.md", "metrics/documents.csv") == documents_block(documents)
-    assert read_block(ROOT / "README.md", "metrics/scale.csv") == scale_block(scale)
+    assert read_block(STUDIES_PAGE, "metrics/documents.csv") == documents_block(documents)
+    assert read_block(STUDIES_PAGE, "metrics/scale.csv") == scale_block(scale)
 
 
 def test_the_documents_prose_quotes_only_figures_of_its_table():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### Documents:"):readme.index("### Does the forgetting hold?")]
-    table = read_block(ROOT / "README.md", "metrics/documents.csv")
+    page = STUDIES_PAGE.read_text()
+    start = page.index("## Documents:")
+    end = page.find("\n## ", start + 1)
+    section = page[start:end if end >= 0 else len(page)]
+    table = read_block(STUDIES_PAGE, "metrics/documents.csv")
     prose = section.replace(table, "")
     quoted = re.findall(r"-?\d+(?:\.\d+)? \[-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?\]", prose)
     assert quoted and all(q in table for q in quoted), [q for q in quoted if q not in table]

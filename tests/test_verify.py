@@ -26,7 +26,7 @@ def test_flatten_joins_nested_keys_and_list_indices_like_dvc_metrics_show():
         "forget.rouge": 0.5, "forget.ci95.0": 0.1, "forget.ci95.1": 0.9, "n": 3}
 
 
-# 16 forget and 16 holdout questions, the README's measured cross-machine case: one swapped pair
+# 16 forget and 16 holdout questions, docs/reproducibility.md's measured cross-machine case: one swapped pair
 # moves an AUC by 1/256 (0.5195 vs 0.5156 seen).
 COMMITTED = {"metrics/target.json": {
     "forget": {"n": 16, "prob": 0.97868, "rouge_l_recall": 0.5, "truth_ratio": 0.3860},

@@ -3,7 +3,7 @@
 Every attack turns a forget record into one or more probes (the same probes for target, oracle and
 unlearned), each either a generation (leaked when the fact is in the answer, robustness/leaks.py)
 or a choice between candidate answers (leaked when the model's most likely candidate is the right
-one). Attacks after arXiv 2410.16454 / 2506.00688 and the NPO leak study quoted in the README:
+one). Attacks after arXiv 2410.16454 / 2506.00688:
 
 - paraphrase: the question in other words (the generator's other templates; imported: TOFU's
   `paraphrased_question`);

@@ -109,7 +109,7 @@ def robustness_columns(rows: list[dict]) -> list[str]:
 def baselines(exp_show: list[dict]) -> list[dict]:
     """The commit entries of `dvc exp show --json` output, newest first by commit time (`dvc exp
     show` lists repeated `--rev`s in the order given), without the workspace; a commit that repeats
-    a newer one's run (same deps and the same params the run reads, as when only the README, the
+    a newer one's run (same deps and the same params the run reads, as when only the docs, the
     tables or another method's knobs changed) keeps its experiments but loses its own row."""
     entries = sorted((e for e in exp_show if e.get("rev") != "workspace"),
                      key=lambda e: str((e.get("data") or {}).get("timestamp") or ""), reverse=True)
@@ -226,7 +226,7 @@ def drop_repeats(rows: list[dict]) -> list[dict]:
     model's results is one run done twice (a baseline rerun on a commit whose code or audit
     settings changed elsewhere), and counting it twice would make one seed look like two.
     Results count as the same to 6 significant digits (a rerun on one machine agrees to 1e-6,
-    README). `experiments` yields the newest commit first, so its row (and its audit) stays."""
+    docs/reproducibility.md). `experiments` yields the newest commit first, so its row (and its audit) stays."""
     def same(v):
         return float(f"{v:.6g}") if isinstance(v, float) else v
 

@@ -1,6 +1,6 @@
 """The documents study's table and figure: target, oracle and each method's unlearned model on the
 documents benchmark, from the metrics files each run left (scripts/documents_study.py runs them),
-and the README's table from the committed CSV."""
+and the docs/studies.md table from the committed CSV."""
 from __future__ import annotations
 
 import json
@@ -19,7 +19,7 @@ KEYS = ("verbmem_forget", "knowmem_forget", "privleak_documents", "verbmem_retai
 PANELS = (("verbmem_forget", "verbmem on forget documents"), ("knowmem_forget", "knowmem on forget facts"),
           ("verbmem_retain", "verbmem on retain documents"), ("knowmem_retain", "knowmem on retain facts"),
           ("world_rouge_l_recall", "world facts ROUGE-L"))
-# The README table's columns: (key, title, decimals).
+# The docs/studies.md table's columns: (key, title, decimals).
 TABLE = (("verbmem_forget", "verbmem forget", 2), ("knowmem_forget", "knowmem forget", 2),
          ("privleak_documents", "privleak", 0), ("mia_documents_auc", "membership AUC", 3),
          ("verbmem_retain", "verbmem retain", 2), ("knowmem_retain", "knowmem retain", 2),
@@ -93,7 +93,7 @@ def _label(row: dict) -> str:
 
 
 def readme_block(rows: list[dict], csv_path: str = "metrics/documents.csv") -> str:
-    """The README's documents table from the study's rows (README "Documents")."""
+    """The documents table of docs/studies.md ("Documents") from the study's rows."""
     lines = [commits_line(csv_path, rows), "", "| model | " + " | ".join(title for _, title, _ in TABLE)
              + " | unlearning s |", "|---" * (len(TABLE) + 2) + "|"]
     for row in rows:

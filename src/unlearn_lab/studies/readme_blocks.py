@@ -1,5 +1,6 @@
-"""README passages generated from a committed study CSV, between marker comments, so the figures
-the README quotes cannot drift from the file they come from (tests/test_readme_blocks.py checks)."""
+"""Passages of README.md or a docs page (docs/studies.md) generated from a committed study CSV, between
+marker comments, so the figures the page quotes cannot drift from the file they come from
+(tests/test_studies.py checks)."""
 from __future__ import annotations
 
 import csv

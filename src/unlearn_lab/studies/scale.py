@@ -76,8 +76,8 @@ def scale_rows(exp_show: list[dict], people: list[int] | None = None) -> list[di
 
 
 def readme_block(rows: list[dict], csv_path: str = "metrics/scale.csv") -> str:
-    """The README's scale table from the study's rows (README "Requests one after another, and the
-    size of the forget set")."""
+    """The scale table of docs/studies.md ("Requests one after another, and the size of the forget
+    set") from the study's rows."""
     lines = [commits_line(csv_path, rows), "",
              "| forget people | forget questions | forget quality | forget ROUGE-L | model utility | experiment | commit |",
              "|---|---|---|---|---|---|---|"]

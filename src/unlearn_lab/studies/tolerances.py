@@ -1,6 +1,6 @@
 """How far a re-run's metric may be from the committed one (`make verify`), in one table.
 
-The numbers are the README's ("Reproducibility"): on the machine that made the run it is exact, or
+The numbers are docs/reproducibility.md's ("On one machine, and across machines"): on the machine that made the run it is exact, or
 1e-6 for sums of floats; on another machine (other CPU kernels) continuous metrics agree to about
 1e-3, rank-based ones by one swapped pair, and the `recovered*` fractions least. Keys are the
 flattened ones `dvc metrics show` prints (`forget.rouge_l_recall`, list items by index:

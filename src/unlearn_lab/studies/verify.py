@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     ap.add_argument("--stages", nargs="*", default=[], help="re-run only these (foreach group names allowed)")
     ap.add_argument("--dir", type=Path, default=Path(".scratch/verify"), help="the scratch clone")
     ap.add_argument("--tolerance", choices=MODES, default="cross-machine",
-                    help="same-machine: exact (hashes too); cross-machine: the README's tolerances")
+                    help="same-machine: exact (hashes too); cross-machine: the tolerances of docs/reproducibility.md")
     ap.add_argument("--no-run", action="store_true", help="compare the clone in --dir as it is; run nothing")
     ap.add_argument("--csv", type=Path, help="where the table goes as CSV (default <dir>/verify.csv)")
     args = ap.parse_args(argv)

@@ -1,5 +1,5 @@
 """Unlearning methods, one file each, registered by name (`method:` in params.yaml); the folder is
-scanned for them (base.discover), so adding a method touches its file, params.yaml and the README.
+scanned for them (base.discover), so adding a method touches its file, params.yaml and docs/methods.md.
 
 The names below load on first use, so that `python -m unlearn_lab.training.methods.names` lists the
 methods without importing torch.
