@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: put the project's environment first on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-cluster env lock upgrade repro verify time test methods seeds sweep compare scale documents clean-scratch gpu-wheels gpu-check-tiny
+.PHONY: install install-cluster env lock upgrade repro readme verify time test methods seeds sweep compare scale documents clean-scratch gpu-wheels gpu-check-tiny
 
 # The hashed lock of this Python (requirements/py3.11.txt: the version the README supports).
 PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
@@ -68,6 +68,10 @@ repro: install
 	$(BIN)/python -m unlearn_lab.environment --check
 	$(BIN)/python -m unlearn_lab.models.hardware --check
 	$(BIN)/dvc repro
+
+# The README's headline table from metrics/summary.json (after a run you commit).
+readme: install
+	$(BIN)/python -m unlearn_lab.studies.front_page
 
 # Does the committed run reproduce? Re-runs the pipeline (or STAGES="process_data random_labels") in
 # a scratch clone of HEAD with its own DVC cache, then compares every output hash with dvc.lock and

@@ -11,6 +11,7 @@ import pytest
 from unlearn_lab.studies.documents import readme_block as documents_block
 from unlearn_lab.studies.documents import study_csv, study_rows
 from unlearn_lab.errors import UserError
+from unlearn_lab.studies.front_page import headline_block
 from unlearn_lab.studies.readme_blocks import read_block, read_rows, write_block
 from unlearn_lab.studies.scale import readme_block as scale_block
 from unlearn_lab.studies.scratch import clone_at_head, require_committed, set_params
@@ -130,6 +131,28 @@ def test_readme_blocks_are_the_committed_csvs():
     assert all(re.fullmatch(r"[0-9a-f]{40}", str(r["commit"])) for r in documents + scale)
     assert read_block(STUDIES_PAGE, "metrics/documents.csv") == documents_block(documents)
     assert read_block(STUDIES_PAGE, "metrics/scale.csv") == scale_block(scale)
+
+
+def test_the_front_page_table_is_the_committed_summary():
+    summary = json.loads((ROOT / "metrics" / "summary.json").read_text())
+    assert read_block(ROOT / "README.md", "metrics/summary.json") == headline_block(summary)
+
+
+def test_the_front_page_table_by_hand():
+    """Each cell: the value and its interval from the summary, the interval left out where it is
+    the point itself, the oracle's privleak marked as the reference."""
+    model = {"forget_rouge_l_recall": 0.5, "forget_rouge_l_recall_ci95": [0.25, 0.75], "forget_truth_ratio": 0.4,
+             "forget_quality": 0.012345, "forget_quality_sizes": {"model": 8, "oracle": 8}, "privleak": -100.0,
+             "privleak_ci95": [-100.0, -100.0], "retain_rouge_l_recall": 1.0, "model_utility": 0.6}
+    summary = {"method": "ga", "lr": 1e-05, "benchmark": "synthetic", "target": model, "unlearned": model,
+               "oracle": {**model, "privleak": 0.0, "privleak_ci95": None}, "robustness_score": 0.5,
+               "quant_nf4_recovered": 0.1, "relearn_recovered_over_oracle": 0.2, "attack_leak_over_oracle_max": 0.3}
+    lines = headline_block(summary).splitlines()
+    assert lines[0].startswith("From `metrics/summary.json`: method `ga` at lr 1e-05 on the synthetic benchmark, 8 forget")
+    assert lines[4] == "| forget ROUGE-L recall | 0.500 [0.250, 0.750] | 0.500 [0.250, 0.750] | 0.500 [0.250, 0.750] |"
+    assert lines[6] == "| forget quality (KS p against the oracle) | 1.2e-02 | 1.2e-02 | 1.2e-02 |"
+    assert lines[7] == "| privleak (0: the oracle, -100: under-unlearned) | -100.0 | 0.0 (reference) | -100.0 |"
+    assert lines[-1].startswith("Robustness score 0.500: NF4 quantization recovers 0.10") and "leaks 0.30" in lines[-1]
 
 
 def test_the_documents_prose_quotes_only_figures_of_its_table():
