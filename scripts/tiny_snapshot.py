@@ -5,7 +5,7 @@ sizes) of two checkouts, every output compared byte for byte.
     python scripts/tiny_snapshot.py compare OUT_A OUT_B     # every declared output file, A against B
 
 Run `snapshot` with each checkout's own code (PYTHONPATH=CHECKOUT/src), one at a time (torch).
-`compare` lists each output file that differs; a JSON file whose only differences are wall
+`compare` lists the outputs only one side has, then each shared output file that differs; a JSON file whose only differences are wall
 times (`seconds` keys) is reported apart, since no two runs take the same time. Exit 1 if any
 other file differs.
 """
@@ -49,9 +49,11 @@ def compare(a: Path, b: Path) -> int:
     def read(out):
         return dict(reversed(line.split("  ", 1)) for line in (out / "hashes.txt").read_text().splitlines())
     ha, hb = read(a), read(b)
-    if ha.keys() != hb.keys():
-        print(f"different files: only in A {sorted(ha.keys() - hb.keys())}, only in B {sorted(hb.keys() - ha.keys())}")
-        return 1
+    only_a, only_b = sorted(ha.keys() - hb.keys()), sorted(hb.keys() - ha.keys())
+    if only_a or only_b:
+        # A change may add outputs (a new stage) or drop them: said, then the shared ones compared.
+        print(f"only in A: {', '.join(only_a) or '-'}; only in B: {', '.join(only_b) or '-'}")
+        ha = {k: v for k, v in ha.items() if k in hb}
     timed, other = [], []
     for name in sorted(ha):
         if ha[name] == hb[name]:
@@ -61,7 +63,7 @@ def compare(a: Path, b: Path) -> int:
             timed.append(name)
         else:
             other.append(name)
-    print(f"{len(ha)} files: {len(ha) - len(timed) - len(other)} byte-identical, {len(timed)} differ in wall "
+    print(f"{len(ha)} files in both: {len(ha) - len(timed) - len(other)} byte-identical, {len(timed)} differ in wall "
           f"times only ({', '.join(timed) or '-'}), {len(other)} differ ({', '.join(other) or '-'})")
     return 1 if other else 0
 
