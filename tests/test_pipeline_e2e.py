@@ -211,6 +211,8 @@ def test_new_lr_reruns_unlearn_but_not_the_finetunes(repo):
     out = run([str(BIN / "dvc"), "exp", "run", "-S", "lr=2e-5"], repo)
     assert "Running stage 'unlearn'" in out
     assert "Running stage 'finetune" not in out and "Running stage 'prepare_model'" not in out
+    # What does not depend on the unlearning is not redone: the oracle's relearning control.
+    assert "Running stage 'relearn'" in out and "Running stage 'relearn_control'" not in out
     report = json.loads((repo / "metrics/unlearn.json").read_text())
     assert report["lr"] == pytest.approx(2e-5)
 

@@ -13,12 +13,15 @@ knowledge the attacked unlearned model holds beyond the attacked oracle.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..data.links import check_relearn_links, people
 from ..data.records import person
 from ..errors import UserError
-from ..settings import Finetune, Hardware, Model, Relearn
+from ..models.hardware import device
+from ..settings import Finetune, Hardware, Model, Relearn, Settings
 from ..training.finetune import finetune
-from .common import RECOVERY_SCORES, add_recovery, recovered_headline
+from .common import RECOVERY_SCORES, add_recovery, recovered_headline, score_sets
 from .scores import recovered_over_oracle
 
 
@@ -77,6 +80,42 @@ def relearn_documents_split(forget: list[dict], documents: dict[str, list[dict]]
     if examples > 0:
         attack = attack[:examples]
     return attack, [r for r in forget if person(r) not in taught], [d for d in docs if person(d) not in taught]
+
+
+@dataclass
+class RelearnPlan:
+    """What the attack trains on and what it scores, the same for the unlearned model and the
+    oracle's control (the relearn and relearn_control stages each draw it)."""
+    data: str  # the resolved `relearn.data`
+    attack: list[dict]
+    scored: list[dict]  # forget questions scored after the attack
+    scored_docs: dict[str, list[dict]] | None  # documents benchmark: forget documents scored too
+
+    @property
+    def scored_sets(self) -> dict[str, list[dict]]:
+        return {"forget": self.scored}
+
+
+def plan_relearn(cfg: Relearn, sets: dict[str, list[dict]], documents: dict[str, list[dict]]) -> RelearnPlan:
+    """On the documents benchmark the attack trains on documents and knowmem and verbmem are
+    re-scored (process_data checked the links already; data made before that check is checked
+    here); otherwise on questions. Deterministic."""
+    if documents:
+        check_relearn_links(cfg.data, documents.get("forget", []), sets["forget"])
+        data = resolve_data(cfg.data, people(documents.get("forget", [])), documents.get("retain", []))
+        attack, scored, docs = relearn_documents_split(sets["forget"], documents, data, cfg.examples)
+        return RelearnPlan(data, attack, scored, {"forget": docs})
+    data = resolve_data(cfg.data, sets["forget"], sets["retain"])
+    attack, scored = relearn_split(sets["forget"], sets["retain"], data, cfg.examples)
+    return RelearnPlan(data, attack, scored, None)
+
+
+def attack_and_score(model, tok, plan: RelearnPlan, settings: Settings, hw: Hardware, scratch, label: str,
+                     live=None) -> tuple[dict, dict, list[dict]]:
+    """(report, scores, rows): `plan`'s attack on `model`, then its scored sets again."""
+    model, report = relearn(model, tok, plan.attack, settings.model, settings.relearn, hw, scratch, settings.seed, live)
+    scores, rows = score_sets(model.to(device()), tok, plan.scored_sets, settings.eval, label, plan.scored_docs)
+    return report, scores, rows
 
 
 def relearn(model, tok, attack: list[dict], model_cfg: Model, cfg: Relearn, hw: Hardware, scratch, seed: int,
