@@ -72,7 +72,7 @@ def run_facts(repo: Path, env: dict) -> dict:
         return sum(1 for line in (repo / "data" / "processed" / name).read_text().splitlines() if line.strip())
 
     precision = subprocess.run(
-        [sys.executable, "-c", "from unlearn_lab import hardware; from unlearn_lab.settings import load_settings; "
+        [sys.executable, "-c", "from unlearn_lab.models import hardware; from unlearn_lab.settings import load_settings; "
          "print(hardware.resolve(load_settings().hardware).precision)"],
         cwd=repo, env=env, capture_output=True, text=True, check=True).stdout.strip()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()

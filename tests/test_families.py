@@ -1,14 +1,16 @@
 """Every model family the project's users bring, stage by stage, on tiny random instances that
 transformers builds offline: Llama, Qwen2, Qwen3, Phi-3 (fused projections), OLMo, OLMo 2,
-Gemma 2 (eager attention, soft-capped logits), Gemma 3 (text), Mistral, Nemotron, GPT-NeoX and
-GPT-2 (Conv1D). The module paths each family is expected to use are written out here, apart
-from the code that finds them (architecture.py)."""
+Gemma 2 (eager attention, soft-capped logits), Gemma 3 (text), Mistral, Nemotron, GPT-NeoX,
+GPT-2 (Conv1D) and OPT (final norm registered before the layers, feed-forward on the block). The
+module paths each family is expected to use are written out here, apart from the code that finds
+them (architecture.py)."""
 import copy
 import math
 
 import pytest
 import torch
 
+from unlearn_lab.errors import UserError
 from unlearn_lab.models import architecture, hardware
 from unlearn_lab.evaluation.questions import answer_nlls, evaluate_set, generate_answers
 from unlearn_lab.training.methods import Step, answer_logprobs
@@ -33,7 +35,10 @@ FAMILIES = {
     "gemma2": ("model.layers", "model.norm"), "gemma3_text": ("model.layers", "model.norm"),
     "mistral": ("model.layers", "model.norm"), "nemotron": ("model.layers", "model.norm"),
     "gpt_neox": ("gpt_neox.layers", "gpt_neox.final_layer_norm"), "gpt2": ("transformer.h", "transformer.ln_f"),
+    "opt": ("model.decoder.layers", "model.decoder.final_layer_norm"),
 }
+# model_type -> a block's feed-forward modules, where they are not its one `mlp` child.
+MLPS = {"opt": ("fc1", "fc2")}
 LAYERS = 4
 MIDDLE = 2
 
@@ -79,7 +84,8 @@ def test_the_architecture_is_read_through_the_models_own_accessors(family):
     assert architecture.layer_stack(model) == (stack, modules[stack])
     assert architecture.final_norm(model) is modules[norm]
     assert architecture.layer(model, MIDDLE) is modules[f"{stack}.{MIDDLE}"]
-    assert architecture.mlp(model, MIDDLE) is modules[f"{stack}.{MIDDLE}.mlp"]
+    mlps = MLPS.get(name, ("mlp",))
+    assert architecture.mlp(model, MIDDLE) == [modules[f"{stack}.{MIDDLE}.{m}"] for m in mlps]
     # the attention kernel `auto` resolves to: sdpa, except where the family has none (Gemma 2)
     assert model.config._attn_implementation == ("eager" if name == "gemma2" else "sdpa")
 
@@ -161,7 +167,7 @@ def test_one_step_of_every_method(family, family_tok, memorised):
 
 def test_rmu_trains_the_mlps_up_to_a_middle_layer(family, family_tok):
     name, _ = family
-    stack = FAMILIES[name][0]
+    stack, mlps = FAMILIES[name][0], MLPS.get(name, ("mlp",))
     method = make("rmu", {"layer": MIDDLE, "steering_coeff": 5.0, "alpha": 1.0})
     for lora in (False, True):
         model = fresh(family)
@@ -170,7 +176,7 @@ def test_rmu_trains_the_mlps_up_to_a_middle_layer(family, family_tok):
         restrict_trainable(model, method.trainable_pattern(model))
         trained = {n for n, p in model.named_parameters() if p.requires_grad}
         wanted = {n for n, p in model.named_parameters()
-                  if any(f"{stack}.{i}.mlp." in n for i in range(MIDDLE - 2, MIDDLE + 1))
+                  if any(f"{stack}.{i}.{m}." in n for i in range(MIDDLE - 2, MIDDLE + 1) for m in mlps)
                   and (not lora or "lora_" in n)}
         assert trained == wanted and trained
     model = fresh(family)
@@ -218,6 +224,45 @@ def test_representation_and_logit_lens_use_the_models_own_norm_and_head(family, 
         assert torch.allclose(architecture.head_logits(model, out.hidden_states[-1]), out.logits, atol=1e-4)
     probe = probe_all_layers(pooled, pooled)
     assert len(probe["forget_accuracy"]) == LAYERS + 1 and all(0 <= a <= 1 for a in probe["forget_accuracy"])
+
+
+def tiny_opt(**overrides):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = AutoConfig.for_model("opt", vocab_size=64, hidden_size=32, word_embed_proj_dim=32, ffn_dim=64,
+                                  num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64,
+                                  **overrides)
+    return AutoModelForCausalLM.from_config(config)
+
+
+def test_the_final_norm_is_the_one_whose_output_the_head_reads():
+    """OPT registers its final norm before its layers: registration order cannot tell which norm
+    is final, one forward pass can (with or without LoRA, the training mode left as it was). A
+    model whose head reads no norm (OPT-350m: do_layer_norm_before=False) is a one-line error."""
+    model = tiny_opt()
+    decoder = model.get_decoder()
+    order = [name for name, _ in decoder.named_children()]
+    assert order.index("final_layer_norm") < order.index("layers")
+    model.train()
+    assert architecture.final_norm(model) is decoder.final_layer_norm
+    assert all(m.training for m in model.modules())
+    model.eval()
+    ids = torch.tensor([[5, 9, 11, 3]])
+    caught = []
+    handle = architecture.layer(model, 1).register_forward_hook(
+        lambda m, a, out: caught.append(out[0] if isinstance(out, tuple) else out))
+    with torch.no_grad():
+        out = model(input_ids=ids, output_hidden_states=True)
+    handle.remove()
+    with torch.no_grad():
+        normed = architecture.final_norm(model)(caught[0])
+        assert torch.allclose(normed, out.hidden_states[-1], atol=1e-6)
+        assert torch.allclose(architecture.head_logits(model, normed), out.logits, atol=1e-5)
+    lora = add_lora(tiny_opt(), Lora(r=4, alpha=8))
+    assert architecture.final_norm(lora) is lora.get_base_model().get_decoder().final_layer_norm
+    with pytest.raises(UserError, match="OPTForCausalLM: cannot find a final norm whose output reaches the output head"):
+        architecture.final_norm(tiny_opt(do_layer_norm_before=False))
 
 
 def expected_linear_names(model) -> set[str]:

@@ -180,7 +180,7 @@ def test_a_stage_that_resolves_auto_refuses_a_stale_machine_yaml(tmp_path):
 
     (tmp_path / "machine.yaml").write_text(hardware.render_machine({**hardware.auto_meanings(), "precision": "bf16"}))
     script = tmp_path / "stage.py"
-    script.write_text("from pathlib import Path\nfrom unlearn_lab import hardware\nfrom unlearn_lab.stage import run_stage\n"
+    script.write_text("from pathlib import Path\nfrom unlearn_lab.models import hardware\nfrom unlearn_lab.stage import run_stage\n"
                       "run_stage(lambda: Path('out.txt').write_text('x'))\n")
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr

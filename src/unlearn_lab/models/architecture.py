@@ -3,17 +3,18 @@ output head, the MLP of a layer, the linear layers (Conv1D included), the attent
 the key/value cache keyword.
 
 Everything is found through the model's own accessors (`get_decoder`, `get_output_embeddings`,
-`get_input_embeddings`) and its config (`num_hidden_layers`), never by one family's module
-paths: Llama keeps its blocks in `model.layers` and its norm as `norm`, GPT-2 in `transformer.h`
-and `ln_f`, GPT-NeoX in `gpt_neox.layers` and `final_layer_norm`. A family transformers knows
-needs no code here; a model this module cannot read gets one line naming its type and what is
-missing.
+`get_input_embeddings`), its config (`num_hidden_layers`) and, for the final norm, one forward
+pass, never by one family's module paths: Llama keeps its blocks in `model.layers` and its norm
+as `norm`, GPT-2 in `transformer.h` and `ln_f`, GPT-NeoX in `gpt_neox.layers` and
+`final_layer_norm`. A family transformers knows needs no code here; a model this module cannot
+read gets one line naming its type and what is missing.
 """
 from __future__ import annotations
 
 import functools
 import inspect
 import re
+import weakref
 
 import torch
 
@@ -86,17 +87,64 @@ def layer(model, index: int):
     return blocks[index]
 
 
+# model -> (its final norm, how many modules the model had): PEFT wrapping modules anew re-asks.
+_FINAL_NORMS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _is_norm(module) -> bool:
+    return "norm" in type(module).__name__.lower()
+
+
+def _same_tensor(a, b: torch.Tensor) -> bool:
+    return isinstance(a, torch.Tensor) and (a is b or (
+        a.shape == b.shape and torch.equal(a.detach().to(device=b.device, dtype=b.dtype), b.detach())))
+
+
 def final_norm(model):
-    """The norm applied after the last block: the decoder's first normalisation child registered
-    after its block list (norm, ln_f, final_layer_norm ...)."""
+    """The norm applied after the last block: the normalisation module outside the blocks whose
+    output the output head reads, found by one one-token forward pass (cached per model).
+    Registration order does not tell: OPT registers `final_layer_norm` before its `layers`."""
+    base = unwrap(model)
+    modules = list(base.modules())
+    cached, count = _FINAL_NORMS.get(base, (None, 0))
+    if count == len(modules) and any(m is cached for m in modules):
+        return cached
     _, blocks = layer_stack(model)
-    seen = False
-    for _, child in decoder(model).named_children():
-        if child is blocks:
-            seen = True
-        elif seen and "norm" in type(child).__name__.lower():
-            return child
-    raise _missing(model, "a final norm after the decoder layers")
+    head = output_head(model)
+    skip = {id(m) for m in blocks.modules()} | {id(m) for m in head.modules()} | {id(base)}
+    candidates = [m for m in modules if id(m) not in skip]
+    seen: list[tuple[torch.nn.Module, object]] = []  # (module, output), in the order they finish
+    head_input: list[torch.Tensor] = []
+
+    def read_head(_module, args, kwargs):
+        if not head_input:
+            head_input.extend(a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor))
+
+    handles = [head.register_forward_pre_hook(read_head, with_kwargs=True)]
+    handles += [m.register_forward_hook(lambda m, _args, out: seen.append((m, out))) for m in candidates]
+    modes = [(m, m.training) for m in modules]
+    config = text_config(model)
+    token = 1 if getattr(config, "pad_token_id", None) == 0 else 0  # not padding: an all-zero state matches anything
+    try:
+        base.eval()  # a dropout between the norm and the head is the identity then
+        with torch.no_grad():
+            base(input_ids=torch.tensor([[token]], device=base.device))
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in modes:
+            m.training = training
+    if head_input:
+        producers = [m for m, out in seen if _same_tensor(out, head_input[0])]
+        norm = next((m for m in producers if _is_norm(m)), None)
+        if norm is not None:
+            _FINAL_NORMS[base] = (norm, len(modules))
+            return norm
+        if producers:
+            raise _missing(model, f"a final norm whose output reaches the output head (it reads the output "
+                                  f"of a {type(producers[0]).__name__}, not of a norm)")
+    raise _missing(model, "a final norm whose output reaches the output head (no module outside the "
+                          "decoder layers produces what the head reads)")
 
 
 def output_head(model):
@@ -122,17 +170,26 @@ def lens_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return head_logits(model, final_norm(model)(hidden))
 
 
-def mlp_name(model, index: int = 0) -> str:
-    """The attribute name of a block's feed-forward sub-module."""
+def mlp_names(model, index: int = 0) -> tuple[str, ...]:
+    """The attribute names of a block's feed-forward: its MLP child (`MLP_NAMES`) or, where the
+    block holds the feed-forward projections itself (OPT's fc1 and fc2, beside self_attn), its
+    own linear children."""
     block = layer(model, index)
     for name in MLP_NAMES:
         if isinstance(getattr(block, name, None), torch.nn.Module):
-            return name
-    raise _missing(model, f"the MLP of decoder layer {index} (a child named {' or '.join(MLP_NAMES)})")
+            return (name,)
+    own = tuple(name for name, child in block.named_children() if is_linear(child) or is_linear(
+        getattr(child, "base_layer", None)))  # (a LoRA-wrapped linear keeps it as base_layer)
+    if own:
+        return own
+    raise _missing(model, f"the MLP of decoder layer {index} (a child named {' or '.join(MLP_NAMES)}, "
+                          "or linear layers of the block itself)")
 
 
-def mlp(model, index: int):
-    return getattr(layer(model, index), mlp_name(model, index))
+def mlp(model, index: int) -> list[torch.nn.Module]:
+    """The modules of a block's feed-forward (`mlp_names`)."""
+    block = layer(model, index)
+    return [getattr(block, name) for name in mlp_names(model, index)]
 
 
 def mlp_pattern(model, indices: list[int]) -> str:
@@ -144,7 +201,9 @@ def mlp_pattern(model, indices: list[int]) -> str:
     # PEFT prefixes the names ("base_model.model."): anchor on the stack's own trailing path.
     tail = stack.split("base_model.model.", 1)[-1]
     layers = "|".join(str(i) for i in indices)
-    return rf"(^|\.){re.escape(tail)}\.({layers})\.{re.escape(mlp_name(model, indices[0]))}\."
+    names = [re.escape(n) for n in mlp_names(model, indices[0])]
+    mlps = names[0] if len(names) == 1 else f"({'|'.join(names)})"
+    return rf"(^|\.){re.escape(tail)}\.({layers})\.{mlps}\."
 
 
 def is_linear(module) -> bool:
