@@ -11,6 +11,7 @@ from unlearn_lab.io import json_text, jsonl_text, read_json, read_jsonl, write_f
 from unlearn_lab.models.loading import load_model, load_tokenizer, read_meta
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage
+from unlearn_lab import timing
 
 
 def arguments() -> argparse.Namespace:
@@ -49,8 +50,9 @@ def main():
             oracle_rows = read_jsonl(args.oracle_rows)
             oracle_metrics = read_json(args.oracle_metrics)
         # On a GPU machine the evaluation runs there (the weights stay fp32).
-        tok, model = load_tokenizer(args.model), load_model(args.model).to(device())
-        judge = load_model(args.judge).to(device()) if args.judge else None
+        with timing.part("load"):
+            tok, model = load_tokenizer(args.model), load_model(args.model).to(device())
+            judge = load_model(args.judge).to(device()) if args.judge else None
         # Documents (documents benchmark) are evaluated with the forget set they hold the facts of.
         documents = load_documents(args.data) if "forget" in args.sets else {}
         passages = (lambda: evaluate_all_documents(model, tok, documents, settings.eval)) if documents else None
@@ -66,6 +68,7 @@ def main():
             metrics["forget_quality_reason"] = "no oracle: " + read_meta(args.oracle).get("reason", "none trained")
             print(f"forget quality not computed: {metrics['forget_quality_reason']}")
         metrics["available"] = True
+        metrics["seconds_by_part"] = timing.report()
     # Both or neither: the metrics must describe the rows next to them.
     write_files_atomic({args.rows: jsonl_text(rows), args.metrics: json_text(stamp(metrics))})
     print(f"{args.metrics}: " + ", ".join(

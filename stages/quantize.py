@@ -9,6 +9,7 @@ from unlearn_lab.robustness.plots import quantize_plot
 from unlearn_lab.robustness.quantization import headline, quantize_variants
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
+from unlearn_lab import timing
 
 
 def main():
@@ -30,6 +31,7 @@ def main():
     documents = {split: docs for split, docs in load_documents(args.data).items() if split == "forget"}
     result, variant_rows = quantize_variants(loader, tok, sets, rows, cfg, settings.eval, device(), documents)
     result["target_kind"] = read_meta(args.target)["kind"]
+    result["seconds_by_part"] = timing.report()
     result["headline"] = headline(result)
     with staged_outputs(files=[args.rows, args.metrics, args.plot]) as out:
         write_jsonl(out[args.rows], variant_rows)

@@ -12,6 +12,7 @@ from ..models.hardware import model_device, resolve_eval
 from .intervals import bootstrap_intervals
 from ..models.logprobs import answer_batch, answer_logprobs, batch_logits
 from ..settings import Eval
+from ..timing import part
 from .metrics import table
 from .metrics.likelihood import TRUTH_RATIOS
 from .metrics.table import Scored
@@ -208,16 +209,18 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: Eval, name: str,
     if not records:
         return [], {}
     eval_cfg = resolve_eval(eval_cfg)
-    generated = generate_answers(
-        model, tok, [r["question"] for r in records], eval_cfg.gen_batch_size,
-        eval_cfg.max_new_tokens, desc=f"{name}: generate",
-    )
+    with part("generate"):
+        generated = generate_answers(
+            model, tok, [r["question"] for r in records], eval_cfg.gen_batch_size,
+            eval_cfg.max_new_tokens, desc=f"{name}: generate",
+        )
     references = [r.get("answer_text") or r["answer"] for r in records]
-    nll, stats = shared_prompt_nlls(
-        model, tok, [r["question"] for r in records],
-        [[ref, r["paraphrased_answer"], *r["perturbed_answers"]] for r, ref in zip(records, references)],
-        eval_cfg.batch_size, desc=f"{name}: log-probs", token_stats=True,
-    )
+    with part("log-probs"):
+        nll, stats = shared_prompt_nlls(
+            model, tok, [r["question"] for r in records],
+            [[ref, r["paraphrased_answer"], *r["perturbed_answers"]] for r, ref in zip(records, references)],
+            eval_cfg.batch_size, desc=f"{name}: log-probs", token_stats=True,
+        )
     scored = [Scored(r, ref, gen, row_nll, st, eval_cfg)
               for r, ref, gen, row_nll, st in zip(records, references, generated, nll, stats)]
     env = Env(model, tok, judge, name)
@@ -226,7 +229,9 @@ def evaluate_set(model, tok, records: list[dict], eval_cfg: Eval, name: str,
         if ((metric.optional and not bertscore) or (metric.sets is not None and name not in metric.sets)
                 or (metric.needs_judge and judge is None)):
             continue
-        values[metric.name] = metric.compute(scored, env) if metric.batch else [metric.compute(s) for s in scored]
+        # The batch metrics are the ones that run a model (gradient norms, the judge, BERTScore).
+        with part(metric.name if metric.batch else "row metrics"):
+            values[metric.name] = metric.compute(scored, env) if metric.batch else [metric.compute(s) for s in scored]
     rows = []
     for i, s in enumerate(scored):
         r = s.record
@@ -265,11 +270,14 @@ def evaluate_model(model, tok, sets: dict[str, list[dict]], eval_cfg: Eval, orac
         rows, _ = evaluate_set(model, tok, records, eval_cfg, name, judge=judge)
         all_rows.extend(rows)
     if more_rows is not None:
-        all_rows.extend(more_rows())
-    metrics = {"truth_ratio_convention": eval_cfg.truth_ratio, "utility_convention": eval_cfg.utility,
-               **metrics_from_rows(all_rows, oracle_rows, oracle_metrics, eval_cfg)}
+        with part("documents"):
+            all_rows.extend(more_rows())
+    with part("summaries"):
+        metrics = {"truth_ratio_convention": eval_cfg.truth_ratio, "utility_convention": eval_cfg.utility,
+                   **metrics_from_rows(all_rows, oracle_rows, oracle_metrics, eval_cfg)}
     if eval_cfg.bootstrap and all_rows:
-        add_intervals(metrics, all_rows, oracle_rows, oracle_metrics, eval_cfg)
+        with part("intervals"):
+            add_intervals(metrics, all_rows, oracle_rows, oracle_metrics, eval_cfg)
     return metrics, all_rows
 
 

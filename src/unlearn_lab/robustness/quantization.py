@@ -22,6 +22,7 @@ import torch
 from ..models import architecture
 from ..errors import UserError
 from ..settings import Eval, Quantize
+from ..timing import part
 
 
 def rtn_quantize(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool = True):
@@ -185,7 +186,8 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
         result["bnb_reason"] = reason
     all_rows = []
     for model_name in models:
-        full_model = loader(model_name)
+        with part("load"):
+            full_model = loader(model_name)
         narrow = bnb_4bit_shape_reason(full_model, dev) if "bnb_nf4" in schemes else None
         if narrow:
             if cfg.bnb is True:
@@ -195,9 +197,11 @@ def quantize_variants(loader, tok, sets: dict, eval_rows: dict, cfg: Quantize, e
         # One load per model: each scheme starts again from the same full-precision weights.
         weights = {k: v.clone() for k, v in full_model.state_dict().items()}
         for scheme in schemes:
-            full_model.load_state_dict(weights)
-            model = quantized_model(full_model.to("cpu"), scheme, cfg, device)
             label = scheme if model_name == "unlearned" else f"{model_name}_{scheme}"
+            # The scoring's parts (generate, log-probs ...) are counted by the evaluation.
+            with part(f"quantize {label}"):
+                full_model.load_state_dict(weights)
+                model = quantized_model(full_model.to("cpu"), scheme, cfg, device)
             scores, rows = score_sets(model, tok, sets, eval_cfg, label, documents)
             del model
             result[label] = add_recovery(scores, full["unlearned"], full["target"]) if model_name == "unlearned" \
