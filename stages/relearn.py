@@ -12,6 +12,7 @@ from unlearn_lab.robustness.plots import relearn_plot
 from unlearn_lab.robustness.relearning import attack_and_score, headline, plan_relearn, relearn_result
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
+from unlearn_lab import timing
 
 
 def main():
@@ -42,6 +43,7 @@ def main():
         if oracle_scores is not None:
             rows += control["rows"]
             result["oracle_seconds"] = control["seconds"]
+        result["seconds_by_part"] = timing.report()
         result["headline"] = headline(result)
         write_jsonl(out[args.rows], rows)
         write_json(out[args.metrics], stamp(result))

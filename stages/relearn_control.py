@@ -11,6 +11,7 @@ from unlearn_lab.models.loading import load_model, load_tokenizer, read_meta
 from unlearn_lab.robustness.relearning import attack_and_score, plan_relearn
 from unlearn_lab.settings import load_settings
 from unlearn_lab.stage import run_stage, stage_args
+from unlearn_lab import timing
 
 
 def main():
@@ -26,6 +27,7 @@ def main():
         report, scores, rows = attack_and_score(load_model(args.oracle), load_tokenizer(args.oracle), plan, settings,
                                                 hw, Path(".scratch") / "relearn_oracle", "oracle_relearned")
         result = {"data": plan.data, "scores": scores, "seconds": report["seconds"], "rows": rows}
+    result["seconds_by_part"] = timing.report()
     with staged_outputs(files=[args.out]) as out:
         write_json(out[args.out], stamp(result))
     print(result.get("reason") or f"the attack on the oracle ({plan.data}): forget ROUGE-L "

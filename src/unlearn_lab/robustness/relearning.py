@@ -20,6 +20,7 @@ from ..data.records import person
 from ..errors import UserError
 from ..models.hardware import device
 from ..settings import Finetune, Hardware, Model, Relearn, Settings
+from ..timing import part
 from ..training.finetune import finetune
 from .common import RECOVERY_SCORES, add_recovery, recovered_headline, score_sets
 from .scores import recovered_over_oracle
@@ -113,7 +114,9 @@ def plan_relearn(cfg: Relearn, sets: dict[str, list[dict]], documents: dict[str,
 def attack_and_score(model, tok, plan: RelearnPlan, settings: Settings, hw: Hardware, scratch, label: str,
                      live=None) -> tuple[dict, dict, list[dict]]:
     """(report, scores, rows): `plan`'s attack on `model`, then its scored sets again."""
-    model, report = relearn(model, tok, plan.attack, settings.model, settings.relearn, hw, scratch, settings.seed, live)
+    with part("relearn"):
+        model, report = relearn(model, tok, plan.attack, settings.model, settings.relearn, hw, scratch, settings.seed,
+                                live)
     scores, rows = score_sets(model.to(device()), tok, plan.scored_sets, settings.eval, label, plan.scored_docs)
     return report, scores, rows
 
