@@ -13,10 +13,13 @@ from unlearn_lab.stage import run_stage, stage_args
 
 
 def main():
-    args = stage_args(__doc__, unlearned="the unlearned model folder", target_rows="the target's rows (attack_probes)",
-                      target_report="the target's report (attack_probes)", oracle_rows="the oracle's rows (attack_probes)",
-                      oracle_report="the oracle's report (attack_probes)", data="folder of the processed sets",
-                      rows="every prompt and answer (JSON lines)", metrics="metrics (JSON)", plot="plot (PNG)")
+    args = stage_args(__doc__, unlearned="the unlearned model folder",
+                      target_rows="the target's rows (attack_probes@target)",
+                      target_report="the target's seconds, or why it was not probed (JSON)",
+                      oracle_rows="the oracle's rows (attack_probes@oracle)",
+                      oracle_report="the oracle's seconds, or why it was not probed (JSON)",
+                      data="folder of the processed sets", rows="every prompt and answer (JSON lines)",
+                      metrics="metrics (JSON)", plot="plot (PNG)")
     settings = load_settings()
     tok = load_tokenizer(args.unlearned)
     inputs = attack_inputs(tok, args.data, settings)
