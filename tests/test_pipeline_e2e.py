@@ -117,7 +117,7 @@ def test_declared_outputs_reads_every_stage_of_dvc_yaml():
     assert {"models/base", "models/target", "models/oracle", "logs/finetune_oracle", "metrics/finetune_target.json",
             "eval/target.jsonl", "eval/unlearned.jsonl", "metrics/unlearned.json", "data/processed/random_labels.jsonl",
             "metrics/summary.json", "plots/before_after.md", "plots/represent_layers.csv",
-            "logs/relearn/plots/metrics"} <= set(paths)
+            "logs/relearn/plots/metrics", "audit/attack_target.jsonl", "audit/attack_oracle.json"} <= set(paths)
 
 
 def test_stages_read_only_declared_params(repo):
@@ -160,6 +160,10 @@ def test_world_benchmark_runs_end_to_end(tmp_path):
     attack = json.loads((repo / "metrics/attack.json").read_text())
     assert attack["attacks"] and "no oracle" in attack["oracle_reason"]
     assert all("unlearned" in block and "target" not in block for block in attack["attacks"].values())
+    # neither control is loaded: attack_probes stores why, and the attack stage times the unlearned model only
+    assert json.loads((repo / "audit/attack_oracle.json").read_text())["reason"].startswith("no oracle: world benchmark")
+    assert json.loads((repo / "audit/attack_target.json").read_text())["reason"] == "attack.target is false"
+    assert list(attack["seconds_by_model"]) == ["unlearned"]
 
 
 def test_repro_writes_every_declared_output(repo):
@@ -192,6 +196,11 @@ def test_repro_writes_every_declared_output(repo):
     assert relearn["oracle_relearned"].keys() == relearn["unlearned"].keys()  # the control attack ran
     attack = json.loads((repo / "metrics/attack.json").read_text())
     assert {"target", "oracle", "unlearned"} <= set(attack["attacks"]["paraphrase"])
+    assert attack["seconds"] == pytest.approx(sum(attack["seconds_by_model"].values()), abs=0.051)
+    stored = [json.loads(line) for name in ("target", "oracle")
+              for line in (repo / f"audit/attack_{name}.jsonl").read_text().splitlines()]
+    attacked = [json.loads(line) for line in (repo / "eval/attack.jsonl").read_text().splitlines()]
+    assert [r for r in attacked if r["model"] != "unlearned"] == stored  # the controls' rows, as attack_probes stored them
     rows = [json.loads(line) for line in (repo / "eval/unlearned.jsonl").read_text().splitlines()]
     assert {"question", "answer", "generated", "truth_ratio"} <= set(rows[0])
     status = run([str(BIN / "dvc"), "status"], repo)
@@ -211,8 +220,10 @@ def test_new_lr_reruns_unlearn_but_not_the_finetunes(repo):
     out = run([str(BIN / "dvc"), "exp", "run", "-S", "lr=2e-5"], repo)
     assert "Running stage 'unlearn'" in out
     assert "Running stage 'finetune" not in out and "Running stage 'prepare_model'" not in out
-    # What does not depend on the unlearning is not redone: the oracle's relearning control.
+    # What does not depend on the unlearning is not redone: the oracle's relearning control,
+    # the target's and the oracle's prompt-attack probing.
     assert "Running stage 'relearn'" in out and "Running stage 'relearn_control'" not in out
+    assert "Running stage 'attack'" in out and "Running stage 'attack_probes" not in out
     report = json.loads((repo / "metrics/unlearn.json").read_text())
     assert report["lr"] == pytest.approx(2e-5)
 
@@ -224,6 +235,7 @@ def test_another_methods_knob_reruns_unlearn_but_nothing_downstream(repo):
     out = run([str(BIN / "dvc"), "exp", "run", "-S", "methods.weighted.lr=0.0007"], repo)
     assert "Running stage 'unlearn'" in out
     assert "Running stage 'evaluate@unlearned'" not in out and "Running stage 'relearn'" not in out
+    assert "Running stage 'attack" not in out
 
 
 def test_sequential_requests_run_through_the_stages(tmp_path):
