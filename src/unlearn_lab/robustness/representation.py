@@ -112,6 +112,10 @@ def probe_layer(train: np.ndarray, test: np.ndarray, seed: int = 0, c: float = 1
     return {"accuracy": candidate_choice_accuracy(scores), "train_accuracy": candidate_choice_accuracy(train_scores)}
 
 
+# The probe's curves, in the order of the table's columns.
+PROBE_ACCURACIES = ("retain_accuracy", "forget_accuracy")
+
+
 def probe_all_layers(retain_states: np.ndarray, forget_states: np.ndarray, seed: int = 0,
                      c: float = 1.0) -> dict[str, list[float]]:
     """Per layer: a probe trained on the even-numbered retain questions, scored on the odd ones
@@ -120,7 +124,7 @@ def probe_all_layers(retain_states: np.ndarray, forget_states: np.ndarray, seed:
 
     States are (questions, candidates, layers, hidden), true answer first."""
     train, held_out = retain_states[0::2], retain_states[1::2]
-    out: dict[str, list[float]] = {"retain_accuracy": [], "forget_accuracy": []}
+    out: dict[str, list[float]] = {key: [] for key in PROBE_ACCURACIES}
     for layer in range(retain_states.shape[2]):
         out["retain_accuracy"].append(probe_layer(train[:, :, layer], held_out[:, :, layer], seed, c)["accuracy"])
         out["forget_accuracy"].append(probe_layer(train[:, :, layer], forget_states[:, :, layer], seed, c)["accuracy"])
@@ -218,7 +222,8 @@ def analyse(sentences: dict[str, dict[str, np.ndarray]], probes: dict[str, dict]
         if other in sentences:
             result[f"unlearned_vs_{other}"] = {s: layer_drift(unlearned[s], sentences[other][s], head)
                                               for s in ("forget", "retain")}
-    result["probe"] = {name: p["probe"] for name, p in probes.items()}
+    # A model's probes read back from JSON come in the file's (sorted) key order: the columns' is set here.
+    result["probe"] = {name: {key: p["probe"][key] for key in PROBE_ACCURACIES} for name, p in probes.items()}
     result["lens"] = {name: p["lens"] for name, p in probes.items()}
     for name in probes:
         probe, lens = result["probe"][name]["forget_accuracy"], result["lens"][name]["forget_accuracy"]
