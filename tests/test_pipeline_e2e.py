@@ -117,7 +117,8 @@ def test_declared_outputs_reads_every_stage_of_dvc_yaml():
     assert {"models/base", "models/target", "models/oracle", "logs/finetune_oracle", "metrics/finetune_target.json",
             "eval/target.jsonl", "eval/unlearned.jsonl", "metrics/unlearned.json", "data/processed/random_labels.jsonl",
             "metrics/summary.json", "plots/before_after.md", "plots/represent_layers.csv",
-            "logs/relearn/plots/metrics", "audit/attack_target.jsonl", "audit/attack_oracle.json"} <= set(paths)
+            "logs/relearn/plots/metrics", "audit/attack_target.jsonl", "audit/attack_oracle.json",
+            "audit/represent_target.npz", "metrics/represent_oracle.json"} <= set(paths)
 
 
 def test_stages_read_only_declared_params(repo):
@@ -157,6 +158,8 @@ def test_world_benchmark_runs_end_to_end(tmp_path):
     assert relearn["relearned"]["recovered_over_oracle_reason"].startswith("no oracle: world benchmark")
     represent = json.loads((repo / "metrics/represent.json").read_text())
     assert "unlearned_vs_target" in represent and "unlearned_vs_oracle" not in represent
+    assert "probe_oracle_forget_accuracy_max" not in represent and set(represent["seconds"]) == {"unlearned", "target"}
+    assert "no oracle" in json.loads((repo / "metrics/represent_oracle.json").read_text())["reason"]
     attack = json.loads((repo / "metrics/attack.json").read_text())
     assert attack["attacks"] and "no oracle" in attack["oracle_reason"]
     assert all("unlearned" in block and "target" not in block for block in attack["attacks"].values())
@@ -224,6 +227,8 @@ def test_new_lr_reruns_unlearn_but_not_the_finetunes(repo):
     # the target's and the oracle's prompt-attack probing.
     assert "Running stage 'relearn'" in out and "Running stage 'relearn_control'" not in out
     assert "Running stage 'attack'" in out and "Running stage 'attack_probes" not in out
+    # the represent stage reads the new unlearned model; the target's and oracle's parts stay cached
+    assert "Running stage 'represent':" in out and "Running stage 'represent_readouts" not in out
     report = json.loads((repo / "metrics/unlearn.json").read_text())
     assert report["lr"] == pytest.approx(2e-5)
 
@@ -236,6 +241,7 @@ def test_another_methods_knob_reruns_unlearn_but_nothing_downstream(repo):
     assert "Running stage 'unlearn'" in out
     assert "Running stage 'evaluate@unlearned'" not in out and "Running stage 'relearn'" not in out
     assert "Running stage 'attack" not in out
+    assert "Running stage 'represent" not in out
 
 
 def test_sequential_requests_run_through_the_stages(tmp_path):

@@ -8,17 +8,19 @@ from unlearn_lab.evaluation.questions import answer_nlls, shared_prompt_nlls
 from unlearn_lab.errors import UserError
 from unlearn_lab.models.loading import encode_qa
 from unlearn_lab.models.hardware import resolve
-from unlearn_lab.settings import Hardware, Model, Relearn, parse_settings
+from unlearn_lab.settings import Hardware, Model, Relearn, Represent, parse_settings
 from unlearn_lab.data.sets import sample
 from unlearn_lab.robustness.common import add_recovery, baseline_scores
 from unlearn_lab.robustness.quantization import headline as quantize_headline
 from unlearn_lab.robustness.quantization import quantize_linear_weights, rtn_quantize
 from unlearn_lab.robustness.relearning import headline as relearn_headline
 from unlearn_lab.robustness.relearning import relearn, relearn_split, resolve_data
+from unlearn_lab.io import write_json, write_jsonl
+from unlearn_lab.robustness.readouts import load_states, read_part, save_states
 from unlearn_lab.robustness.representation import headline as represent_headline
 from unlearn_lab.robustness.representation import (
-    answer_layer_readouts, candidate_choice_accuracy, lens_accuracy, lens_layers, probe_all_layers, probe_layer,
-    sentence_candidates,
+    analyse, answer_layer_readouts, candidate_choice_accuracy, layer_drift, layer_table, lens_accuracy, lens_layers,
+    model_probes, probe_all_layers, probe_layer, read_model, represent_facts, sentence_candidates,
 )
 from unlearn_lab.robustness.scores import knowledge_recovered, mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
@@ -241,6 +243,113 @@ def test_lens_accuracy_per_layer():
     assert lens_accuracy(logprobs) == [0.0, 1.0]
     logprobs[:, :, 0] = np.nan  # a layer the lens skipped has no accuracy, not 0
     assert np.isnan(lens_accuracy(logprobs)[0]) and lens_accuracy(logprobs)[1] == 1.0
+
+
+def _states(rng, forget=6, retain=10, k=3, layers=3, hidden=8):
+    """`represent_model`-shaped states of one model: float32 pooled candidates (true one first),
+    the forget logit lens in float64 with layer 1 not read (NaN)."""
+    out = {}
+    for name, q in (("forget", forget), ("retain", retain)):
+        candidates = rng.normal(size=(q, k, layers, hidden)).astype(np.float32)
+        lens = rng.normal(size=(q, k, layers)) if name == "forget" else None
+        if lens is not None:
+            lens[:, :, 1] = np.nan
+        out[name] = {"sentence": candidates[:, 0], "candidates": candidates, "lens": lens}
+    return out
+
+
+def test_saved_states_come_back_exactly_and_in_the_same_bytes(tmp_path):
+    rng = np.random.default_rng(2)
+    candidates = rng.normal(size=(4, 3, 2, 5)).astype(np.float32)
+    arrays = {"forget": candidates[:, 0], "lens": np.array([[np.nan, -1.5], [0.25, -2.0]])}
+    save_states(tmp_path / "a.npz", arrays)
+    back = load_states(tmp_path / "a.npz")
+    assert list(back) == ["forget", "lens"]
+    for name, array in arrays.items():
+        assert back[name].dtype == array.dtype and back[name].shape == array.shape
+        np.testing.assert_array_equal(back[name], array)  # NaN where NaN, every other bit equal
+    save_states(tmp_path / "b.npz", arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()  # no wall clock in the file
+    with pytest.raises(ValueError, match="allow_pickle"):
+        save_states(tmp_path / "c.npz", {"objects": np.array([{}], dtype=object)})
+
+
+def test_split_analysis_equals_reading_every_model_at_once(tmp_path):
+    """Target and oracle through their files (npz states, JSON probes) give what analysing the
+    three models' states in memory gives: drift, probes and lens per layer, bit for bit."""
+    rng = np.random.default_rng(3)
+    states = {name: _states(rng) for name in ("unlearned", "target", "oracle")}
+    head = rng.normal(size=(11, 8)).astype(np.float32)
+    sentences = {"unlearned": {s: states["unlearned"][s]["sentence"] for s in ("forget", "retain")}}
+    probes = {"unlearned": model_probes(states["unlearned"], seed=0, c=0.5)}
+    for name in ("target", "oracle"):
+        save_states(tmp_path / f"{name}.npz", {s: states[name][s]["sentence"] for s in ("forget", "retain")})
+        write_json(tmp_path / f"{name}.json", {"model": name, **model_probes(states[name], seed=0, c=0.5), "seconds": 1.0})
+        sentences[name], probes[name], seconds = read_part(tmp_path / f"{name}.npz", tmp_path / f"{name}.json")
+        assert seconds == 1.0
+    result = analyse(sentences, probes, head)
+
+    unlearned = states["unlearned"]
+    for other in ("target", "oracle"):
+        for s in ("forget", "retain"):
+            assert result[f"unlearned_vs_{other}"][s] == layer_drift(unlearned[s]["sentence"], states[other][s]["sentence"], head)
+    for name, st in states.items():
+        probe = probe_all_layers(st["retain"]["candidates"], st["forget"]["candidates"], seed=0, c=0.5)
+        lens = lens_accuracy(st["forget"]["lens"])
+        assert result["probe"][name] == probe
+        np.testing.assert_array_equal(result["lens"][name]["forget_accuracy"], lens)
+        assert np.isnan(lens[1]) and result[f"lens_{name}_forget_accuracy_max"] == max(lens[0], lens[2])
+        assert result[f"probe_{name}_forget_accuracy_max"] == max(probe["forget_accuracy"])
+    assert result["probe_chance"] == 1 / 3 and result["layers"] == 3
+    # the table's columns as when every model was read at once, whatever order a file kept its keys in
+    drift = [f"{prefix}{s}_{key}" for prefix in ("", "oracle_") for s in ("forget", "retain")
+             for key in ("cosine", "drift_norm", "logit_drift_norm")]
+    models = ("unlearned", "target", "oracle")
+    assert list(layer_table(result).columns) == [
+        "layer", *drift, *(f"probe_{name}_{key}" for name in models for key in ("retain_accuracy", "forget_accuracy")),
+        *(f"lens_{name}_forget_accuracy" for name in models), "probe_chance"]
+
+
+def test_a_model_without_a_readout_is_left_out_and_a_stale_one_refused(tmp_path):
+    rng = np.random.default_rng(4)
+    save_states(tmp_path / "oracle.npz", {})
+    write_json(tmp_path / "oracle.json", {"model": "oracle", "reason": "world benchmark: no oracle"})
+    assert read_part(tmp_path / "oracle.npz", tmp_path / "oracle.json") is None
+    write_json(tmp_path / "old.json", {"model": "target", "probe": {}})
+    with pytest.raises(UserError, match="old.json: no lens, chance, seconds"):
+        read_part(tmp_path / "oracle.npz", tmp_path / "old.json")
+    with pytest.raises(UserError, match="missing.npz: not found"):
+        load_states(tmp_path / "missing.npz")
+    unlearned, target = _states(rng), _states(rng, forget=5)
+    sentences = {name: {s: st[s]["sentence"] for s in ("forget", "retain")}
+                 for name, st in (("unlearned", unlearned), ("target", target))}
+    with pytest.raises(UserError, match="the target model's forget states have shape"):
+        analyse(sentences, {"unlearned": model_probes(unlearned), "target": model_probes(target)}, None)
+
+
+def test_represent_facts_sample_retain_but_draw_wrong_facts_from_every_set(tmp_path):
+    sets = {"forget": [qa_record(i) for i in range(2)], "retain": [qa_record(i) for i in range(10, 20)],
+            "holdout": [qa_record(30)]}
+    for name, records in sets.items():
+        write_jsonl(tmp_path / f"{name}.jsonl", records)
+    forget, retain, pool = represent_facts(tmp_path, 4)
+    assert forget == sets["forget"] and retain == sample(sets["retain"], 4) and len(retain) == 4
+    assert pool == sets["forget"] + sets["retain"] + sets["holdout"]
+    assert represent_facts(tmp_path, 0)[1] == sets["retain"]
+
+
+def test_read_model_gives_the_true_sentences_states_and_its_probes(tiny_model, tok):
+    records = [dict(qa_record(i), answer_text=f"Person {i} lives in Town{i}.") for i in range(8)]
+    facts = (records[:3], records[3:], records)
+    cfg = Represent(batch_size=4, candidates=2, lens_every=2)
+    sentences, probes = read_model(tiny_model, tok, facts, cfg, seed=0, name="tiny")
+    # the true sentence read alone, in another batch, is the first candidate's state
+    alone, _ = answer_layer_readouts(tiny_model, tok, [r["question"] for r in records[:3]],
+                                     [[r["answer_text"]] for r in records[:3]], batch_size=1)
+    np.testing.assert_allclose(sentences["forget"], alone[:, 0], rtol=1e-4, atol=1e-5)
+    assert sentences["retain"].shape == (5, *alone.shape[2:])
+    assert probes["chance"] == 1 / 3 and len(probes["probe"]["forget_accuracy"]) == alone.shape[2]
+    assert np.isnan(probes["lens"]["forget_accuracy"][1]) and not np.isnan(probes["lens"]["forget_accuracy"][2])
 
 
 # ---------------------------------------------------------------- relearning

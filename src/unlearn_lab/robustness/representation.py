@@ -11,8 +11,10 @@ import numpy as np
 import torch
 
 from ..models import architecture
+from ..data.sets import load_sets, sample
 from ..errors import UserError
 from ..evaluation.questions import prompt_cached_forwards
+from ..settings import Represent
 from .scores import mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
 
@@ -110,6 +112,10 @@ def probe_layer(train: np.ndarray, test: np.ndarray, seed: int = 0, c: float = 1
     return {"accuracy": candidate_choice_accuracy(scores), "train_accuracy": candidate_choice_accuracy(train_scores)}
 
 
+# The probe's curves, in the order of the table's columns.
+PROBE_ACCURACIES = ("retain_accuracy", "forget_accuracy")
+
+
 def probe_all_layers(retain_states: np.ndarray, forget_states: np.ndarray, seed: int = 0,
                      c: float = 1.0) -> dict[str, list[float]]:
     """Per layer: a probe trained on the even-numbered retain questions, scored on the odd ones
@@ -118,7 +124,7 @@ def probe_all_layers(retain_states: np.ndarray, forget_states: np.ndarray, seed:
 
     States are (questions, candidates, layers, hidden), true answer first."""
     train, held_out = retain_states[0::2], retain_states[1::2]
-    out: dict[str, list[float]] = {"retain_accuracy": [], "forget_accuracy": []}
+    out: dict[str, list[float]] = {key: [] for key in PROBE_ACCURACIES}
     for layer in range(retain_states.shape[2]):
         out["retain_accuracy"].append(probe_layer(train[:, :, layer], held_out[:, :, layer], seed, c)["accuracy"])
         out["forget_accuracy"].append(probe_layer(train[:, :, layer], forget_states[:, :, layer], seed, c)["accuracy"])
@@ -154,6 +160,16 @@ def sentence_candidates(records: list[dict], pool: list[dict], k: int = 5) -> li
     return out
 
 
+def represent_facts(folder, retain_size: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """(forget, retain, pool): the facts every model of the analysis is read on, from the
+    processed sets in `folder`, the same in each stage that reads a model: all forget facts,
+    `sample` of `retain_size` retain facts, and the pool the candidates' wrong facts come from
+    (every fact of the same field, retain facts not sampled included)."""
+    sets = load_sets(folder, ("forget", "retain", "holdout"))
+    pool = sets["forget"] + sets["retain"] + sets["holdout"]
+    return sets["forget"], sample(sets["retain"], retain_size), pool
+
+
 def represent_model(model, tok, forget: list[dict], retain: list[dict], pool: list[dict], batch_size: int,
                     name: str, candidates: int = 5, lens_every: int = 1) -> dict:
     """Pooled states of one model on forget and retain facts (the true sentence first, then the
@@ -169,29 +185,54 @@ def represent_model(model, tok, forget: list[dict], retain: list[dict], pool: li
     return out
 
 
-def analyse(states: dict[str, dict], head: np.ndarray, seed: int = 0, c: float = 1.0) -> dict:
-    """The represent stage's metrics from `represent_model` output per model name.
+def model_probes(states: dict, seed: int = 0, c: float = 1.0) -> dict:
+    """What one model's `represent_model` states say alone, without another model to compare
+    with: per layer the probe (`probe_all_layers`) and the logit lens's choice accuracy on forget
+    facts, and the chance level of a choice among its candidates."""
+    return {"probe": probe_all_layers(states["retain"]["candidates"], states["forget"]["candidates"], seed, c),
+            "lens": {"forget_accuracy": lens_accuracy(states["forget"]["lens"])},
+            "chance": 1.0 / states["forget"]["candidates"].shape[1]}
+
+
+def read_model(model, tok, facts: tuple[list[dict], list[dict], list[dict]], cfg: Represent, seed: int,
+               name: str) -> tuple[dict[str, np.ndarray], dict]:
+    """One model's part of the analysis, on `represent_facts`: (its pooled states of the true
+    sentences per set, what `analyse` compares across models; its `model_probes`)."""
+    forget, retain, pool = facts
+    states = represent_model(model, tok, forget, retain, pool, cfg.batch_size, name, cfg.candidates, cfg.lens_every)
+    return {s: states[s]["sentence"] for s in ("forget", "retain")}, model_probes(states, seed, cfg.probe_c)
+
+
+def analyse(sentences: dict[str, dict[str, np.ndarray]], probes: dict[str, dict], head: np.ndarray) -> dict:
+    """The represent stage's metrics from each model's `read_model` parts, by model name
+    (unlearned first: the order of the table's columns).
 
     Drift of unlearned against target and against oracle (when there is one), per set; per model
-    and layer a logistic-regression probe and the logit-lens choice accuracy on forget facts;
-    and their maxima over layers."""
-    result: dict = {"layers": int(states["unlearned"]["forget"]["sentence"].shape[1])}
+    and layer the probe and the logit-lens choice accuracy on forget facts; and their maxima
+    over layers."""
+    unlearned = sentences["unlearned"]
+    for name, sets in sentences.items():
+        for s, states in sets.items():
+            if states.shape != unlearned[s].shape:
+                raise UserError(f"represent: the {name} model's {s} states have shape {states.shape}, the unlearned "
+                                f"model's {unlearned[s].shape}: read on other facts or settings; re-run "
+                                f"`dvc repro represent_readouts@{name}`")
+    result: dict = {"layers": int(unlearned["forget"].shape[1])}
     for other in ("target", "oracle"):
-        if other in states:
-            result[f"unlearned_vs_{other}"] = {
-                s: layer_drift(states["unlearned"][s]["sentence"], states[other][s]["sentence"], head)
-                for s in ("forget", "retain")}
-    result["probe"] = {name: probe_all_layers(st["retain"]["candidates"], st["forget"]["candidates"], seed, c)
-                       for name, st in states.items()}
-    result["lens"] = {name: {"forget_accuracy": lens_accuracy(st["forget"]["lens"])} for name, st in states.items()}
-    for name in states:
+        if other in sentences:
+            result[f"unlearned_vs_{other}"] = {s: layer_drift(unlearned[s], sentences[other][s], head)
+                                              for s in ("forget", "retain")}
+    # A model's probes read back from JSON come in the file's (sorted) key order: the columns' is set here.
+    result["probe"] = {name: {key: p["probe"][key] for key in PROBE_ACCURACIES} for name, p in probes.items()}
+    result["lens"] = {name: p["lens"] for name, p in probes.items()}
+    for name in probes:
         probe, lens = result["probe"][name]["forget_accuracy"], result["lens"][name]["forget_accuracy"]
         result[f"probe_{name}_forget_accuracy_max"] = max(probe)
         result[f"probe_{name}_forget_accuracy_best_layer"] = int(np.argmax(probe))
         result[f"lens_{name}_forget_accuracy_max"] = float(np.nanmax(lens))
         result[f"lens_{name}_forget_accuracy_best_layer"] = int(np.nanargmax(lens))
         result[f"lens_{name}_forget_accuracy_output"] = lens[-1]
-    result["probe_chance"] = 1.0 / states["unlearned"]["forget"]["candidates"].shape[1]
+    result["probe_chance"] = probes["unlearned"]["chance"]
     return result
 
 
