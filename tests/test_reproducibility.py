@@ -74,7 +74,8 @@ def differences(first: Path, second: Path) -> list[str]:
         for path in sorted(a.keys() | b.keys()):
             key = ".".join(path)
             leaf = next((p for p in reversed(path) if not p.isdigit()), "")
-            if TIMING.search(leaf):
+            # A wall time, or a part of one (`seconds_by_part.generate`).
+            if any(TIMING.search(p) for p in path):
                 continue
             if path not in a or path not in b or mismatch(leaf, a[path], b[path]):
                 out.append(f"metrics/{name} {key}: {a.get(path, '<missing>')!r} vs {b.get(path, '<missing>')!r}")
@@ -85,7 +86,8 @@ def test_differences_name_file_key_and_both_values(tmp_path):
     """The comparison itself: timing is skipped, counts exact, continuous values within tolerance."""
     base = {"seconds": 1.0, "steps": 4, "forget": {"prob": 0.5, "rouge_l_recall": 0.25},
             "quant": {"recovered_truth_ratio": 2.0}, "rows": [{"truth_ratio": 0.9}], "stopped_early": False}
-    close = {"seconds": 9.0, "steps": 4, "forget": {"prob": 0.5 + 1e-7, "rouge_l_recall": 0.25},
+    base["seconds_by_part"] = {"generate": 1.0, "total": 2.0}
+    close = {"seconds": 9.0, "seconds_by_part": {"generate": 5.0, "total": 8.0}, "steps": 4, "forget": {"prob": 0.5 + 1e-7, "rouge_l_recall": 0.25},
              "quant": {"recovered_truth_ratio": 2.001}, "rows": [{"truth_ratio": 0.9 - 1e-7}], "stopped_early": False}
     far = {"seconds": 1.0, "steps": 5, "forget": {"prob": 0.5001, "rouge_l_recall": 0.25 + 1e-9},
            "quant": {"recovered_truth_ratio": 2.01}, "rows": [{"truth_ratio": 0.9}], "stopped_early": True}
