@@ -3,6 +3,7 @@ fill-in-the-blank, multiple choice, yes/no, priming, best-of-N, jailbreak) and c
 come out, beside the oracle's and (with attack.target) the target's answers to the same prompts,
 which stage attack_probes stored; on the documents benchmark also prompt with other parts of each
 forget document (the prefix attack)."""
+from unlearn_lab import timing
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import staged_outputs, write_json, write_jsonl
 from unlearn_lab.models.loading import load_tokenizer
@@ -30,6 +31,7 @@ def main():
     if not oracle.reason:
         runs["oracle"] = oracle
     result = attack_result(runs, oracle.reason, inputs, settings)
+    result["seconds_by_part"] = timing.report()  # this process: the unlearned model's probing
     with staged_outputs(files=[args.rows, args.metrics, args.plot]) as out:
         write_jsonl(out[args.rows], [row for run in runs.values() for row in run.rows + run.prefix_rows])
         write_json(out[args.metrics], stamp(result))

@@ -2,6 +2,7 @@
 target's and the oracle's parts come from represent_readouts."""
 import time
 
+from unlearn_lab import timing
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import staged_outputs, write_json, write_text_atomic
 from unlearn_lab.models.hardware import device
@@ -23,7 +24,8 @@ def main():
     cfg = settings.represent
     start = time.perf_counter()
     facts = represent_facts(args.data, cfg.retain_size)
-    model = load_model(args.unlearned).to(device())
+    with timing.part("load"):
+        model = load_model(args.unlearned).to(device())
     head = model.get_output_embeddings().weight.detach().float().cpu().numpy()
     states, probes = {}, {}
     states["unlearned"], probes["unlearned"] = read_model(model, load_tokenizer(args.unlearned), facts, cfg,
@@ -35,11 +37,13 @@ def main():
         part = read_part(states_path, probes_path)
         if part is not None:  # None: no such model (the world benchmark has no oracle)
             states[name], probes[name], seconds[name] = part
-    result = analyse(states, probes, head)
+    with timing.part("drift"):
+        result = analyse(states, probes, head)
     table = layer_table(result)
     metrics = scalar_metrics(result)
     metrics["headline"] = headline(metrics)
     metrics["seconds"] = seconds
+    metrics["seconds_by_part"] = timing.report()
     with staged_outputs(files=[args.table, args.metrics, args.plot]) as out:
         write_text_atomic(out[args.table], table.to_csv(index=False, float_format="%.6g"))
         write_json(out[args.metrics], stamp(metrics))

@@ -3,6 +3,7 @@ changes, one model's pooled states, probes and logit lens, kept by DVC so an exp
 only the unlearned model's part."""
 import time
 
+from unlearn_lab import timing
 from unlearn_lab.environment import stamp
 from unlearn_lab.io import staged_outputs, write_json
 from unlearn_lab.models.hardware import device
@@ -28,10 +29,12 @@ def main():
         else:
             start = time.perf_counter()
             facts = represent_facts(args.data, cfg.retain_size)
-            model = load_model(args.model).to(device())
+            with timing.part("load"):
+                model = load_model(args.model).to(device())
             states, probes = read_model(model, load_tokenizer(args.model), facts, cfg, settings.seed, args.which)
             save_states(out[args.out], states)
-            report = {"model": args.which, **probes, "seconds": round(time.perf_counter() - start, 1)}
+            report = {"model": args.which, **probes, "seconds": round(time.perf_counter() - start, 1),
+                      "seconds_by_part": timing.report()}
         write_json(out[args.metrics], stamp(report))
     print(f"{args.which}: {report.get('reason') or report['seconds']}")
 

@@ -305,6 +305,7 @@ def test_documents_benchmark_runs_end_to_end(tmp_path):
     update_params(repo, {"method": "idk_dpo"})
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run([sys.executable, "stages/unlearn.py", "--target", "models/target", "--data", "data/processed",
+                           "--target-rows", "eval/target.jsonl",
                            "--random-labels", "data/processed/random_labels.jsonl", "--idk", "data/raw/idk.txt",
                            "--out", str(tmp_path / "u"), "--logs", str(tmp_path / "l"), "--epoch-logs", str(tmp_path / "e"),
                            "--metrics", str(tmp_path / "m.json")], cwd=repo, env=env, capture_output=True, text=True)

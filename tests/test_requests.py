@@ -166,6 +166,40 @@ def test_three_requests_measure_what_each_saved_model_scores(tiny_dir, tok, tmp_
     assert len(set(probs)) == len(probs)
 
 
+def test_the_first_point_from_the_evaluate_stages_rows_is_the_measured_one(tiny_dir, tok):
+    """The evaluate stage's rows of the starting model (every set whole, in its own batches) give the
+    point `measure` computes on the model, up to float rounding; a question they lack means measuring."""
+    from unlearn_lab.evaluation.questions import evaluate_set
+
+    forget, retain, world = people_records(3, 2), people_records(3, 2, start=10), people_records(2, 2, start=20)
+    model = load_model(tiny_dir)
+    requests = split_requests(forget, 3, seed=1)
+    measured = RequestEvaluation(tok, requests, retain, world, EVAL, size=4, resamples=50).measure(model, 0)
+    evaluated = [row for name, records in (("forget", forget), ("retain", retain), ("world", world))
+                 for row in evaluate_set(model, tok, records, EVAL, name, bertscore=False)[0]]
+    again = RequestEvaluation(tok, requests, retain, world, EVAL, size=4, resamples=50)
+    rows = again.rows_from(evaluated)
+    assert rows is not None and len(rows) == len(forget) + 4 + 4
+    taken = again.measure(None, 0, rows)  # no model: nothing is evaluated
+
+    def numbers(point, prefix=""):
+        for key, value in point.items():
+            if isinstance(value, dict):
+                yield from numbers(value, f"{prefix}{key}.")
+            elif isinstance(value, list):
+                yield from ((f"{prefix}{key}[{i}]", v) for i, v in enumerate(value))
+            else:
+                yield f"{prefix}{key}", value
+
+    want, got = dict(numbers(measured)), dict(numbers(taken))
+    assert want.keys() == got.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-4, abs=1e-6), key
+    # a retain question the evaluation left out: measured on the model instead
+    sampled = {r["id"] for r in again.retain}
+    assert again.rows_from([r for r in evaluated if not (r["set"] == "retain" and r["id"] in sampled)]) is None
+
+
 def test_requests_plot_draws_every_request(tmp_path):
     point = lambda j: {"applied": j, "request_1": {"rouge_l_recall": 1 - j / 3, "rouge_l_recall_ci95": [0.1, 0.9]},
                        "request_2": {"rouge_l_recall": 0.9}, "model_utility": 0.5, "model_utility_ci95": [0.4, 0.6],

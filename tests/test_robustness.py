@@ -169,10 +169,27 @@ def _planted(n_questions, k, hidden, signal, rng):
 
 def test_probe_reads_a_planted_signal_and_not_noise():
     rng = np.random.default_rng(0)
-    strong = probe_layer(_planted(60, 6, 20, 4.0, rng), _planted(200, 6, 20, 4.0, rng))
-    assert strong["accuracy"] > 0.95
-    noise = probe_layer(_planted(60, 6, 20, 0.0, rng), _planted(600, 6, 20, 0.0, rng))
-    assert abs(noise["accuracy"] - 1 / 6) < 0.06
+    [strong] = probe_layer(_planted(60, 6, 20, 4.0, rng), _planted(200, 6, 20, 4.0, rng))
+    assert strong > 0.95
+    [noise] = probe_layer(_planted(60, 6, 20, 0.0, rng), _planted(600, 6, 20, 0.0, rng))
+    assert abs(noise - 1 / 6) < 0.06
+
+
+def test_one_probe_fit_scores_every_test_set_as_separate_fits_do():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(2)
+    train, first, second = _planted(40, 4, 8, 1.0, rng), _planted(30, 4, 8, 1.0, rng), _planted(50, 4, 8, 0.5, rng)
+    got = probe_layer(train, first, second)
+    # the same probe written out: standardise, balanced logistic regression, pick the top-scored candidate
+    x = train.reshape(-1, 8)
+    scaler = StandardScaler().fit(x)
+    fit = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=0).fit(
+        scaler.transform(x), np.tile([1, 0, 0, 0], 40))
+    for test, acc in zip((first, second), got):
+        scores = fit.decision_function(scaler.transform(test.reshape(-1, 8))).reshape(-1, 4)
+        assert acc == pytest.approx(np.mean(scores.argmax(1) == 0))
 
 
 def test_probe_all_layers_finds_the_layer_with_the_signal():

@@ -134,6 +134,56 @@ def test_shared_prompt_nlls_equal_one_forward_per_pair(tiny_model, tok):
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
+def test_length_groups_cut_where_padding_is_least():
+    from unlearn_lab.evaluation.questions import length_groups
+
+    # a long reference sentence per question among short candidates: the two long rows apart
+    lengths = [12, 5, 6, 5, 11, 6, 4, 5]
+    groups = length_groups(lengths)
+    assert groups == [[1, 2, 3, 5, 6, 7], [0, 4]]
+    # every cut by hand: padded tokens of the c shortest at their width plus the rest at the longest
+    widths = sorted(lengths)
+    best = min(c * widths[c - 1] + (len(widths) - c) * widths[-1] for c in range(1, len(widths) + 1))
+    assert sum(len(g) * max(lengths[r] for r in g) for g in groups) == best == 6 * 6 + 2 * 12
+    # equal lengths: one group, order kept
+    assert length_groups([3, 3, 3]) == [[0, 1, 2]]
+
+
+def test_shared_prompt_nlls_with_mixed_lengths_in_one_batch(tiny_model, tok):
+    """Short and long candidates of several questions in one batch (two length groups)."""
+    from unlearn_lab.evaluation.questions import shared_prompt_nlls
+
+    questions = ["Where?", "Who is it, then?", "When?"]
+    answers = [["It is a very long reference sentence about the place", "x", "y z"],
+               ["a", "Another rather long sentence about the person here", "b"],
+               ["now", "then", "A long sentence about the time it happened"]]
+    got = shared_prompt_nlls(tiny_model, tok, questions, answers, batch_size=3)
+    want = answer_nlls(tiny_model, tok, [(q, a) for q, al in zip(questions, answers) for a in al]).reshape(3, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_sampled_continuations_draw_as_num_return_sequences_does(tiny_model, tok):
+    """Each prompt prefilled once (its cache repeated per sample) gives the samples `generate`
+    draws with `num_return_sequences`, which prefills every sample anew."""
+    from unlearn_lab.evaluation.questions import generate_texts
+    from unlearn_lab.models.loading import prompt_text
+
+    prompts = [prompt_text(tok, q) for q in ("Where does Ann live?", "What is the name of the town by the river?")]
+    torch.manual_seed(3)
+    got = generate_texts(tiny_model, tok, prompts, batch_size=2, max_new_tokens=5, samples=4, temperature=1.0)
+    torch.manual_seed(3)
+    order = sorted(range(2), key=lambda i: len(prompts[i]))
+    enc = tok([prompts[i] for i in order], return_tensors="pt", padding=True, padding_side="left",
+              add_special_tokens=False)
+    with torch.no_grad():
+        gen = tiny_model.generate(**enc, max_new_tokens=5, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                  num_return_sequences=4, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    texts = [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+    want = {i: texts[row * 4:(row + 1) * 4] for row, i in enumerate(order)}
+    assert got == [want[0], want[1]]
+    assert len(set(got[0] + got[1])) > 1  # real draws, not one repeated answer
+
+
 def test_token_stats_match_a_plain_forward(tiny_model, tok):
     from unlearn_lab.evaluation.questions import shared_prompt_nlls
     from unlearn_lab.models.loading import encode_qa

@@ -18,6 +18,7 @@ import torch
 
 from .architecture import attention_kwargs, has_conv1d
 from .hub import refuse_own_code, resolve_hub
+from .. import timing
 from ..environment import machine_record, record_machine
 from ..errors import UserError
 from ..io import write_json
@@ -246,6 +247,8 @@ def load_model(model_dir: str | Path, dtype=torch.float32, attn_implementation: 
     else:
         raise UserError(f"{model_dir}/{META}: unknown kind {kind!r}")
     model.eval()
+    if kind in ("base", "full"):  # the others come from these
+        timing.watch(model)
     record_machine(attention=getattr(model.config, "_attn_implementation", None) or "eager")
     return model
 

@@ -19,6 +19,8 @@ from ..io import read_json, read_jsonl, write_json, write_jsonl
 from ..models.hardware import device, resolve_eval
 from ..models.loading import load_model, read_meta
 from ..settings import Attack
+from .. import timing
+from ..timing import part
 from .attacks import Probe, build_probes, run_probes
 from .leaks import add_oracle_floor, headline, leak_rates, worst
 from .prefix_attack import PrefixProbe, headline as prefix_headline, prefix_probes, prefix_results, run_prefix_probes
@@ -69,11 +71,14 @@ def skip_reason(model: str, folder: Path, cfg: Attack) -> str:
 def probe_model(folder: Path, tok, inputs: AttackInputs, settings, label: str) -> ProbeRun:
     """Load the model in `folder` and run every probe on it; the seconds count the loading too."""
     start = time.perf_counter()
-    model = load_model(folder).to(device())
+    with part("load"):
+        model = load_model(folder).to(device())
     rows = run_probes(model, tok, inputs.probes, settings.attack, settings.eval, settings.seed, label)
     prefix_rows = []
     if inputs.prefixes:
-        prefix_rows = run_prefix_probes(model, tok, inputs.prefixes, resolve_eval(settings.eval).gen_batch_size, label)
+        with part("prefix attack"):
+            prefix_rows = run_prefix_probes(model, tok, inputs.prefixes, resolve_eval(settings.eval).gen_batch_size,
+                                            label)
     del model
     return ProbeRun(label, rows, prefix_rows, round(time.perf_counter() - start, 1))
 
@@ -83,7 +88,8 @@ def write_probed(run: ProbeRun, rows_path: Path, report_path: Path) -> None:
     of the seconds or the reason."""
     write_jsonl(rows_path, run.rows + run.prefix_rows)
     write_json(report_path, {"model": run.model, "reason": run.reason} if run.reason else
-               {"model": run.model, "seconds": run.seconds, "rows": len(run.rows), "prefix_rows": len(run.prefix_rows)})
+               {"model": run.model, "seconds": run.seconds, "rows": len(run.rows), "prefix_rows": len(run.prefix_rows),
+                "seconds_by_part": timing.report()})
 
 
 def read_probed(model: str, rows_path: Path, report_path: Path, inputs: AttackInputs) -> ProbeRun:

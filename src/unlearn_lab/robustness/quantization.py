@@ -22,6 +22,7 @@ import torch
 from ..models import architecture
 from ..errors import UserError
 from ..settings import Eval, Quantize
+from .. import timing
 from ..timing import part
 
 
@@ -138,6 +139,7 @@ def bnb_quantized(model, scheme: str, device=None):
             if hasattr(module, "support_avx512bf16_for_cpu"):
                 module.support_avx512bf16_for_cpu = False
     quantized.eval()
+    timing.watch(quantized, timing.matmul_params(model))
     return quantized
 
 

@@ -15,6 +15,7 @@ from ..data.sets import load_sets, sample
 from ..errors import UserError
 from ..evaluation.questions import prompt_cached_forwards
 from ..settings import Represent
+from ..timing import part
 from .scores import mean_cosine, mean_drift_norm, mean_logit_drift_norm
 
 
@@ -36,25 +37,27 @@ def answer_layer_readouts(model, tok, questions: list[str], answers: list[list[s
     """
     k = len(answers[0])
     pooled_all = lens_all = None
-    for idx, first, a_ids, a_mask, second in prompt_cached_forwards(
-            model, tok, questions, answers, batch_size, desc, output_hidden_states=True):
+    # The output head runs only where the lens reads it (`architecture.head_logits`), not on
+    # every answer token of the forward.
+    for idx, first, rows, a_ids, a_mask, second in prompt_cached_forwards(
+            model, tok, questions, answers, batch_size, desc, answer_logits=False, output_hidden_states=True):
         n_layers = len(second.hidden_states)
+        at = ([idx[q] for q in (rows // k).tolist()], (rows % k).tolist())
         states = torch.stack(second.hidden_states, dim=1).float()  # (rows, layers+1, width, hidden)
         weights = a_mask.float() / a_mask.sum(-1, keepdim=True)
         pooled = torch.einsum("rlth,rt->rlh", states, weights).cpu().numpy()
         if pooled_all is None:
             pooled_all = np.zeros((len(questions), k, *pooled.shape[1:]), dtype=np.float32)
             lens_all = np.full((len(questions), k, n_layers), np.nan) if lens else None
-        pooled_all[idx] = pooled.reshape(len(idx), k, *pooled.shape[1:])
+        pooled_all[at] = pooled
         for layer in lens_layers(n_layers, lens_every) if lens else []:
             # The state before each answer token predicts it: the prompt's last, then the answer's.
-            before = torch.cat([first.hidden_states[layer][:, -1:].repeat_interleave(k, 0),
+            before = torch.cat([first.hidden_states[layer][(rows // k).to(a_ids.device), -1:],
                                 second.hidden_states[layer][:, :-1]], dim=1)
             logits = architecture.lens_logits(model, before) if layer < n_layers - 1 \
                 else architecture.head_logits(model, before)
             logp = torch.log_softmax(logits.float(), -1).gather(2, a_ids.unsqueeze(-1)).squeeze(-1)
-            mean = (logp * a_mask).sum(-1) / a_mask.sum(-1)
-            lens_all[idx, :, layer] = mean.view(len(idx), k).cpu().numpy()
+            lens_all[(*at, layer)] = ((logp * a_mask).sum(-1) / a_mask.sum(-1)).cpu().numpy()
     return pooled_all, lens_all
 
 
@@ -88,13 +91,14 @@ def candidate_choice_accuracy(scores: np.ndarray) -> float:
     return float(np.mean(scores[:, 0] > scores[:, 1:].max(axis=1)))
 
 
-def probe_layer(train: np.ndarray, test: np.ndarray, seed: int = 0, c: float = 1.0) -> dict[str, float]:
+def probe_layer(train: np.ndarray, *tests: np.ndarray, seed: int = 0, c: float = 1.0) -> list[float]:
     """Train a linear probe on one layer's pooled states and test it on other questions.
 
-    `train` and `test` are (questions, candidates, hidden) with the true answer in column 0 and
-    wrong answers after it. The probe is an L2 logistic regression on standardised features,
-    true vs wrong, with balanced class weights; it is scored by `candidate_choice_accuracy` on
-    `test`: can it pick each question's true answer from its candidates?
+    `train` and each of `tests` are (questions, candidates, hidden) with the true answer in column
+    0 and wrong answers after it. The probe is an L2 logistic regression on standardised features,
+    true vs wrong, with balanced class weights, fitted once; it is scored on each test set by
+    `candidate_choice_accuracy`: can it pick each question's true answer from its candidates?
+    Returns one accuracy per test set.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -106,10 +110,7 @@ def probe_layer(train: np.ndarray, test: np.ndarray, seed: int = 0, c: float = 1
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000,
                                                                random_state=seed))
     probe.fit(x, y)
-    tq, tk, _ = test.shape
-    scores = probe.decision_function(test.reshape(tq * tk, h)).reshape(tq, tk)
-    train_scores = probe.decision_function(x).reshape(q, k)
-    return {"accuracy": candidate_choice_accuracy(scores), "train_accuracy": candidate_choice_accuracy(train_scores)}
+    return [candidate_choice_accuracy(probe.decision_function(t.reshape(-1, h)).reshape(t.shape[:2])) for t in tests]
 
 
 # The probe's curves, in the order of the table's columns.
@@ -126,8 +127,10 @@ def probe_all_layers(retain_states: np.ndarray, forget_states: np.ndarray, seed:
     train, held_out = retain_states[0::2], retain_states[1::2]
     out: dict[str, list[float]] = {key: [] for key in PROBE_ACCURACIES}
     for layer in range(retain_states.shape[2]):
-        out["retain_accuracy"].append(probe_layer(train[:, :, layer], held_out[:, :, layer], seed, c)["accuracy"])
-        out["forget_accuracy"].append(probe_layer(train[:, :, layer], forget_states[:, :, layer], seed, c)["accuracy"])
+        retain, forget = probe_layer(train[:, :, layer], held_out[:, :, layer], forget_states[:, :, layer],
+                                     seed=seed, c=c)
+        out["retain_accuracy"].append(retain)
+        out["forget_accuracy"].append(forget)
     return out
 
 
@@ -199,8 +202,12 @@ def read_model(model, tok, facts: tuple[list[dict], list[dict], list[dict]], cfg
     """One model's part of the analysis, on `represent_facts`: (its pooled states of the true
     sentences per set, what `analyse` compares across models; its `model_probes`)."""
     forget, retain, pool = facts
-    states = represent_model(model, tok, forget, retain, pool, cfg.batch_size, name, cfg.candidates, cfg.lens_every)
-    return {s: states[s]["sentence"] for s in ("forget", "retain")}, model_probes(states, seed, cfg.probe_c)
+    with part("hidden states"):
+        states = represent_model(model, tok, forget, retain, pool, cfg.batch_size, name, cfg.candidates,
+                                 cfg.lens_every)
+    with part("probes"):
+        probes = model_probes(states, seed, cfg.probe_c)
+    return {s: states[s]["sentence"] for s in ("forget", "retain")}, probes
 
 
 def analyse(sentences: dict[str, dict[str, np.ndarray]], probes: dict[str, dict], head: np.ndarray) -> dict:

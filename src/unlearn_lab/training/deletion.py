@@ -27,6 +27,7 @@ from ..models.hardware import resolve_eval
 from ..evaluation.intervals import bootstrap_intervals
 from ..evaluation.metrics import truth_ratio_forget_score
 from ..settings import Eval
+from ..timing import part
 
 FORGET_KEYS = ("rouge_l_recall", "prob")
 UTILITY_KEYS = ("retain_rouge_l_recall", "world_rouge_l_recall", "model_utility")
@@ -66,12 +67,28 @@ class RequestEvaluation:
         self.epoch_log, self.epochs = epoch_log, epochs
         self.history: list[dict] = []
 
-    def rows(self, model) -> list[dict]:
+    def measured_sets(self) -> tuple[tuple[str, list[dict]], ...]:
         forget = [r for request in self.requests for r in request]
+        return ("forget", forget), ("retain", self.retain), ("world", self.world)
+
+    def rows(self, model) -> list[dict]:
         rows = []
-        for name, records in (("forget", forget), ("retain", self.retain), ("world", self.world)):
+        for name, records in self.measured_sets():
             got, _ = evaluate_set(model, self.tok, records, self.cfg, name, bertscore=False)
             rows += got
+        return self.by_request(rows)
+
+    def rows_from(self, evaluated: list[dict]) -> list[dict] | None:
+        """The rows `rows` would compute, taken from an evaluation of the same model (the evaluate
+        stage's rows of the target: the same per-question metrics, computed in other batches, so
+        equal up to float rounding); None when that evaluation left out a question measured here."""
+        have = {(r["set"], r["id"]): r for r in evaluated}
+        wanted = [(name, r["id"]) for name, records in self.measured_sets() for r in records]
+        if any(key not in have for key in wanted):
+            return None
+        return self.by_request([have[key] for key in wanted])
+
+    def by_request(self, rows: list[dict]) -> list[dict]:
         of = {r["id"]: i for i, request in enumerate(self.requests) for r in request}
         # Each forget question is marked with its request, so the bootstrap resamples each request
         # on its own (a stratified resample, like the sets of the evaluation).
@@ -92,13 +109,16 @@ class RequestEvaluation:
             out["model_utility"] = metrics["model_utility"]
         return out
 
-    def measure(self, model, applied: int) -> dict:
-        """One point of the study: `applied` requests done."""
-        was_training = model.training
-        model.eval()
-        rows = self.rows(model)
-        if was_training:
-            model.train()
+    def measure(self, model, applied: int, rows: list[dict] | None = None) -> dict:
+        """One point of the study: `applied` requests done; its `rows` when already evaluated
+        (`rows_from`), else measured on `model`."""
+        if rows is None:
+            was_training = model.training
+            model.eval()
+            with part("request measurements"):
+                rows = self.rows(model)
+            if was_training:
+                model.train()
         point = {"applied": applied, **self.summary(rows)}
         keys = [(f"request_{i + 1}", k) for i in range(len(self.requests)) for k in FORGET_KEYS]
         keys += [(k,) for k in UTILITY_KEYS]
@@ -120,17 +140,19 @@ class RequestEvaluation:
 
 
 def unlearn_requests(model, requests: list[list[dict]], run_request, request_reference: str = "previous",
-                     measure: RequestEvaluation | None = None, needs_reference: bool = False):
+                     measure: RequestEvaluation | None = None, needs_reference: bool = False,
+                     before: list[dict] | None = None):
     """Apply the requests in turn. `run_request(model, r, forget, reference_model)` runs one
     request on `model` and returns (the trained model, its report); `reference_model` is None
     (the method's usual reference: the model before the request) or the original target. Between
     requests a LoRA adapter is merged into the weights. Returns the final model, each request's
-    report and the measurements (empty without `measure`)."""
+    report and the measurements (empty without `measure`). `before`: the evaluate stage's rows of
+    the starting model, which the first measurement takes instead of evaluating it again."""
     target = None
     if request_reference == "target" and needs_reference and len(requests) > 1:
         target = copy.deepcopy(model).eval().requires_grad_(False)
     if measure is not None:
-        measure.measure(model, 0)
+        measure.measure(model, 0, measure.rows_from(before) if before else None)
     reports = []
     for r, forget in enumerate(requests):
         if r > 0 and hasattr(model, "merge_and_unload"):

@@ -9,6 +9,7 @@ from transformers import TrainerCallback
 from ..data.sets import sample
 from ..models.hardware import resolve_eval
 from ..settings import Eval
+from ..timing import part
 from ..evaluation.questions import generate_answers, shared_prompt_nlls, truth_ratio_function
 from ..evaluation.metrics import rouge_l_recall, truth_ratio_forget_score
 
@@ -41,14 +42,15 @@ class EpochEvaluation(TrainerCallback):
         was_training = self.model.training
         self.model.eval()
         ratio_of = truth_ratio_function(self.cfg)
-        nll = shared_prompt_nlls(self.model, self.tok, [r["question"] for r in self.forget],
-                                 [[r["paraphrased_answer"], *r["perturbed_answers"]] for r in self.forget],
-                                 self.cfg.batch_size, desc="epoch eval")
-        row = {
-            "forget_rouge_l_recall": self._rouge(self.forget),
-            "retain_rouge_l_recall": self._rouge(self.retain) if self.retain else float("nan"),
-            "forget_truth_ratio": truth_ratio_forget_score([ratio_of(n[0], n[1:]) for n in nll]),
-        }
+        with part("epoch evaluations"):
+            nll = shared_prompt_nlls(self.model, self.tok, [r["question"] for r in self.forget],
+                                     [[r["paraphrased_answer"], *r["perturbed_answers"]] for r in self.forget],
+                                     self.cfg.batch_size, desc="epoch eval")
+            row = {
+                "forget_rouge_l_recall": self._rouge(self.forget),
+                "retain_rouge_l_recall": self._rouge(self.retain) if self.retain else float("nan"),
+                "forget_truth_ratio": truth_ratio_forget_score([ratio_of(n[0], n[1:]) for n in nll]),
+            }
         if was_training:
             self.model.train()
         return self.record(epoch, row)

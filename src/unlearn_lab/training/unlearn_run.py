@@ -26,12 +26,15 @@ class UnlearnInputs:
     requests: list[list[dict]]
     idk_pool: list[str] | None
     random_labels: list[dict] | None
+    target_rows: list[dict] | None = None
 
 
-def load_inputs(settings: Settings, method, data: Path, idk: Path, random_labels: Path) -> UnlearnInputs:
+def load_inputs(settings: Settings, method, data: Path, idk: Path, random_labels: Path,
+                target_rows: Path | None = None) -> UnlearnInputs:
     """The question sets; what is forgotten and kept (the questions, or on the documents
     benchmark the documents, the questions then measuring what is left between epochs); the
-    requests; and the extra views only the methods that read them need."""
+    requests; the extra views only the methods that read them need; and the evaluate stage's
+    rows of the target (the measurement before the first request, already made there)."""
     needs = set(method.views)
     sets = load_sets(data, ("forget", "retain", "world"))
     train = training_sets(data, sets, settings.data.benchmark)
@@ -39,7 +42,8 @@ def load_inputs(settings: Settings, method, data: Path, idk: Path, random_labels
     requests = split_requests(sets["forget"], settings.unlearn.requests, settings.seed)
     return UnlearnInputs(sets, train, requests,
                          load_idk_pool(idk) if needs & {"forget_idk", "retain_idk"} else None,
-                         read_jsonl(random_labels) if "forget_wrong" in needs else None)
+                         read_jsonl(random_labels) if "forget_wrong" in needs else None,
+                         read_jsonl(target_rows) if target_rows is not None else None)
 
 
 @dataclass
@@ -84,7 +88,7 @@ def unlearn_all(model, tok, inputs: UnlearnInputs, method, lr: float, settings: 
         # (`requests`) are what is measured before and after.
         applied = [inputs.train["forget"]] if settings.data.benchmark == "documents" else inputs.requests
         model, reports, points = unlearn_requests(model, applied, run_request, cfg.request_reference, measure,
-                                                  method.needs_reference)
+                                                  method.needs_reference, before=inputs.target_rows)
     report = combined_report(reports, cfg.request_reference)
     record = {k: v for k, v in report.items() if k != "seconds"}
     if len(inputs.requests) > 1:
