@@ -87,8 +87,11 @@ verify: install
 time: install
 	$(BIN)/python bench/pipeline.py --json bench/results/pipeline-cpu.json
 
+# One test process per core (pytest-xdist), each test module on one of them (its shared tiny
+# pipeline built once), one thread each (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
 test: install install-cluster
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 # The GPU check (bench/gpu_check.sh): the wheels the GPU machine lacks, for its Python 3.12, with the
 # committed target and data, in bundles of one device call each (.gpu/, ignored); .gpu/CALLS.md

@@ -52,7 +52,10 @@ def run(model_dir: Path, data: Path, parts: list[str]) -> dict:
     ev = resolve_eval(settings.eval)
     model, tok = load_model(model_dir), load_tokenizer(model_dir)
     sets = load_sets(data, ("forget", "retain", "holdout", "world"))
-    results: dict = {"torch_threads": torch.get_num_threads()}
+    import unlearn_lab
+
+    results: dict = {"torch_threads": torch.get_num_threads(), "source": str(Path(unlearn_lab.__file__).parent)}
+    print(f"source: {results['source']}", file=sys.stderr)
     records = [r for name in ("forget", "retain", "holdout", "world") for r in sets[name]]
 
     def log_probs():

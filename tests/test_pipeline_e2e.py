@@ -16,6 +16,8 @@ from check_deps import load_stages  # noqa: E402  (scripts/ is not a package)
 
 from unlearn_lab.studies.scratch import set_params  # noqa: E402  (the same merge the GPU check and the studies apply)
 
+from .conftest import copy_pipeline  # noqa: E402
+
 # Files inside the folders dvc.yaml declares, which the stages after them (or a reader) need.
 INSIDE_OUTPUTS = [
     "models/base/model.safetensors", "models/target/adapter_model.safetensors",
@@ -71,11 +73,13 @@ def run(args, cwd, **extra_env):
     return proc.stdout + proc.stderr
 
 
-def make_repo(repo, extra=None):
-    """A fresh git + DVC repository of the project at TINY sizes (plus `extra`), after `dvc repro`."""
+def make_repo(repo, extra=None, env: dict | None = None):
+    """A fresh git + DVC repository of the project at TINY sizes (plus `extra`), after `dvc repro`
+    (with `env` added to the environment)."""
     setup_repo(repo, extra)
     # Every setting a stage reads is logged (settings/base.py), for test_stages_read_only_declared_params.
-    out = run([str(BIN / "dvc"), "repro"], repo, UNLEARN_LAB_SETTINGS_READS=str(repo.parent / "settings_reads.tsv"))
+    out = run([str(BIN / "dvc"), "repro"], repo, UNLEARN_LAB_SETTINGS_READS=str(repo.parent / "settings_reads.tsv"),
+              **(env or {}))
     return repo, out
 
 
@@ -106,8 +110,10 @@ def setup_repo(repo, extra=None):
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+def repo(tiny_pipeline, tmp_path_factory):
+    """This module's own copy of the shared reproduced pipeline: its experiments change it."""
+    source, out = tiny_pipeline
+    return copy_pipeline(source, tmp_path_factory.mktemp("pipeline") / "repo"), out
 
 
 def test_declared_outputs_reads_every_stage_of_dvc_yaml():

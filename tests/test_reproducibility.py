@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_pipeline_e2e import make_repo
+from .conftest import threaded_repro
 
 # Wall-clock time is not a result.
 TIMING = re.compile(r"seconds|runtime|per_second")
@@ -22,21 +22,6 @@ DISCRETE = re.compile(r"rouge|bleu|_auc|privleak|forget_quality|exact_memorizati
 RATIO = re.compile(r"recovered")
 CONTINUOUS_TOL = 1e-6  # absolute or relative, whichever is larger
 RATIO_TOL = 2e-3  # absolute or relative, whichever is larger
-
-# Every stage process that imported torch appends its script name, torch's thread count and
-# where it imported unlearn_lab from.
-THREAD_HOOK = """
-import atexit, os, sys
-
-def _record():
-    if "torch" in sys.modules:
-        package = getattr(sys.modules.get("unlearn_lab"), "__file__", "")
-        with open(os.environ["REPRO_THREADS_LOG"], "a") as fh:
-            fh.write(f"{os.path.basename(sys.argv[0])}\\t{sys.modules['torch'].get_num_threads()}\\t{package}\\n")
-
-atexit.register(_record)
-"""
-
 
 def leaves(value, path=()):
     """(path, value) of every scalar in nested dicts and lists."""
@@ -104,17 +89,10 @@ def test_differences_name_file_key_and_both_values(tmp_path):
     ]
 
 
-def repro_with_threads(root: Path, threads: int, monkeypatch, extra: dict | None = None) -> Path:
-    hook = root / "hook"
-    hook.mkdir(parents=True)
-    (hook / "sitecustomize.py").write_text(THREAD_HOOK)
+def threads_used(root: Path, threads: int) -> Path:
+    """The repository `threaded_repro` made in `root`, after checking that every stage that
+    imported torch ran on `threads` threads with the repository's own package."""
     repo = root / "repo"
-    # The stages import the repository's own copy of the package, not an installed one.
-    monkeypatch.setenv("PYTHONPATH", f"{repo / 'src'}:{hook}")
-    monkeypatch.setenv("REPRO_THREADS_LOG", str(root / "threads.tsv"))
-    monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
-    monkeypatch.setenv("MKL_NUM_THREADS", str(threads))
-    make_repo(repo, extra)
     stages = [line.split("\t") for line in (root / "threads.tsv").read_text().splitlines()]
     assert {"finetune.py", "unlearn.py", "evaluate.py", "relearn.py"} <= {script for script, _, _ in stages}
     assert {int(n) for _, n, _ in stages} == {threads}, stages
@@ -123,13 +101,19 @@ def repro_with_threads(root: Path, threads: int, monkeypatch, extra: dict | None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_metrics_agree_across_thread_counts(precision, tmp_path, monkeypatch):
-    """fp32 and bf16 autocast alike (bf16 runs here even where the CPU emulates it: the tiny
-    model makes that affordable)."""
-    extra = {"hardware": {"precision": precision}}
-    one = repro_with_threads(tmp_path / "threads1", 1, monkeypatch, extra)
-    two = repro_with_threads(tmp_path / "threads2", 2, monkeypatch, extra)
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_metrics_agree_across_thread_counts(precision, tmp_path, tiny_pipeline):
+    """auto (fp32 on every CPU) and bf16 autocast alike (bf16 runs here even where the CPU
+    emulates it: the tiny model makes that affordable). The one-thread auto run is the shared
+    tiny pipeline (conftest.tiny_pipeline)."""
+    extra = {"hardware": {"precision": precision}} if precision != "auto" else None
+    if extra is None:
+        one = threads_used(tiny_pipeline[0].parent, 1)
+    else:
+        threaded_repro(tmp_path / "threads1", 1, extra)
+        one = threads_used(tmp_path / "threads1", 1)
+    threaded_repro(tmp_path / "threads2", 2, extra)
+    two = threads_used(tmp_path / "threads2", 2)
     assert len(list((one / "metrics").glob("*.json"))) >= 10
     diffs = differences(one, two)
     assert not diffs, f"{precision}, 1 thread vs 2 threads:\n" + "\n".join(diffs)

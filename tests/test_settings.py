@@ -211,6 +211,7 @@ def test_a_typo_anywhere_stops_the_first_stage(tmp_path):
 def test_a_bad_knob_stops_the_unlearn_stage_before_any_work(tmp_path):
     """Knob values are the methods package's to check: the unlearn stage does it first thing."""
     proc = run_stage(tmp_path, "methods:\n  wga:\n    beta: -1\n", "unlearn.py", "--target", "models/target",
+                     "--target-rows", "eval/target.jsonl",
                      "--data", "data/processed", "--random-labels", "rl.jsonl", "--idk", "idk.txt", "--out", "out",
                      "--logs", "logs", "--epoch-logs", "epoch_logs", "--metrics", "metrics.json")
     assert proc.returncode == 2

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .test_pipeline_e2e import BIN, ROOT, make_repo, run
+from .conftest import copy_pipeline
+from .test_pipeline_e2e import BIN, ROOT, run
 
 ray = pytest.importorskip("ray", reason="the cluster extra (pip install -e '.[cluster]') is not installed")
 from unlearn_lab.studies.sweep import grid, sweep, trial_key  # noqa: E402
@@ -34,9 +35,10 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory, cluster):
-    """A tiny-random project, reproduced and committed, as a user's driver repository."""
-    repo, _ = make_repo(tmp_path_factory.mktemp("sweep") / "repo")
+def driver(tmp_path_factory, cluster, tiny_pipeline):
+    """A tiny-random project, reproduced and committed, as a user's driver repository (a copy of
+    the shared reproduced pipeline)."""
+    repo = copy_pipeline(tiny_pipeline[0], tmp_path_factory.mktemp("sweep") / "repo")
     (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "\n.sweep/\n")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "reproduced"], repo)
