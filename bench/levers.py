@@ -5,7 +5,7 @@ of what each part computed).
 
     PYTHONPATH=<old checkout>/src python bench/levers.py --json old.json
     PYTHONPATH=src python bench/levers.py --json new.json
-    python bench/levers.py --compare old.json new.json
+    python bench/levers.py --compare old.json new.json --summary bench/results/levers-cpu.json
 
 Parts (the default run's settings, params.yaml and machine.yaml):
 - `log-probs`: every evaluated question's 7 candidate answers after its prompt with the per-token
@@ -106,14 +106,23 @@ def largest_difference(a, b) -> tuple[float, int]:
     return (max((p[0] for p in pairs), default=0.0), sum(p[1] for p in pairs))
 
 
-def compare(old: Path, new: Path) -> None:
+def compare(old: Path, new: Path, summary: Path | None = None) -> None:
     a, b = json.loads(old.read_text()), json.loads(new.read_text())
+    rows = {}
     print(f"{'part':<16} {'old s':>8} {'new s':>8} {'speed-up':>8}  largest difference")
     for name in a:
         if name in b and isinstance(a[name], dict):
             diff, strings = largest_difference(a[name]["value"], b[name]["value"])
+            rows[name] = {"old_s": a[name]["seconds"], "new_s": b[name]["seconds"],
+                          "speedup": round(a[name]["seconds"] / b[name]["seconds"], 2),
+                          "largest_difference": diff, "texts_differing": strings}
             print(f"{name:<16} {a[name]['seconds']:8.1f} {b[name]['seconds']:8.1f} "
-                  f"{a[name]['seconds'] / b[name]['seconds']:7.2f}x  {diff:.3g} ({strings} texts differ)")
+                  f"{rows[name]['speedup']:7.2f}x  {diff:.3g} ({strings} texts differ)")
+    if summary:
+        from throughput import cpu_name  # bench/ is on sys.path when a script here runs
+
+        summary.write_text(json.dumps({"old": a.get("source"), "new": b.get("source"), "cpu": cpu_name(),
+                                       "torch_threads": b.get("torch_threads"), "parts": rows}, indent=2) + "\n")
 
 
 def main():
@@ -123,9 +132,10 @@ def main():
     ap.add_argument("--parts", default="log-probs,best-of-n,represent,gradient norms")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--compare", type=Path, nargs=2, metavar=("OLD", "NEW"))
+    ap.add_argument("--summary", type=Path, help="with --compare: also write the table (JSON) here")
     args = ap.parse_args()
     if args.compare:
-        compare(*args.compare)
+        compare(*args.compare, args.summary)
         return
     results = run(args.model, args.data, args.parts.split(","))
     if args.json:

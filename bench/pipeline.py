@@ -18,6 +18,7 @@ their work has no FLOPs column.
     python bench/pipeline.py --commit d599362 # another commit (the same script times it)
     python bench/pipeline.py --keep /tmp/run  # keep the clone (its outputs and DVC cache)
     python bench/pipeline.py --json times.json --no-experiment
+    python bench/pipeline.py --cache .dvc/cache --save-run .   # the timed run becomes this checkout's
     make time                                 # writing bench/results/pipeline-cpu.json
 
 The JSON: {"stages": {stage: seconds}, "total_s", "experiment": {"command", "stages", "total_s"},
@@ -140,6 +141,17 @@ def run_facts(repo: Path, env: dict) -> dict:
             "precision": precision, "cpu": cpu_name(), "cores": os.cpu_count(), "commit": commit}
 
 
+def save_run(repo: Path, dest: Path) -> None:
+    """dvc.lock and the files the run rewrote that git tracks, copied from the clone into `dest`."""
+    changed = subprocess.run(["git", "diff", "--name-only"], cwd=repo, capture_output=True, text=True,
+                             check=True).stdout.split()
+    for name in changed:
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / name, target)
+    print(f"saved the run into {dest}: {len(changed)} files ({', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it")
@@ -148,6 +160,11 @@ def main():
     ap.add_argument("--experiment", default="method=simnpo",
                     help="the -S of the experiment timed after the cold run (default method=simnpo)")
     ap.add_argument("--no-experiment", action="store_true", help="time the cold run only")
+    ap.add_argument("--cache", type=Path, help="the clone's DVC cache (default: its own, empty); a checkout's "
+                    "cache here lets that checkout take the timed run's outputs (--save-run)")
+    ap.add_argument("--save-run", type=Path, help="copy the cold run's dvc.lock and every file it rewrote that git "
+                    "tracks (metrics, plots, ...) into this checkout, before the experiment; with --cache of the "
+                    "checkout, `dvc checkout` there then brings the outputs: the committed run is the timed one")
     args = ap.parse_args()
     venv = ROOT / ".venv" / "bin"
     if not venv.exists():
@@ -164,11 +181,15 @@ def main():
                "UNLEARN_LAB_WORK_LOG": str(work_log)}
         # the clone's own source, not the editable install's checkout
         env["PYTHONPATH"] = str(repo / "src")
+        if args.cache:
+            subprocess.run(["dvc", "cache", "dir", "--local", str(args.cache.resolve())], cwd=repo, env=env, check=True)
         peak = peak_gflops(venv / "python")
         spans: list = []
         times, total = timed_repro(repo, env, ("dvc", "repro", "-f"), spans=spans)
         flops = stage_flops(work_log, spans)
         facts = run_facts(repo, env)
+        if args.save_run:
+            save_run(repo, args.save_run)
         if not args.no_experiment:
             command = ("dvc", "exp", "run", "-S", args.experiment)
             work_log.unlink(missing_ok=True)

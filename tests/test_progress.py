@@ -26,6 +26,9 @@ def bars(trainer):
 
 def test_finetune_prints_a_bar_with_the_loss_and_no_logs_dicts(tiny_model, tok, tmp_path, capfd):
     records = [qa_record(i) for i in range(4)]
+    # transformers' bars on, as in a fresh process (a training stopped by an exception earlier in
+    # this test process may have left them off)
+    hf_logging.enable_progress_bar()
     _, report = finetune(tiny_model, tok, records, FULL, Finetune(epochs=3, lr=1e-3, batch_size=2), HW,
                          tmp_path / "ft", seed=0)
     out, err = capfd.readouterr()

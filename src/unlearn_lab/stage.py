@@ -49,9 +49,10 @@ def run_stage(main: Callable[[], None]) -> None:
         main()
         if "unlearn_lab.models.hardware" in sys.modules:
             sys.modules["unlearn_lab.models.hardware"].end_processes()
-        from .timing import log_work
-
-        log_work(" ".join([Path(sys.argv[0]).stem, *(a for a in sys.argv[1:2] if not a.startswith("-"))]))
+        # A stage that loaded a model imported timing, which counted its work (for `make time`).
+        if "unlearn_lab.timing" in sys.modules:
+            sys.modules["unlearn_lab.timing"].log_work(
+                " ".join([Path(sys.argv[0]).stem, *(a for a in sys.argv[1:2] if not a.startswith("-"))]))
         print(f"[{Path(sys.argv[0]).stem}] done in {time.time() - start:.1f} s")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
