@@ -87,11 +87,12 @@ verify: install
 time: install
 	$(BIN)/python bench/pipeline.py --json bench/results/pipeline-cpu.json
 
-# One test process per core (pytest-xdist), each test module on one of them (its shared tiny
-# pipeline built once), one thread each (tests/conftest.py). TEST_WORKERS=0: one process.
+# One test process per core (pytest-xdist), one thread each; the tests of a module-scoped fixture
+# together in one of them, the rest wherever a process is free; the tiny pipeline built once per
+# run and shared (tests/conftest.py). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= auto
 test: install install-cluster
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The GPU check (bench/gpu_check.sh): the wheels the GPU machine lacks, for its Python 3.12, with the
 # committed target and data, in bundles of one device call each (.gpu/, ignored); .gpu/CALLS.md

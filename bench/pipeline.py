@@ -143,7 +143,8 @@ def run_facts(repo: Path, env: dict) -> dict:
 
 def save_run(repo: Path, dest: Path) -> None:
     """dvc.lock and the files the run rewrote that git tracks, copied from the clone into `dest`."""
-    changed = subprocess.run(["git", "diff", "--name-only"], cwd=repo, capture_output=True, text=True,
+    # against HEAD: DVC's autostage has already staged dvc.lock and some outputs
+    changed = subprocess.run(["git", "diff", "--name-only", "HEAD"], cwd=repo, capture_output=True, text=True,
                              check=True).stdout.split()
     for name in changed:
         target = dest / name

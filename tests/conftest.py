@@ -19,6 +19,18 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """For `pytest -n N --dist loadgroup` (make test): every test that uses a module-scoped fixture
+    runs in one process with the other tests of its module, so that fixture (a model family's
+    checkpoint, the distributed launch, the GPU check's tiny run, a reproduced repository whose
+    tests follow one another) is built once; every other test goes wherever a process is free."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = [d for name in getattr(info, "names_closure", ()) for d in info.name2fixturedefs.get(name, ())]
+        if any(d.scope == "module" for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture(autouse=True)
 def fresh_machine():
     """`auto` settings are resolved once per process; tests that fake a GPU need them anew."""
