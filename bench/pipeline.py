@@ -109,8 +109,13 @@ def stage_flops(log: Path, spans: list[tuple[str, float, float]]) -> dict[str, f
     return flops
 
 
+def share(flops: float, seconds: float, peak: float) -> float:
+    """FLOPs over seconds as a share of the peak (GFLOP/s)."""
+    return flops / seconds / (peak * 1e9)
+
+
 def utilization(times: list[tuple[str, float]], flops: dict[str, float], peak: float) -> dict[str, float]:
-    return {name: round(flops[name] / sec / (peak * 1e9), 3) for name, sec in times if name in flops and sec > 0}
+    return {name: round(share(flops[name], sec, peak), 3) for name, sec in times if name in flops and sec > 0}
 
 
 def table(times: list[tuple[str, float]], total: float, flops: dict[str, float] | None = None,
@@ -119,10 +124,10 @@ def table(times: list[tuple[str, float]], total: float, flops: dict[str, float] 
     width = max(len(name) for name, _ in times + [("stage", 0)])
     lines = [f"{'stage':<{width}}  seconds  share   GFLOP  of peak", f"{'-' * width}  -------  -----  ------  -------"]
     for name, sec in times:
-        work = f"{flops[name] / 1e9:6.0f}  {flops[name] / sec / (peak * 1e9):7.1%}" if name in flops and peak else ""
+        work = f"{flops[name] / 1e9:6.0f}  {share(flops[name], sec, peak):7.1%}" if name in flops and peak else ""
         lines.append(f"{name:<{width}}  {sec:7.1f}  {sec / total:5.1%}  {work}".rstrip())
     done = sum(flops.values())
-    whole = f"  {done / 1e9:6.0f}  {done / total / (peak * 1e9):7.1%}" if flops and peak else ""
+    whole = f"  {done / 1e9:6.0f}  {share(done, total, peak):7.1%}" if flops and peak else ""
     lines.append(f"{'total':<{width}}  {total:7.1f}  ({total / 60:.1f} min){whole}")
     return "\n".join(lines)
 
@@ -212,7 +217,7 @@ def main():
         args.json.parent.mkdir(parents=True, exist_ok=True)
         result = {"stages": {k: round(v, 1) for k, v in times}, "total_s": round(total, 1),
                   "flops": flops, "peak_gflops": round(peak, 1), "utilization": utilization(times, flops, peak),
-                  "utilization_total": round(sum(flops.values()) / total / (peak * 1e9), 3) if flops else None,
+                  "utilization_total": round(share(sum(flops.values()), total, peak), 3) if flops else None,
                   **facts}
         if experiment:
             result.update(experiment=experiment, experiment_s=experiment["total_s"])
